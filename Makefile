@@ -1,0 +1,41 @@
+# Two commands: `make demo` runs the whole loop, `make test` runs the tests.
+# Both create .venv and install serein into it on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install bench clean bench-batch bench-detection bench-monitor-window bench-drift bench-serving
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "serein needs Python >= 3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/serein demo --workspace demo-workspace
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests src/serein --doctest-modules
+
+clean:
+	rm -rf $(VENV) demo-workspace
+
+bench-batch: $(STAMP)
+	$(BIN)/python -m benchmarks.batch
+
+bench-detection: $(STAMP)
+	$(BIN)/python -m benchmarks.detection
+
+bench-monitor-window: $(STAMP)
+	$(BIN)/python -m benchmarks.monitor_window
+
+bench-drift: $(STAMP)
+	$(BIN)/python -m benchmarks.drift
+
+bench-serving: $(STAMP)  # needs wrk (apt-get install -y wrk)
+	$(BIN)/python -m benchmarks.serving

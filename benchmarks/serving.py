@@ -1,0 +1,299 @@
+"""Serving benchmark: ``serein serve`` against ``mlflow models serve`` on the same registered model.
+
+    .venv/bin/python -m benchmarks.serving [--duration 5] [--runs 3]
+
+One pipeline (ColumnTransformer + HistGradientBoosting, 20 raw features: the bundled credit data
+plus 10 extra columns) is trained and registered once in a temporary workspace. Both servers then
+serve its champion with one worker each on loopback, and ``wrk`` (Debian's, with a Lua script for
+the POST bodies) drives them: 1-row requests at concurrency 1 and 16, 100-row requests at
+concurrency 4. serein runs with each prediction-log durability: ``strict`` (the default: on disk,
+``fdatasync``-ed, before the answer), ``written`` (handed to the kernel: survives a killed
+server), ``relaxed`` (queued) and ``off`` (no log: the cost of logging). MLflow runs with
+``OMP_NUM_THREADS=1`` too (its best setting on a small shared machine). Every scenario is
+repeated ``--runs`` times, interleaved, and the medians are printed with the ratios against
+MLflow measured in the same run, plus the in-process floors (the raw ONNX Runtime call, the
+scikit-learn pipeline) and the cost of one ``fdatasync`` on the workspace's disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+MODEL = "credit-default"
+LUA = """
+local f = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/json"
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('BENCH {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, ' ..
+    '"errors": %d, "non2xx": %d}\\n', summary.requests, summary.duration, latency:percentile(50),
+    latency:percentile(99), e.connect + e.read + e.write + e.timeout, e.status))
+end
+"""
+SCENARIOS = [("1 row, c=1", 1, 1), ("1 row, c=16", 1, 16), ("100 rows, c=4", 100, 4)]
+DURABILITIES = ["strict", "written", "relaxed", "off"]
+
+
+def find_wrk() -> str:
+    """The ``wrk`` binary, or exit with how to install it."""
+    path = shutil.which("wrk")
+    if path is None:
+        sys.exit("this benchmark needs wrk: install it with `apt-get install -y wrk` (Debian/Ubuntu) "
+                 "or from https://github.com/wg/wrk")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def benchmark_frame(n: int) -> Any:
+    """The credit data with 10 extra columns (8 numeric, 2 categorical): 20 raw features."""
+    from serein.demo.credit import make_credit
+
+    frame = make_credit(n, seed=0)
+    rng = np.random.default_rng(1)
+    for i in range(8):
+        frame[f"x{i}"] = rng.normal(size=n).round(4)
+    frame["channel"] = rng.choice(["web", "branch", "phone", "partner"], size=n)
+    frame["segment"] = rng.choice([f"s{i}" for i in range(12)], size=n)
+    return frame
+
+
+def build_workspace(root: Path) -> tuple[Any, list[dict[str, Any]]]:
+    """A workspace with the benchmark model registered as champion; returns it and 100 rows."""
+    import pandas as pd
+
+    from serein.data.profiling import suggest_contract
+    from serein.train.recipe import Recipe
+    from serein.train.trainer import train
+    from serein.workspace import Workspace
+
+    ws = Workspace.init(root)
+    frame = benchmark_frame(8000)
+    suggest_contract(frame, dataset="bench").save(ws.datasets.contract_path("bench"))
+    ws.datasets.ingest(frame, "bench")
+    recipe = Recipe.from_dict({"name": MODEL, "data": "bench", "target": "default", "task": "classification",
+                               "estimator": {"class": "sklearn.ensemble.HistGradientBoostingClassifier",
+                                             "params": {"max_iter": 100}},
+                               "split": {"method": "time", "column": "applied_at", "test_size": 0.2}})
+    result = train(ws, recipe, promote=True)
+    assert result.alias == "champion", result.gate
+    features = ws.registry.load(MODEL).features
+    rows = [{k: (None if pd.isna(v) else v) for k, v in r.items()}
+            for r in frame[features].iloc[:100].to_dict("records")]
+    return ws, rows
+
+
+def start(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    with open(log_path, "wb") as out:
+        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_ready(url: str, body: bytes, proc: subprocess.Popen[bytes], log_path: Path, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"the server exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}")
+        try:
+            if httpx.post(url, content=body, headers={"content-type": "application/json"}, timeout=30).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    sys.exit(f"the server at {url} did not answer within {timeout} s:\n{log_path.read_text()[-3000:]}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def run_wrk(wrk: str, url: str, body_file: Path, connections: int, duration: int, script: Path) -> dict[str, float]:
+    threads = min(connections, 2)
+    out = subprocess.run([wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
+                          "-s", str(script), url], capture_output=True, text=True,
+                         env={**os.environ, "BENCH_BODY": str(body_file)}, timeout=duration + 60)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("BENCH ")), None)
+    if line is None:
+        sys.exit(f"wrk failed:\n{out.stdout}\n{out.stderr}")
+    result = json.loads(line[6:])
+    return {"rps": result["requests"] / (result["duration_us"] / 1e6), "p50_ms": result["p50_us"] / 1000,
+            "p99_ms": result["p99_us"] / 1000, "failed": result["errors"] + result["non2xx"]}
+
+
+def floors(ws: Any, rows: list[dict[str, Any]]) -> dict[str, float]:
+    """In-process medians (µs): the raw ONNX Runtime call, serein's validate + predict, and the
+    scikit-learn pipeline, for 1 and 100 rows."""
+    from serein.serve.models import prepare
+    from serein.serve.runtime import SklearnRuntime
+
+    served = prepare(ws.registry.load(MODEL), threads=1)
+    assert served.runtime.name == "onnx", "the benchmark model should have a verified ONNX export"
+    out: dict[str, float] = {}
+    sklearn = SklearnRuntime(served.model.pipeline, served.model.contract, served.model.classes)
+    for n in (1, 100):
+        batch = served.validator.validate(rows[:n])
+        feed = served.runtime.feed(batch.columns, n)  # type: ignore[attr-defined]
+        session, names = served.runtime.session, served.runtime._outputs  # type: ignore[attr-defined]
+        out[f"onnx_{n}"] = _median_us(lambda: session.run(names, feed))
+        out[f"serein_{n}"] = _median_us(lambda: served.score(rows[:n]))
+        out[f"sklearn_{n}"] = _median_us(lambda: sklearn.predict(batch.columns, n), repeat=60)
+    return out
+
+
+def _median_us(call: Any, repeat: int = 2000) -> float:
+    for _ in range(20):
+        call()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e6
+
+
+def fdatasync_ms(directory: Path, n: int = 100) -> float:
+    """The median cost of appending 1 KiB and ``fdatasync``-ing it, on ``directory``'s disk."""
+    path = directory / "fsync-probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    times = []
+    try:
+        for _ in range(n):
+            os.write(fd, b"x" * 1024)
+            t = time.perf_counter()
+            os.fdatasync(fd)
+            times.append(time.perf_counter() - t)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return statistics.median(times) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run (default 5)")
+    parser.add_argument("--runs", type=int, default=3, help="repetitions of every scenario (default 3)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary workspace")
+    args = parser.parse_args()
+    wrk = find_wrk()
+    tmp = Path(tempfile.mkdtemp(prefix="serein-bench-"))
+    print(f"building the workspace in {tmp} (train + register, ~30 s) ...", flush=True)
+    ws, rows = build_workspace(tmp / "ws")
+    script = tmp / "post.lua"
+    script.write_text(LUA)
+    bodies = {}
+    for kind, key in (("serein", "instances"), ("mlflow", "dataframe_records")):
+        for n in (1, 100):
+            path = tmp / f"{kind}-{n}.json"
+            path.write_bytes(json.dumps({key: rows[:n]}).encode())
+            bodies[kind, n] = path
+
+    floor = floors(ws, rows)
+    fsync = fdatasync_ms(ws.state_dir)
+    base_env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    servers: dict[str, tuple[list[str], dict[str, str], str]] = {}
+    port = free_port()
+    mlflow_bin = str(Path(sys.executable).with_name("mlflow"))
+    servers["mlflow"] = ([mlflow_bin, "models", "serve", "-m", f"models:/{MODEL}@champion", "--env-manager", "local",
+                          "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
+                         {**base_env, "MLFLOW_TRACKING_URI": ws.tracking_uri,  # its uvicorn is beside it:
+                          "PATH": f"{Path(mlflow_bin).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+                          "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true"},
+                         f"http://127.0.0.1:{port}/invocations")
+    for durability in DURABILITIES:
+        port = free_port()
+        servers[f"serein {durability}"] = (
+            [sys.executable, "-m", "serein", "serve", "-w", str(ws.root), "--port", str(port), "--workers", "1"],
+            {**base_env, "SEREIN_SERVE__DURABILITY": durability},
+            f"http://127.0.0.1:{port}/v1/models/{MODEL}/predict")
+
+    results: dict[tuple[str, str], list[dict[str, float]]] = {}
+    log_lines: dict[str, list[str]] = {}
+    for run in range(args.runs):
+        for name, (command, env, url) in servers.items():
+            kind = "mlflow" if name == "mlflow" else "serein"
+            log_path = tmp / f"{name.replace(' ', '-')}-{run}.log"
+            proc = start(command, env, log_path)
+            try:
+                wait_ready(url, bodies[kind, 1].read_bytes(), proc, log_path)
+                for label, n, connections in SCENARIOS:
+                    r = run_wrk(wrk, url, bodies[kind, n], connections, args.duration, script)
+                    results.setdefault((name, label), []).append(r)
+                    print(f"run {run + 1}/{args.runs}  {name:15s} {label:14s} {r['rps']:9.1f} req/s  "
+                          f"p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  failed {r['failed']:.0f}", flush=True)
+            finally:
+                stop(proc)
+            log_lines.setdefault(name, []).extend(
+                x for x in log_path.read_text(errors="replace").splitlines() if "group commit" in x)
+
+    med = {key: {m: statistics.median(r[m] for r in runs) for m in runs[0]} for key, runs in results.items()}
+    print(f"\nmedians of {args.runs} runs of {args.duration:g} s each (wrk, 1 worker per server, loopback)\n")
+    print(f"{'server':16s} {'scenario':15s} {'req/s':>9s} {'rows/s':>10s} {'p50 ms':>8s} {'p99 ms':>8s} "
+          f"{'failed':>6s} {'vs mlflow':>10s}")
+    for name in servers:
+        for label, n, _ in SCENARIOS:
+            m = med[name, label]
+            ratio = m["rps"] / med["mlflow", label]["rps"]
+            print(f"{name:16s} {label:15s} {m['rps']:9.1f} {m['rps'] * n:10.0f} {m['p50_ms']:8.2f} {m['p99_ms']:8.2f} "
+                  f"{m['failed']:6.0f} {ratio:9.1f}x")
+    print("\nthe cost of logging (throughput with the log off / with it on, same run):")
+    for durability in DURABILITIES[:-1]:
+        costs = []
+        for label, _, _ in SCENARIOS:
+            cost = 1 - med[f"serein {durability}", label]["rps"] / med["serein off", label]["rps"]
+            costs.append(f"{label}: {100 * cost:+.1f}%")
+        print(f"  {durability:8s} " + "   ".join(costs))
+    print("\nin-process floors (median per call, single thread):")
+    for n in (1, 100):
+        print(f"  {n:3d} row(s): raw ONNX Runtime {floor[f'onnx_{n}']:8.1f} µs   serein validate+predict "
+              f"{floor[f'serein_{n}']:8.1f} µs   scikit-learn pipeline {floor[f'sklearn_{n}']:8.1f} µs")
+    print(f"\none fdatasync on the workspace's disk: {fsync:.2f} ms (median of 100): the floor of a strict "
+          "answer at concurrency 1")
+    for name, lines in log_lines.items():
+        for line in lines:
+            print(f"  {name}: {line.split('prediction log: ', 1)[-1]}")
+    targets = [
+        ("1-row throughput at c=16 >= 30x MLflow", med["serein strict", "1 row, c=16"]["rps"] / med["mlflow", "1 row, c=16"]["rps"], 30),
+        ("100-row rows/s at c=4 >= 20x MLflow", med["serein strict", "100 rows, c=4"]["rps"] / med["mlflow", "100 rows, c=4"]["rps"], 20),
+    ]
+    print("\ntargets (serein with the default strict durability):")
+    for text, value, goal in targets:
+        print(f"  {text}: {value:.1f}x {'met' if value >= goal else 'NOT met'}")
+    for name in ("serein strict", "serein written"):
+        p50 = med[name, "1 row, c=1"]["p50_ms"]
+        print(f"  p50 at c=1 <= 1.5 ms ({name.split()[1]}): {p50:.2f} ms {'met' if p50 <= 1.5 else 'NOT met'}")
+    cost = 1 - med["serein strict", "1 row, c=16"]["rps"] / med["serein off", "1 row, c=16"]["rps"]
+    print(f"  logging costs <= 10% of throughput (strict, 1 row, c=16): {100 * cost:.1f}% "
+          f"{'met' if cost <= 0.10 else 'NOT met'}")
+    if not args.keep:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from serein.cli import main
+
+main()

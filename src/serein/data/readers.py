@@ -1,0 +1,142 @@
+"""Reading tabular files (CSV, Parquet, JSON Lines) into pandas, with timestamps made UTC.
+
+Files are read with pyarrow (fast, multi-threaded, infers ISO 8601 timestamps in CSV); JSON Lines
+go through pandas because pyarrow refuses a field whose JSON type changes between rows, which is
+exactly the kind of dirty batch a contract should judge rather than a reader reject. Every
+problem (missing file, unsupported suffix, unparsable content, no rows) becomes one
+``UsageError``/``NotFoundError`` naming the file.
+
+Timestamps always come out tz-aware UTC in microseconds (Delta's unit): aware values are converted, naive ones are taken to be
+UTC already, and text columns that hold nothing but ISO 8601 date-times are parsed.
+
+>>> import tempfile, pathlib
+>>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+>>> _ = p.write_text("at,x\\n2026-01-01T10:00:00+02:00,1\\n2026-01-02T00:00:00+00:00,\\n")
+>>> df = read_table(p)
+>>> str(df["at"].dtype), df["at"].iloc[0].isoformat(), df["x"].isna().tolist()
+('datetime64[us, UTC]', '2026-01-01T08:00:00+00:00', [False, True])
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from serein.data.casting import TIME_DTYPE
+from serein.errors import NotFoundError, UsageError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SUFFIXES = {
+    ".csv": "csv",
+    ".csv.gz": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
+ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
+ISO_SAMPLE = 100  # rows looked at before trying to parse a text column as date-times
+
+
+def file_format(path: str | os.PathLike[str]) -> str:
+    """``csv``, ``parquet`` or ``jsonl`` from the file name, else a UsageError listing suffixes.
+
+    >>> file_format("batch.csv.gz"), file_format("x.PQ")
+    ('csv', 'parquet')
+    """
+    name = Path(path).name.lower()
+    for suffix in sorted(SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix):
+            return SUFFIXES[suffix]
+    raise UsageError(
+        f"{path}: unsupported file type",
+        hint=f"use one of {', '.join(SUFFIXES)}",
+    )
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    import pyarrow.csv as pcsv
+
+    # Empty text in a text column is a missing value, as it is in numeric columns.
+    table = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(strings_can_be_null=True))
+    return table.to_pandas()
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).to_pandas()
+
+
+def _read_jsonl(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
+    # dtype=False: no guessing from column names; ISO text is parsed below for every column.
+    return pd.read_json(path, lines=True, dtype=False)
+
+
+READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
+    "csv": _read_csv,
+    "parquet": _read_parquet,
+    "jsonl": _read_jsonl,
+}
+
+
+def _looks_iso(values: pd.Series) -> bool:
+    sample = values.dropna().head(ISO_SAMPLE)
+    return len(sample) > 0 and all(isinstance(v, str) and ISO_DATETIME.match(v) for v in sample)
+
+
+def normalise_times(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every date-time column tz-aware UTC (microseconds) and ISO 8601 text parsed.
+
+    Naive date-times are taken to be UTC. A text column is parsed only when its first values look
+    like ISO date-times and every value then parses; otherwise it stays text.
+    """
+    import pandas as pd
+
+    changed: dict[str, pd.Series] = {}
+    for name, col in df.items():
+        if isinstance(col.dtype, pd.DatetimeTZDtype):
+            if col.dtype != TIME_DTYPE:
+                changed[name] = col.dt.tz_convert("UTC")
+        elif pd.api.types.is_datetime64_dtype(col.dtype):
+            changed[name] = col.dt.tz_localize("UTC")
+        elif (pd.api.types.is_string_dtype(col.dtype) or col.dtype == object) and _looks_iso(col):
+            parsed = pd.to_datetime(col, utc=True, format="ISO8601", errors="coerce")
+            if parsed.notna().sum() == col.notna().sum():
+                changed[name] = parsed
+    if not changed:
+        return df
+    out = df.copy()
+    for name, col in changed.items():
+        out[name] = col.astype(TIME_DTYPE)
+    return out
+
+
+def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a CSV (``.csv``, ``.csv.gz``), Parquet (``.parquet``, ``.pq``) or JSON Lines
+    (``.jsonl``, ``.ndjson``) file; refuse a missing, unreadable or empty one with a clear error."""
+    p = Path(path)
+    kind = file_format(p)
+    if not p.exists():
+        raise NotFoundError(f"file {p} not found", hint="check the path (relative paths start from the current folder)")
+    if not p.is_file():
+        raise UsageError(f"{p} is not a file")
+    if p.stat().st_size == 0:
+        raise UsageError(f"{p} is empty (0 bytes)", hint="ingest a file with a header and at least one row")
+    try:
+        df = READERS[kind](p)
+    except PermissionError:
+        raise UsageError(f"{p} cannot be read (permission denied)") from None
+    except Exception as exc:  # pyarrow/pandas raise many types for malformed content
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"{p} is not a readable {kind} file: {detail}", hint=f"check that it is valid {kind}") from None
+    if len(df) == 0:
+        raise UsageError(f"{p} has no rows", hint="ingest a file with at least one row")
+    return normalise_times(df)

@@ -1,0 +1,212 @@
+"""Confidence-based performance estimation (CBPE): a classifier's performance on traffic whose
+labels have not arrived, from its own calibrated scores (the method NannyML popularised).
+
+If the scores are calibrated, a row predicted positive with calibrated probability 0.8 is a true
+positive with probability 0.8 and a false positive with probability 0.2. Summing such
+probabilities over a window gives the *expected* confusion matrix, hence expected accuracy,
+precision, recall and F1; the expected ROC AUC weighs every (positive, negative) pair of rows by
+``p_i (1 - p_j)``. The estimate holds while the relation between scores and outcomes (the
+concept) holds: it sees covariate shift, not concept drift — realized performance, when labels
+arrive, is the judge, and the report shows both.
+
+Calibration is fitted once, at registration, on the holdout: one isotonic regression per class
+(one-vs-rest; for a binary model only the positive class), stored in the reference profile as a
+small table of breakpoints (``x``: raw score, ``y``: calibrated probability; applying it is
+``np.interp``, as ``IsotonicRegression(out_of_bounds="clip").predict`` does). Multi-class
+calibrated rows are renormalised to sum to one.
+
+The interval says where the *realized* metric should fall if calibration holds: labels are drawn
+``N_DRAWS`` times from the calibrated probabilities and the metric computed on each draw; the
+2.5th and 97.5th percentiles bound it (it shrinks as the window grows). Windows above
+``DRAW_MAX_ROWS`` rows draw on a random subsample and scale its spread by ``sqrt(m / n)``.
+
+>>> import numpy as np
+>>> cal = {"classes": ["0", "1"], "tables": {"1": {"x": [0.0, 1.0], "y": [0.0, 1.0]}}}
+>>> est = estimate_performance(cal, np.array([0.9, 0.8, 0.3, 0.2]), ["1", "1", "0", "0"])
+>>> round(est["metrics"]["accuracy"]["value"], 3)   # (0.9 + 0.8 + 0.7 + 0.8) / 4
+0.8
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+N_DRAWS = 200
+MAX_TABLE = 200  # breakpoints kept per class (isotonic fits on big holdouts have thousands)
+DRAW_BATCH = 20
+DRAW_MAX_ROWS = 20_000  # above this, draws run on a subsample and their spread is rescaled
+
+
+def _class_scores(proba: np.ndarray) -> np.ndarray:
+    """Binary scores (a vector of positive-class probabilities) as a two-column matrix."""
+    proba = np.asarray(proba, dtype=float)
+    return np.column_stack([1.0 - proba, proba]) if proba.ndim == 1 else proba
+
+
+def fit_calibration(labels: Sequence[Any], proba: Any, classes: Sequence[Any]) -> dict[str, Any] | None:
+    """Isotonic calibration tables fitted on the holdout's true ``labels`` and the model's
+    probabilities ``proba`` (columns follow ``classes``; a vector means the positive class of a
+    binary model). None when labels or classes are missing or a class never occurs.
+
+    >>> cal = fit_calibration([0, 0, 1, 1], [0.1, 0.6, 0.4, 0.9], [0, 1])
+    >>> cal["tables"]["1"]["y"]
+    [0.0, 0.5, 0.5, 1.0]
+    """
+    from sklearn.isotonic import IsotonicRegression
+
+    if labels is None or proba is None or classes is None or len(classes) < 2:
+        return None
+    P = _class_scores(proba)
+    y = np.asarray([str(v) for v in labels], dtype=object)
+    names = [str(c) for c in classes]
+    fitted = names[1:] if len(names) == 2 else names
+    tables = {}
+    for name in fitted:
+        k = names.index(name)
+        truth = (y == name).astype(float)
+        if truth.min() == truth.max():
+            return None
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(P[:, k], truth)
+        x, fy = iso.X_thresholds_, iso.y_thresholds_
+        if x.size > MAX_TABLE:
+            keep = np.unique(np.linspace(0, x.size - 1, MAX_TABLE).round().astype(int))
+            x, fy = x[keep], fy[keep]
+        tables[name] = {"x": [round(float(v), 6) for v in x], "y": [round(float(v), 6) for v in fy]}
+    return {"method": "isotonic", "classes": names, "n": len(y), "tables": tables}
+
+
+def calibrate(calibration: Mapping[str, Any], proba: Any) -> np.ndarray:
+    """Calibrated class probabilities (n × classes) of raw ``proba`` (or binary scores)."""
+    P = _class_scores(proba)
+    names = calibration["classes"]
+    tables = calibration["tables"]
+    if len(names) == 2:
+        t = tables[names[1]]
+        p1 = np.interp(P[:, 1], t["x"], t["y"])
+        return np.column_stack([1.0 - p1, p1])
+    Q = np.column_stack([np.interp(P[:, k], tables[name]["x"], tables[name]["y"]) for k, name in enumerate(names)])
+    total = Q.sum(axis=1, keepdims=True)
+    return np.where(total > 0, Q / np.where(total > 0, total, 1.0), P)
+
+
+def _confusion_metrics(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> dict[str, np.ndarray]:
+    """Precision, recall and F1 of (possibly expected, possibly per-draw) confusion counts."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        recall = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
+        f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
+def expected_auc(scores: np.ndarray, p: np.ndarray) -> float:
+    """Expected ROC AUC of ``scores`` when row i is positive with probability ``p[i]``: the sum
+    over ordered pairs i ≠ j of ``p_i (1 - p_j)`` (score_i above score_j, ties half) over the sum
+    of ``p_i (1 - p_j)``.
+
+    >>> expected_auc(np.array([0.9, 0.1]), np.array([1.0, 0.0]))
+    1.0
+    """
+    order = np.argsort(scores, kind="stable")
+    s, pp = scores[order], p[order]
+    neg = 1.0 - pp
+    uniq, start = np.unique(s, return_index=True)
+    group_neg = np.add.reduceat(neg, start)
+    below = np.concatenate([[0.0], np.cumsum(group_neg)[:-1]])
+    idx = np.searchsorted(uniq, s)
+    wins = pp * (below[idx] + 0.5 * group_neg[idx]) - 0.5 * pp * neg  # a row is not paired with itself
+    pairs = pp.sum() * neg.sum() - float(np.sum(pp * neg))
+    return float(wins.sum() / pairs) if pairs > 0 else float("nan")
+
+
+def _draw_auc(ranks: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Realized ROC AUC of fixed scores (their average ``ranks``) under each column of labels ``Y``."""
+    n1 = Y.sum(axis=0)
+    n0 = Y.shape[0] - n1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (ranks @ Y - n1 * (n1 + 1) / 2) / (n1 * n0)
+
+
+def _estimates(P: np.ndarray, raw: np.ndarray, pred_idx: np.ndarray) -> dict[str, float]:
+    """Expected metrics from calibrated probabilities ``P`` and predicted class indices."""
+    n, k = P.shape
+    hit = np.zeros_like(P, dtype=bool)
+    hit[np.arange(n), pred_idx] = True
+    out = {"accuracy": float(P[hit].mean())}
+    tp = (P * hit).sum(axis=0)
+    fp = ((1 - P) * hit).sum(axis=0)
+    fn = (P * ~hit).sum(axis=0)
+    cm = _confusion_metrics(tp, fp, fn)
+    if k == 2:
+        out.update({name: float(v[1]) for name, v in cm.items()})
+        out["roc_auc"] = expected_auc(raw[:, 1], P[:, 1])
+    else:
+        out.update({name: float(v.mean()) for name, v in cm.items()})
+        out["roc_auc"] = float(np.nanmean([expected_auc(raw[:, j], P[:, j]) for j in range(k)]))
+    return out
+
+
+def _draws(P: np.ndarray, raw: np.ndarray, pred_idx: np.ndarray, n_draws: int, seed: int) -> dict[str, np.ndarray]:
+    """Each metric realized under ``n_draws`` label sets drawn from ``P`` (in batches, to bound memory)."""
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(seed)
+    n, k = P.shape
+    cum = np.cumsum(P, axis=1)
+    ranks = [rankdata(raw[:, j]) for j in range(k)] if k > 2 else [None, rankdata(raw[:, 1])]
+    out: dict[str, list[np.ndarray]] = {}
+    for start in range(0, n_draws, DRAW_BATCH):
+        d = min(DRAW_BATCH, n_draws - start)
+        u = rng.random((n, d))
+        labels = (u[:, :, None] > cum[:, None, :-1]).sum(axis=2)  # n × d class indices
+        correct = labels == pred_idx[:, None]
+        parts = {"accuracy": correct.mean(axis=0)}
+        per_class = []
+        aucs = []
+        for j in (range(k) if k > 2 else [1]):
+            Y = labels == j
+            pred = (pred_idx == j)[:, None]
+            per_class.append(_confusion_metrics((Y & pred).sum(0).astype(float), (~Y & pred).sum(0).astype(float),
+                                                (Y & ~pred).sum(0).astype(float)))
+            aucs.append(_draw_auc(ranks[j], Y.astype(float)))
+        for name in ("precision", "recall", "f1"):
+            parts[name] = np.mean([c[name] for c in per_class], axis=0)
+        with np.errstate(invalid="ignore"):
+            parts["roc_auc"] = np.nanmean(np.vstack(aucs), axis=0) if k > 2 else aucs[0]
+        for name, values in parts.items():
+            out.setdefault(name, []).append(values)
+    return {name: np.concatenate(v) for name, v in out.items()}
+
+
+def estimate_performance(calibration: Mapping[str, Any], proba: Any, predictions: Sequence[Any],
+                         n_draws: int = N_DRAWS, seed: int = 0) -> dict[str, Any] | None:
+    """Expected accuracy, precision, recall, F1 (binary: of the positive class; multi-class:
+    macro) and ROC AUC of a window from the model's raw ``proba`` (or binary scores) and its
+    predicted classes, each with a 95 % interval for the realized value. None for an empty
+    window or predictions outside the calibrated classes."""
+    raw = _class_scores(proba)
+    names = list(calibration["classes"])
+    if raw.shape[0] == 0 or raw.shape[1] != len(names):
+        return None
+    index = {name: i for i, name in enumerate(names)}
+    pred_idx = np.array([index.get(str(v), -1) for v in predictions])
+    if (pred_idx < 0).any():
+        return None
+    P = calibrate(calibration, raw)
+    point = _estimates(P, raw, pred_idx)
+    n = raw.shape[0]
+    sub, scale = np.arange(n), 1.0
+    if n > DRAW_MAX_ROWS:  # the spread shrinks as 1/sqrt(n): draw on a subsample, rescale around it
+        sub = np.random.default_rng(seed).choice(n, DRAW_MAX_ROWS, replace=False)
+        scale = float(np.sqrt(DRAW_MAX_ROWS / n))
+    centre = point if scale == 1.0 else _estimates(P[sub], raw[sub], pred_idx[sub])
+    draws = _draws(P[sub], raw[sub], pred_idx[sub], n_draws, seed)
+    metrics = {}
+    for name, value in point.items():
+        d = draws[name][np.isfinite(draws[name])]
+        d = value + (d - centre[name]) * scale
+        low, high = (float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))) if d.size else (None, None)
+        metrics[name] = {"value": value, "low": low, "high": high}
+    return {"method": "cbpe", "n": int(raw.shape[0]), "metrics": metrics}

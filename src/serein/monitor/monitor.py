@@ -1,0 +1,447 @@
+"""One monitoring run: a window of a model's traffic (or a given batch) against its reference
+profile, stored as a MonitorResult, with alerts raised and optionally an HTML report.
+
+The window is the champion version's logged predictions, each joined with its feedback label
+where one arrived (late labels count: the join happens at monitoring time), read straight from the
+store with only that version's rows in the window selected:
+
+- *sliding* (default): from ``since`` (a duration ago or an ISO time; default the config's
+  ``monitor.window``) up to ``until`` (default now), or the ``last`` N rows;
+- *cumulative* (``cumulative=True``): all of the version's traffic up to ``until``;
+
+or a batch (``current``: a dataset ref or a file) that the champion scores. Nothing reads the
+training data again: the profile holds all that is needed.
+
+Every window is assessed the same way (``assess``): feature drift (distances, or corrected tests
+on small windows), prediction and label drift, realized performance with intervals on labelled
+rows, the CBPE estimate from calibrated scores (classifiers; beside the realized values where
+labels arrived), and the contract's checks (data quality). With ``chunk`` (``hourly``,
+``daily``, a duration or N rows) the window is also cut into chunks, each assessed on its own —
+the series behind the report's charts. ``multivariate=True`` adds the domain classifier
+(``serein.monitor.multivariate``) on the whole window.
+
+Alerts (through ``ws.alerts``, deduplicated there):
+
+- ``feature_drift`` per drifted feature: ``warning``, or ``critical`` when at least
+  ``monitor.critical_share`` (default 0.3) of the features drifted at once;
+- ``prediction_drift`` when the output distribution moved: ``critical``;
+- ``performance_drop`` when a metric on labelled rows fell beyond its tolerance: ``critical``;
+- ``estimated_performance_drop`` when even the top of the CBPE interval of accuracy, F1 or ROC AUC
+  is below the holdout value minus ``monitor.performance.tolerance``: ``warning`` (labels will tell);
+- ``label_drift`` when the labels that arrived are distributed unlike the holdout's: ``warning``;
+- ``data_quality`` per contract check whose violation rate is breached (``monitor.quality``):
+  ``warning``;
+- ``multivariate_drift`` when the domain classifier separates window and reference: ``warning``.
+
+Each of the last four is resolved by the next run that finds its (rule, feature) normal.
+
+Settings (``serein.yaml``, all optional)::
+
+    monitor:
+      window: 24h
+      critical_share: 0.3
+      thresholds: {psi: 0.2, js: 0.1, wasserstein: 0.1, min_count: 50, ...}
+      performance: {tolerance: 0.05, tolerance_relative: 0.1, min_labels: 100, z: 2.33}
+      quality: {max_rate: 0.01, min_count: 5}
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from serein.errors import UsageError
+from serein.monitor.drift import (
+    Thresholds,
+    features_drift,
+    label_drift,
+    prediction_drift,
+)
+from serein.monitor.performance import (
+    HIGHER_IS_BETTER,
+    TOLERANCE,
+    compare_performance,
+    compute_metrics,
+    intervals,
+    standard_errors,
+)
+from serein.monitor.window import parse_chunk, parse_since
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from serein.registry.loaded import LoadedModel
+    from serein.workspace import Workspace
+
+CRITICAL_SHARE = 0.3
+PERFORMANCE_KEYS = ("tolerance", "tolerance_relative", "min_labels", "z")
+Progress = Callable[[str, int, int], None]  # (what, done, total)
+
+
+@dataclass
+class Window:
+    """The rows under test: features, the model's outputs, and labels where known."""
+
+    X: pd.DataFrame
+    predictions: list[Any]
+    scores: list[Any] | None
+    labels: list[Any] | None
+    source: str
+    start: float | None = None
+    end: float | None = None
+    ts: np.ndarray | None = None  # each row's log time (None for a batch)
+    proba: np.ndarray | None = None  # class probabilities, columns following the model's classes
+
+    def take(self, rows: np.ndarray) -> Window:
+        """The sub-window of the rows at positions ``rows``."""
+        def pick(values: list[Any] | None) -> list[Any] | None:
+            return None if values is None else [values[i] for i in rows]
+
+        return Window(
+            X=self.X.iloc[rows].reset_index(drop=True), predictions=pick(self.predictions) or [],
+            scores=pick(self.scores), labels=pick(self.labels), source=self.source,
+            ts=None if self.ts is None else self.ts[rows], proba=None if self.proba is None else self.proba[rows],
+        )
+
+
+@dataclass
+class MonitorResult:
+    """What a run found; ``to_dict()`` is what is stored and what ``--json`` prints."""
+
+    model: str
+    version: int
+    n_rows: int
+    window: dict[str, Any]
+    features: dict[str, dict[str, Any]]
+    drifted: list[str]
+    prediction_drift: dict[str, Any] | None
+    performance: dict[str, Any] | None
+    thresholds: dict[str, Any]
+    label_drift: dict[str, Any] | None = None
+    estimated_performance: dict[str, Any] | None = None
+    quality: dict[str, Any] | None = None
+    multivariate: dict[str, Any] | None = None
+    chunks: list[dict[str, Any]] | None = None
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    detectors: dict[str, Any] | None = None  # streaming detectors on new traffic (serein.monitor.detectors)
+    resolved: list[dict[str, Any]] = field(default_factory=list)  # alerts this run found back to normal
+    report: str | None = None
+    id: int | None = None
+
+    @property
+    def status(self) -> str:
+        """``critical`` if any critical alert was raised, ``drift`` if anything drifted, else ``ok``."""
+        if any(a["severity"] == "critical" for a in self.alerts):
+            return "critical"
+        return "drift" if self.alerts else "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "status": self.status}
+
+
+def _window_from_log(ws: Workspace, loaded: LoadedModel, since: str | None, until: str | None,
+                     last: int | None, cumulative: bool) -> Window:
+    import numpy as np
+    import pandas as pd
+
+    start = None
+    if last is None and not cumulative:
+        start = parse_since(since) if since else parse_since(str(ws.config["monitor"]["window"]), what="monitor.window")
+    end = parse_since(until, what="--until") if until else None
+    rows = ws.store.prediction_rows(loaded.name, since=start, until=end, last=last, version=loaded.version)
+    if last is not None:
+        what = f"the last {last} predictions"
+    elif cumulative:
+        what = "all its traffic"
+    else:
+        what = f"the window since {since or ws.config['monitor']['window']}"
+    what += f" until {until}" if until else ""
+    if not rows:
+        raise UsageError(
+            f"no logged predictions of {loaded.name} v{loaded.version} in {what}",
+            hint="widen the window (--since 7d, --last N, --cumulative), check the service is serving the model, "
+                 "or monitor a batch with --current DATASET|FILE",
+        )
+    X = pd.DataFrame.from_records([r["inputs"] for r in rows]).reindex(columns=loaded.features)
+    scores = [r["score"] for r in rows]
+    labels = [r["label"] for r in rows]
+    proba = [r["probabilities"] for r in rows]
+    width = len(loaded.classes or [])
+    complete = width > 1 and all(p is not None and len(p) == width for p in proba)
+    return Window(
+        X=X, predictions=[r["prediction"] for r in rows],
+        scores=None if all(s is None for s in scores) else scores,
+        labels=None if all(lab is None for lab in labels) else labels,
+        source=f"log: {what}", start=rows[0]["ts"], end=rows[-1]["ts"],
+        ts=np.array([r["ts"] for r in rows], dtype=float), proba=np.array(proba, dtype=float) if complete else None,
+    )
+
+
+def _window_from_batch(ws: Workspace, loaded: LoadedModel, current: str, progress: Progress | None = None) -> Window:
+    from serein.monitor.batch_window import read_batch, score_batch, scores_of
+
+    frame, source = read_batch(ws, current, loaded.features, optional=[loaded.target])
+    X = frame[loaded.features]
+    predictions, proba = score_batch(loaded, X, progress)
+    scores = None if proba is None else scores_of(proba).tolist()
+    labels = frame[loaded.target].tolist() if loaded.target in frame.columns else None
+    return Window(X=X, predictions=predictions.tolist(), scores=scores, labels=labels, source=source, proba=proba)
+
+
+def _settings(ws: Workspace) -> dict[str, Any]:
+    """The monitor's checked settings: thresholds, performance and quality keys."""
+    from serein.monitor.quality import quality_settings
+
+    config = ws.config["monitor"]
+    performance = dict(config.get("performance") or {})
+    unknown = sorted(set(performance) - set(PERFORMANCE_KEYS))
+    if unknown:
+        raise UsageError(f"monitor.performance: unknown key(s) {', '.join(unknown)}",
+                         hint=f"known keys are {', '.join(PERFORMANCE_KEYS)}")
+    return {"thresholds": Thresholds.from_config(config.get("thresholds")), "performance": performance,
+            "quality": quality_settings(config.get("quality"))}
+
+
+def _labelled(loaded: LoadedModel, window: Window) -> tuple[list[int], list[Any], list[Any], list[Any] | None]:
+    """Positions, labels, predictions and (binary) scores of the window's labelled rows."""
+    given = window.labels or []
+    keep = [i for i, label in enumerate(given) if label is not None]
+    binary = loaded.is_classifier and loaded.classes is not None and len(loaded.classes) == 2
+    scores = [window.scores[i] for i in keep] if window.scores is not None and binary else None
+    return keep, [given[i] for i in keep], [window.predictions[i] for i in keep], scores
+
+
+def _performance(loaded: LoadedModel, window: Window, settings: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Realized performance on the labelled rows, each metric with its 95 % interval, against the
+    holdout with the drop verdict."""
+    keep, labels, preds, scores = _labelled(loaded, window)
+    if not keep:
+        return None
+    current = compute_metrics(loaded.task, labels, preds, scores=scores, classes=loaded.classes)
+    current_se = standard_errors(loaded.task, labels, preds, scores=scores, classes=loaded.classes)
+    out = compare_performance(current, loaded.profile.get("performance") or {}, len(keep),
+                              current_se=current_se, reference_se=loaded.profile.get("performance_se"), **settings)
+    for name, ci in intervals(current, current_se).items():
+        out["metrics"][name].update(se=ci["se"], low=ci["low"], high=ci["high"])
+    return out
+
+
+def _estimated(loaded: LoadedModel, window: Window, settings: Mapping[str, Any],
+               performance: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The CBPE estimate of the window (all rows), beside the holdout value and, where labels
+    arrived, the realized value on the labelled rows; ``dropped`` names the metrics whose whole
+    interval lies below the holdout value minus the tolerance."""
+    calibration = loaded.profile.get("calibration")
+    if not loaded.is_classifier or not calibration:
+        return None
+    from serein.monitor.cbpe import estimate_performance
+
+    raw = window.proba if window.proba is not None else (
+        window.scores if window.scores is not None and len(calibration["classes"]) == 2 else None)
+    if raw is None:
+        return None
+    estimate = estimate_performance(calibration, raw, window.predictions)
+    if estimate is None:
+        return None
+    realized = {name: row["current"] for name, row in (performance or {}).get("metrics", {}).items()}
+    reference = loaded.profile.get("performance") or {}
+    tolerance = float(settings.get("tolerance", TOLERANCE))
+    dropped = []
+    for name, m in estimate["metrics"].items():
+        m["reference"] = reference.get(name)
+        m["realized"] = realized.get(name)
+        if name in HIGHER_IS_BETTER and m["reference"] is not None and m["high"] is not None \
+                and m["high"] < m["reference"] - tolerance:
+            dropped.append(name)
+    return {**estimate, "n_labelled": (performance or {}).get("n_labelled", 0), "tolerance": tolerance, "dropped": dropped}
+
+
+def assess(loaded: LoadedModel, window: Window, settings: Mapping[str, Any], quality: bool = True) -> dict[str, Any]:
+    """Everything judged on one window (or chunk): drift of features, outputs and labels,
+    realized and estimated performance, and (``quality``) the contract's checks."""
+    from serein.monitor.quality import window_quality
+
+    t = settings["thresholds"]
+    profile = loaded.profile
+    features = features_drift(profile, window.X, t)
+    performance = _performance(loaded, window, settings["performance"])
+    return {
+        "features": features,
+        "drifted": [name for name, f in features.items() if f["drifted"]],
+        "prediction_drift": prediction_drift(profile["prediction"], window.predictions, window.scores, t, profile),
+        "label_drift": label_drift(profile, window.labels, t),
+        "performance": performance,
+        "estimated_performance": _estimated(loaded, window, settings["performance"], performance),
+        "quality": window_quality(window.X, loaded.contract, **settings["quality"]) if quality else None,
+    }
+
+
+def _chunk_series(loaded: LoadedModel, window: Window, chunk: str, settings: Mapping[str, Any],
+                  progress: Progress | None) -> list[dict[str, Any]]:
+    """Each chunk assessed on its own; data quality as the share of each chunk's rows breaking the
+    contract, from one validation of the whole window (pandera's fixed cost per call would
+    otherwise dominate a chunk's assessment; per-check rates are the whole window's)."""
+    from serein.data.validation import validate
+    from serein.monitor.chunks import split_chunks, summarise_chunk
+
+    chunks = split_chunks(window.ts, parse_chunk(chunk), n=len(window.X))
+    bad = validate(window.X, loaded.contract).bad_rows
+    series = []
+    for i, c in enumerate(chunks):
+        part = assess(loaded, window.take(c.rows), settings, quality=False)
+        part["quality"] = {"bad_row_rate": float(bad[c.rows].mean())}
+        series.append(summarise_chunk(c, part))
+        if progress:
+            progress("chunks", i + 1, len(chunks))
+    return series
+
+
+def _raise_alerts(ws: Workspace, result: MonitorResult) -> list[dict[str, Any]]:
+    share = float(ws.config["monitor"].get("critical_share", CRITICAL_SHARE))
+    judged = [f for f in result.features.values() if f["status"] not in ("insufficient", "skipped")]
+    many = bool(judged) and len(result.drifted) / len(judged) >= share
+    raised = []
+    for name in result.drifted:
+        f = result.features[name]
+        details = {k: f.get(k) for k in ("method", "score", "threshold", "psi", "js", "wasserstein",
+                                          "unseen_rate", "null_rate_ref", "null_rate") if f.get(k) is not None}
+        raised.append(ws.alerts.raise_alert(
+            result.model, "feature_drift", "critical" if many else "warning",
+            f"{name} drifted in v{result.version} traffic: {'; '.join(f['reasons'])}", feature=name, details=details,
+        ))
+    pred = result.prediction_drift
+    if pred and pred["drifted"]:
+        reasons = [f"{part}: {'; '.join(p['reasons'])}" for part, p in pred.items() if isinstance(p, dict) and p["drifted"]]
+        raised.append(ws.alerts.raise_alert(result.model, "prediction_drift", "critical",
+                                            f"predictions of v{result.version} drifted: {' | '.join(reasons)}"))
+    perf = result.performance
+    if perf and perf["dropped"]:
+        text = ", ".join(f"{m} {perf['metrics'][m]['reference']:.4g} -> {perf['metrics'][m]['current']:.4g}"
+                         for m in perf["dropped"])
+        raised.append(ws.alerts.raise_alert(
+            result.model, "performance_drop", "critical",
+            f"v{result.version} performance dropped on {perf['n_labelled']} labelled rows: {text}",
+            details={m: perf["metrics"][m] for m in perf["dropped"]},
+        ))
+    raised += _raise_window_alerts(ws, result)
+    return [{k: a[k] for k in ("id", "rule", "feature", "severity", "count", "new", "message")} for a in raised]
+
+
+def _window_verdicts(result: MonitorResult, ws_active: Collection[tuple[str, str]] = ()
+                     ) -> list[tuple[str, str, str | None, dict[str, Any] | None]]:
+    """(rule, feature, message when abnormal else None, details) for the estimate, the labels,
+    data quality and the domain classifier; only parts that were judged appear. A contract check
+    is normal when not breached; among them only those with an active alert (``ws_active``, the
+    (rule, feature) pairs of the model's active alerts) are listed."""
+    v = f"v{result.version}"
+    out: list[tuple[str, str, str | None, dict[str, Any] | None]] = []
+    est = result.estimated_performance
+    if est is not None and est["n"] >= int((result.performance or {}).get("min_labels", 100)):
+        text = ", ".join(f"{m} ~{est['metrics'][m]['value']:.3g} [{est['metrics'][m]['low']:.3g}, "
+                         f"{est['metrics'][m]['high']:.3g}] vs holdout {est['metrics'][m]['reference']:.3g}"
+                         for m in est["dropped"])
+        out.append(("estimated_performance_drop", "",
+                    f"estimated (CBPE) performance of {v} fell on {est['n']} rows: {text}" if est["dropped"] else None,
+                    {m: est["metrics"][m] for m in est["dropped"]}))
+    lab = result.label_drift
+    if lab is not None and lab["status"] not in ("insufficient", "skipped"):
+        out.append(("label_drift", "", f"labels of {v} traffic drifted: {'; '.join(lab['reasons'])}" if lab["drifted"] else None,
+                    {k: lab.get(k) for k in ("method", "score", "threshold")}))
+    quality = result.quality
+    if quality is not None:
+        breached = {c["name"]: c for c in quality["checks"] if c["breached"]}
+        for name, c in breached.items():
+            message = (f"{name} failed on {c['count']} of {quality['n_rows']} rows "
+                       f"({c['rate']:.1%} >= {quality['max_rate']:.1%}) in {v} traffic: {c['message']}")
+            out.append(("data_quality", name, message, {k: c[k] for k in ("count", "rate", "examples")}))
+        active = [feature for rule, feature in ws_active if rule == "data_quality"]
+        out += [("data_quality", name, None, None) for name in active if name not in breached]
+    multi = result.multivariate
+    if multi is not None:
+        out.append(("multivariate_drift", "", f"{v} traffic drifted jointly: {'; '.join(multi['reasons'])}"
+                    if multi["drifted"] else None, {k: multi[k] for k in ("score", "threshold")}))
+    return out
+
+
+def _raise_window_alerts(ws: Workspace, result: MonitorResult) -> list[dict[str, Any]]:
+    return [ws.alerts.raise_alert(result.model, rule, "warning", message, feature=feature, details=details)
+            for rule, feature, message, details in _window_verdicts(result) if message is not None]
+
+
+def _resolve_window_alerts(ws: Workspace, result: MonitorResult) -> list[dict[str, Any]]:
+    """Resolve this module's own alerts whose (rule, feature) this run judged normal."""
+    done = [ws.alerts.auto_resolve(result.model, rule, feature, f"{' '.join(filter(None, (rule, feature)))} normal "
+                                                                f"in v{result.version} traffic")
+            for rule, feature, message, _ in _window_verdicts(result, ws.alerts.active(result.model)) if message is None]
+    return [{k: a[k] for k in ("id", "rule", "feature", "message", "resolved_at")} for a in done if a is not None]
+
+
+def _check_window_args(since: str | None, until: str | None, last: int | None, current: str | None,
+                       cumulative: bool, chunk: str | None) -> None:
+    """Refuse contradictory or malformed window arguments before any model is loaded."""
+    if current is not None and (since is not None or last is not None or until is not None or cumulative):
+        raise UsageError("give either --current or a window of logged traffic (--since/--until/--last/--cumulative), not both")
+    if since is not None and last is not None:
+        raise UsageError("give either --since or --last, not both")
+    if cumulative and (since is not None or last is not None):
+        raise UsageError("--cumulative takes all the version's traffic: drop --since/--last (--until still applies)")
+    if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last <= 0):
+        raise UsageError(f"--last must be a positive number of rows, got {last!r}")
+    if since is not None:
+        parse_since(since)
+    if until is not None:
+        parse_since(until, what="--until")
+    if chunk is not None:
+        parse_chunk(chunk)
+
+
+def run_monitor(ws: Workspace, model: str, since: str | None = None, last: int | None = None,
+                current: str | None = None, report: str | Path | bool | None = None, *,
+                until: str | None = None, cumulative: bool = False, chunk: str | None = None,
+                multivariate: bool = False, progress: Progress | None = None) -> MonitorResult:
+    """Compare a window of ``model``'s champion traffic (or the batch ``current``) with its
+    reference profile; store the result, raise alerts, and write an HTML report when ``report``
+    is a path (or True: a dated file in the workspace's reports folder). ``chunk`` adds the
+    chunked series; ``progress(what, done, total)`` hears about long steps."""
+    _check_window_args(since, until, last, current, cumulative, chunk)
+    settings = _settings(ws)
+    loaded = ws.registry.load(model, "champion")
+    if not loaded.profile or "features" not in loaded.profile:
+        raise UsageError(f"{model} v{loaded.version} has no reference profile to compare with",
+                         hint="register the model again with `serein train` (the profile is built at registration)")
+    window = (_window_from_batch(ws, loaded, current, progress) if current
+              else _window_from_log(ws, loaded, since, until, last, cumulative))
+    profile = loaded.profile
+    whole = assess(loaded, window, settings)
+    result = MonitorResult(
+        model=model, version=loaded.version, n_rows=len(window.X),
+        window={"source": window.source, "start": window.start, "end": window.end, "ran_at": time.time(),
+                "cumulative": cumulative, "chunk": chunk},
+        thresholds=settings["thresholds"].to_dict(), **whole,
+    )
+    if multivariate:
+        from serein.monitor.multivariate import domain_classifier_drift
+
+        result.multivariate = domain_classifier_drift(profile, window.X)
+    if chunk:
+        result.chunks = _chunk_series(loaded, window, chunk, settings, progress)
+    result.alerts = _raise_alerts(ws, result)
+    from serein.alerts.rules import apply_rules
+
+    apply_rules(ws, loaded, result, streaming=current is None)  # detectors, alert rules, auto-resolve
+    result.resolved += _resolve_window_alerts(ws, result)
+    if report:
+        from serein.monitor.report import write_monitor_report
+
+        path = (ws.reports_dir / f"monitor-{model}-v{loaded.version}-{time.strftime('%Y%m%dT%H%M%S')}.html"
+                if report is True else Path(report))
+        result.report = str(write_monitor_report(path, result, profile, ws.alerts.list(model=model)))
+    result.id = ws.store.add_monitor_result(
+        model, loaded.version, result.to_dict(), result.n_rows, result.drifted,
+        window.start, window.end, result.report,
+    )
+    return result

@@ -1,0 +1,289 @@
+"""Reference profiles: everything monitoring needs to know about the training data, computed once.
+
+A profile is built at registration from the holdout (features, predictions, scores, labels) and
+stored with the model version as JSON. It holds no raw rows, only summaries sized by the number of
+features: per numeric feature its quantile bins (open outer edges) with counts, 100 mid-point
+quantiles (for the Wasserstein distance) and moments; per categorical feature the frequencies of
+its ``TOP_K`` most common categories plus an ``__other__`` count; null rates everywhere; the
+prediction distribution; the label distribution and the holdout performance. Comparing a window to
+it (``serein.monitor.drift``) then costs O(window), never O(training set).
+
+Two parts hold more than summaries, both of fixed size whatever the data: ``sample``, the same
+``SAMPLE_SIZE`` (1,000) holdout rows of every feature, of the predictions, scores and labels (for
+the KS test of small windows and the domain classifier of multivariate drift, which need raw
+values; numbers kept to 7 significant digits), and ``calibration``, the isotonic calibration
+tables of a classifier's scores (``serein.monitor.cbpe``, for estimating performance without
+labels).
+
+>>> import pandas as pd
+>>> from serein.data.contract import Contract
+>>> c = Contract.from_dict({"columns": {"x": {"type": "float"}, "c": {"type": "string"}}})
+>>> X = pd.DataFrame({"x": [1.0, 2.0, 3.0, None], "c": ["a", "b", "a", "a"]})
+>>> p = build_profile(X, c, "regression", predictions=[0.1, 0.2, 0.3, 0.4])
+>>> p["features"]["x"]["null_rate"], p["features"]["c"]["categories"]
+(0.25, {'a': 3, 'b': 1})
+>>> p["prediction"]["kind"], p["labels"] is None
+('regression', True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from serein.errors import UsageError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from serein.data.contract import Contract
+
+PROFILE_VERSION = 1
+N_BINS = 10  # quantile bins per numeric feature: deciles, the usual PSI resolution
+N_QUANTILES = 100  # mid-point quantiles kept for the Wasserstein distance
+TOP_K = 50  # categories kept per categorical feature; the rest is counted as OTHER
+OTHER = "__other__"
+UNSEEN = "__unseen__"
+TASKS = ("classification", "regression")
+SAMPLE_SIZE = 1000  # holdout rows kept as a reference sample (KS tests, domain classifier)
+
+
+def numeric_values(values: Any) -> np.ndarray:
+    """``values`` as a float array with NaN for missing (text that is not a number counts as
+    missing: the contract check, not drift, reports it). Numeric columns are converted without
+    a per-value pass; only text goes through ``pandas.to_numeric``."""
+    import pandas as pd
+
+    series = values if isinstance(values, pd.Series) else pd.Series(values)
+    if series.dtype == bool:
+        series = series.astype(float)
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        return series.to_numpy(dtype=float, na_value=np.nan)
+    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def category_counts(values: Any) -> tuple[dict[str, int], int]:
+    """How often each non-missing value of ``values`` occurs, keyed by its string form (the form
+    categories take in JSON), and the number of missing values. Counted by hashing (pandas
+    ``value_counts``), so only the distinct values are ever turned into strings.
+
+    >>> category_counts(["a", "b", "a", None])
+    ({'a': 2, 'b': 1}, 1)
+    """
+    import pandas as pd
+
+    series = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
+    freq = series.value_counts(dropna=True, sort=False)
+    counts: dict[str, int] = {}
+    for value, count in zip(freq.index.tolist(), freq.to_numpy().tolist()):
+        key = str(value)
+        counts[key] = counts.get(key, 0) + int(count)
+    return counts, int(len(series) - int(freq.sum()))
+
+
+def sorted_bin_counts(xs: np.ndarray, edges: Sequence[float]) -> np.ndarray:
+    """Counts of a sorted ``xs`` (no NaN) in the right-closed bins ``(-inf, e0], (e0, e1], ...,
+    (ek, inf)``: one binary search per edge, not per value.
+
+    >>> sorted_bin_counts(np.array([0.0, 1.0, 1.5, 9.0]), [1.0, 2.0]).tolist()
+    [2, 1, 1]
+    """
+    below = np.searchsorted(xs, np.asarray(edges, dtype=float), side="right")
+    return np.diff(np.concatenate(([0], below, [xs.size])))
+
+
+def sorted_quantiles(xs: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Quantiles of a sorted ``xs`` at ``levels`` by linear interpolation (numpy's default
+    method, so ``np.quantile(x, levels)`` gives the same), read off the sorted array: one sort
+    serves every quantile a profile needs, where ``np.quantile`` partitions the data anew per call.
+
+    >>> sorted_quantiles(np.array([1.0, 2.0, 4.0]), np.array([0.0, 0.25, 0.5, 1.0])).tolist()
+    [1.0, 1.5, 2.0, 4.0]
+    """
+    pos = np.asarray(levels, dtype=float) * (xs.size - 1)
+    lo = np.floor(pos).astype(np.intp)
+    hi = np.minimum(lo + 1, xs.size - 1)
+    return xs[lo] + (pos - lo) * (xs[hi] - xs[lo])
+
+
+def mid_levels(n: int = N_QUANTILES) -> np.ndarray:
+    """The levels ``(i + 0.5) / n``, ``i < n``: a mid-point rule for integrals over the quantile
+    function, such as the Wasserstein distance."""
+    return (np.arange(n) + 0.5) / n
+
+
+def numeric_profile(values: Any, n_bins: int = N_BINS) -> dict[str, Any]:
+    """Summary of one numeric column: quantile bins (interior edges, deduplicated, so tied
+    values such as integer codes give fewer bins), counts, mid-point quantiles and moments.
+    The values are sorted once; edges, counts and quantiles are all read off that sort."""
+    raw = numeric_values(values)
+    x = raw[~np.isnan(raw)]
+    out: dict[str, Any] = {
+        "kind": "numeric",
+        "count": int(raw.size),
+        "n_nulls": int(raw.size - x.size),
+        "null_rate": float((raw.size - x.size) / raw.size) if raw.size else 0.0,
+    }
+    del raw
+    if x.size == 0:
+        return {**out, "edges": [], "counts": [0], "quantiles": [], "min": None, "max": None,
+                "mean": None, "std": None}
+    x.sort()  # in place: x is already a private copy
+    edges = np.unique(sorted_quantiles(x, np.linspace(0.0, 1.0, n_bins + 1)[1:-1]))
+    return {
+        **out,
+        "edges": edges.tolist(),
+        "counts": sorted_bin_counts(x, edges).tolist(),
+        "quantiles": sorted_quantiles(x, mid_levels()).tolist(),
+        "min": float(x[0]),
+        "max": float(x[-1]),
+        "mean": float(x.mean()),
+        "std": float(x.std(ddof=1)) if x.size > 1 else 0.0,
+    }
+
+
+def categorical_profile(values: Any, top_k: int = TOP_K) -> dict[str, Any]:
+    """Summary of one categorical column: frequencies of its ``top_k`` most common categories
+    (as strings; ties broken by name), the count of all others (``other``) and the number of
+    distinct categories."""
+    counts, n_nulls = category_counts(values)
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    total = sum(counts.values()) + n_nulls
+    return {
+        "kind": "categorical",
+        "count": int(total),
+        "n_nulls": n_nulls,
+        "null_rate": float(n_nulls / total) if total else 0.0,
+        "categories": dict(ranked[:top_k]),
+        "other": int(sum(c for _, c in ranked[top_k:])),
+        "n_categories": len(counts),
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def prediction_profile(task: str, predictions: Any, scores: Any = None,
+                       classes: Sequence[Any] | None = None) -> dict[str, Any]:
+    """The distribution of a model's outputs: for classifiers the predicted-class profile and
+    the binned scores (positive-class probability for binary, the top probability otherwise); for
+    regressors the binned predicted values."""
+    if task == "classification":
+        out: dict[str, Any] = {
+            "kind": "classification",
+            "classes": None if classes is None else [_jsonable(c) for c in classes],
+            "predicted": categorical_profile(predictions),
+            "scores": None if scores is None else numeric_profile(scores),
+        }
+        return out
+    return {"kind": "regression", "values": numeric_profile(predictions)}
+
+
+def sample_rows(n: int, size: int = SAMPLE_SIZE, seed: int = 0) -> np.ndarray:
+    """Sorted indices of ``size`` rows drawn without replacement from ``n`` (all when fewer);
+    the same for every column of one frame, so the sample stays row-aligned.
+
+    >>> sample_rows(5, 3).tolist(), sample_rows(2).tolist()
+    ([2, 3, 4], [0, 1])
+    """
+    if n <= size:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
+
+
+def sample_values(values: Any, rows: np.ndarray, numeric: bool) -> list[Any]:
+    """``values`` at ``rows`` as JSON-ready numbers (7 significant digits) or strings; None for missing.
+
+    >>> sample_values([1.23456789, None, 3.0], np.arange(3), numeric=True)
+    [1.234568, None, 3.0]
+    """
+    if numeric:
+        x = numeric_values(values)[rows]
+        return [None if np.isnan(v) else float(f"{v:.7g}") for v in x]
+    import pandas as pd
+
+    series = (values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)).iloc[rows]
+    return [None if pd.isna(v) else str(v) for v in series]
+
+
+def reference_sample(X: pd.DataFrame, features: Mapping[str, Any], task: str, predictions: Any,
+                     scores: Any = None, labels: Any = None) -> dict[str, Any]:
+    """The row-aligned reference sample of the profiled ``features`` and of the outputs."""
+    rows = sample_rows(len(X))
+    regression = task == "regression"
+    return {
+        "n": int(rows.size),
+        "columns": {name: sample_values(X[name], rows, f["kind"] == "numeric") for name, f in features.items()},
+        "predictions": sample_values(predictions, rows, regression),
+        "scores": None if scores is None else sample_values(scores, rows, True),
+        "labels": None if labels is None else sample_values(labels, rows, regression),
+    }
+
+
+def build_profile(
+    X: pd.DataFrame,
+    contract: Contract,
+    task: str,
+    predictions: Any,
+    scores: Any = None,
+    labels: Any = None,
+    classes: Sequence[Any] | None = None,
+    performance: Mapping[str, float] | None = None,
+    proba: Any = None,
+) -> dict[str, Any]:
+    """The reference profile of a model: features of ``X`` named by ``contract`` (its column types
+    decide numeric vs categorical; datetime columns are not profiled), the model's
+    ``predictions`` / ``scores`` on ``X``, the true ``labels`` and the holdout ``performance``
+    (computed from labels, predictions and scores when not given), a reference sample, and for
+    classifiers the calibration of ``proba`` (class probabilities, columns following ``classes``;
+    binary ``scores`` suffice for a binary model). JSON-serialisable.
+    """
+    if task not in TASKS:
+        raise UsageError(f"unknown task {task!r} for a reference profile", hint=f"use one of {', '.join(TASKS)}")
+    missing = [name for name in contract.columns if name not in X.columns]
+    if missing:
+        raise UsageError(
+            f"the data lacks contract column(s) {', '.join(map(repr, missing))}",
+            hint="profile the same columns the model was trained on",
+        )
+    n = len(X)
+    for what, values in (("predictions", predictions), ("scores", scores), ("labels", labels)):
+        if values is not None and len(values) != n:
+            raise UsageError(f"{what} has {len(values)} values but the data has {n} rows")
+    features: dict[str, Any] = {}
+    for name, spec in contract.columns.items():
+        if spec.numeric:
+            features[name] = {"type": spec.type, **numeric_profile(X[name])}
+        elif spec.categorical:
+            features[name] = {"type": spec.type, **categorical_profile(X[name])}
+    performance_se: dict[str, float] = {}
+    if labels is not None:
+        from serein.monitor.performance import compute_metrics, standard_errors
+
+        if performance is None:
+            performance = compute_metrics(task, labels, predictions, scores=scores, classes=classes)
+        performance_se = standard_errors(task, labels, predictions, scores=scores, classes=classes)
+    label_profile = None
+    if labels is not None:
+        label_profile = categorical_profile(labels) if task == "classification" else numeric_profile(labels)
+    calibration = None
+    if task == "classification" and labels is not None:
+        from serein.monitor.cbpe import fit_calibration
+
+        binary = classes is not None and len(classes) == 2
+        calibration = fit_calibration(labels, proba if proba is not None else (scores if binary else None), classes)
+    return {
+        "profile_version": PROFILE_VERSION,
+        "task": task,
+        "n_rows": int(n),
+        "features": features,
+        "prediction": prediction_profile(task, predictions, scores, classes),
+        "labels": label_profile,
+        "performance": {k: float(v) for k, v in (performance or {}).items()},
+        "performance_se": performance_se,
+        "sample": reference_sample(X, features, task, predictions, scores, labels),
+        "calibration": calibration,
+    }

@@ -1,0 +1,143 @@
+"""ONNX export of a fitted pipeline, accepted only when it agrees with scikit-learn on the holdout.
+
+ONNX Runtime computes trees in float32, so outputs are never bit-identical: we measure the label
+agreement and the largest probability (or, for regressors, prediction) difference on the holdout,
+record both, and keep the export only within the stated tolerance. Otherwise (or when a step does
+not convert) the reason is recorded and serving falls back to the sklearn pipeline.
+
+Categorical ``SimpleImputer`` steps convert only with a string ``missing_values``: the exported
+copy uses ``""``, so callers map missing categories to ``""`` (``onnx_feeds`` does).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from serein.data.contract import Contract
+
+MISSING_CATEGORY = ""
+MIN_LABEL_AGREEMENT = 0.999  # classifiers: share of holdout rows with the same predicted label
+MAX_PROBA_DIFF = 0.05  # classifiers: largest absolute probability difference on the holdout
+MAX_RELATIVE_DIFF = 1e-3  # regressors: largest |difference| / std of the predictions
+
+
+@dataclass
+class OnnxExport:
+    """The outcome of an export: ``path`` is None when it was skipped (``reason`` says why)."""
+
+    path: Path | None
+    reason: str
+    inputs: dict[str, str] = field(default_factory=dict)
+    label_agreement: float | None = None
+    max_diff: float | None = None
+
+    def tags(self) -> dict[str, str]:
+        out = {"serein.onnx": "ok" if self.path is not None else f"skipped: {self.reason}"}
+        if self.label_agreement is not None:
+            out["serein.onnx.label_agreement"] = f"{self.label_agreement:.6f}"
+        if self.max_diff is not None:
+            out["serein.onnx.max_diff"] = f"{self.max_diff:.6g}"
+        return out
+
+
+def onnx_inputs(contract: Contract, features: list[str]) -> dict[str, str]:
+    """Each feature's ONNX input kind: ``float`` for numeric columns, ``string`` otherwise."""
+    return {f: "float" if contract.columns[f].numeric else "string" for f in features}
+
+
+def onnx_feeds(X: pd.DataFrame, inputs: dict[str, str]) -> dict[str, np.ndarray]:
+    """ONNX Runtime inputs for the rows of ``X``: one ``(n, 1)`` array per feature; missing
+    numbers become NaN and missing categories ``""``."""
+    import pandas as pd
+
+    feeds = {}
+    for name, kind in inputs.items():
+        col = X[name]
+        if kind == "float":
+            feeds[name] = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float32, na_value=np.nan).reshape(-1, 1)
+        else:
+            values = col.astype(object).where(col.notna(), MISSING_CATEGORY)
+            feeds[name] = values.astype(str).to_numpy(dtype=object).reshape(-1, 1)
+    return feeds
+
+
+def _imputers(est: Any) -> Any:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(est, Pipeline):
+        for _, step in est.steps:
+            yield from _imputers(step)
+    elif isinstance(est, ColumnTransformer):
+        for _, trans, _ in est.transformers_:
+            yield from _imputers(trans)
+    elif isinstance(est, SimpleImputer):
+        yield est
+
+
+def convert(pipeline: Any, inputs: dict[str, str], classifier: bool) -> bytes:
+    """The serialized ONNX model of a fitted pipeline (raises when a step does not convert)."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+    exported = copy.deepcopy(pipeline)
+    for imputer in _imputers(exported):
+        if getattr(imputer, "statistics_", np.empty(0)).dtype == object:
+            imputer.missing_values = MISSING_CATEGORY
+    types = [(n, FloatTensorType([None, 1]) if k == "float" else StringTensorType([None, 1])) for n, k in inputs.items()]
+    final = exported.steps[-1][1] if hasattr(exported, "steps") else exported
+    options = {id(final): {"zipmap": False}} if classifier else None
+    return convert_sklearn(exported, initial_types=types, options=options).SerializeToString()
+
+
+def session(model: bytes | str | Path, threads: int = 1) -> Any:
+    """An ONNX Runtime session with a bounded thread pool (cores are shared)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def export_onnx(pipeline: Any, X: pd.DataFrame, contract: Contract, features: list[str], task: str,
+                path: Path) -> OnnxExport:
+    """Convert ``pipeline``, compare it with scikit-learn on the holdout ``X`` and write it to
+    ``path`` when it agrees within tolerance."""
+    inputs = onnx_inputs(contract, features)
+    classifier = task == "classification"
+    try:
+        blob = convert(pipeline, inputs, classifier)
+        outputs = session(blob).run(None, onnx_feeds(X[features], inputs))
+    except Exception as exc:  # any converter/runtime failure means: serve with sklearn
+        return OnnxExport(None, f"conversion failed: {type(exc).__name__}: {str(exc)[:300]}", inputs)
+    if classifier:
+        labels, proba = np.asarray(outputs[0]).ravel(), np.asarray(outputs[1])
+        agreement = float(np.mean(labels == np.asarray(pipeline.predict(X[features]))))
+        diff = float(np.max(np.abs(proba - pipeline.predict_proba(X[features])))) if len(X) else 0.0
+        ok = agreement >= MIN_LABEL_AGREEMENT and diff <= MAX_PROBA_DIFF
+        limits = f"label agreement >= {MIN_LABEL_AGREEMENT}, max probability difference <= {MAX_PROBA_DIFF}"
+    else:
+        pred = np.asarray(outputs[0]).ravel().astype(float)
+        ref = np.asarray(pipeline.predict(X[features]), dtype=float)
+        agreement = None
+        diff = float(np.max(np.abs(pred - ref))) if len(X) else 0.0
+        ok = diff <= MAX_RELATIVE_DIFF * max(float(np.std(ref)), 1e-12)
+        limits = f"max difference <= {MAX_RELATIVE_DIFF} x std of predictions"
+    if not ok:
+        shown = f"label agreement {agreement:.4f}, " if agreement is not None else ""
+        return OnnxExport(None, f"disagrees with scikit-learn on the holdout ({shown}max difference {diff:.4g}; "
+                                f"required {limits})", inputs, agreement, diff)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(blob)
+    return OnnxExport(path, f"agrees on {len(X)} holdout rows ({limits})", inputs, agreement, diff)

@@ -1,0 +1,430 @@
+"""The operational store: prediction log, feedback, monitor results, alerts and API keys.
+
+SQLAlchemy 2 Core on SQLite (WAL) by default; the same code runs on PostgreSQL
+(``store_uri: postgresql+psycopg://...``). Times are stored as UNIX seconds (float) so windows
+compare the same way on every backend. Row payloads are JSON text.
+
+>>> s = OperationalStore("sqlite://")
+>>> s.log_predictions([{"request_id": "r1", "row": 0, "model": "m", "version": 1,
+...                     "inputs": {"x": 1}, "prediction": 0, "latency_ms": 0.5}])
+1
+>>> s.count_predictions("m")
+1
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import StaticPool
+
+metadata = MetaData()
+
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(64), nullable=False, index=True),
+    Column("row", Integer, nullable=False, default=0),
+    Column("ts", Float, nullable=False, index=True),
+    Column("model", String(200), nullable=False, index=True),
+    Column("version", Integer, nullable=False),
+    Column("inputs", Text, nullable=False),
+    Column("prediction", Text, nullable=False),
+    Column("probabilities", Text),
+    Column("score", Float),
+    Column("latency_ms", Float),
+    Column("shadow", Boolean, nullable=False, default=False),
+)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(64), nullable=False, index=True),
+    Column("row", Integer, nullable=False, default=0),
+    Column("model", String(200), nullable=False, index=True),
+    Column("label", Text, nullable=False),
+    Column("ts", Float, nullable=False),
+)
+
+monitor_results = Table(
+    "monitor_results",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(200), nullable=False, index=True),
+    Column("version", Integer),
+    Column("ts", Float, nullable=False, index=True),
+    Column("window_start", Float),
+    Column("window_end", Float),
+    Column("n_rows", Integer, nullable=False),
+    Column("drifted", Text, nullable=False),
+    Column("result", Text, nullable=False),
+    Column("report_path", Text),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(200), nullable=False, index=True),
+    Column("rule", String(200), nullable=False),
+    Column("feature", String(200), nullable=False, default=""),
+    Column("severity", String(16), nullable=False),
+    Column("status", String(16), nullable=False, default="open"),
+    Column("message", Text, nullable=False),
+    Column("details", Text),
+    Column("count", Integer, nullable=False, default=1),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("notified_at", Float),  # last time channels were told (repeats within the cooldown are not)
+    Column("resolved_at", Float),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key_id", String(32), nullable=False, unique=True),
+    Column("key_hash", String(128), nullable=False),
+    Column("scopes", String(200), nullable=False),
+    Column("name", String(200)),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float),
+)
+
+
+state = Table(
+    "state",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+
+def dumps(value: Any) -> str:
+    """JSON text for a payload column (numpy scalars and arrays included)."""
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
+def add_missing_columns(engine: Engine) -> None:
+    """Add the nullable columns a newer serein defines to tables an older one created, so an
+    existing workspace keeps working after an upgrade (``create_all`` only creates tables)."""
+    from sqlalchemy import inspect, text
+
+    inspector = inspect(engine)
+    with engine.begin() as conn:
+        for table in metadata.sorted_tables:
+            present = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present and column.nullable:
+                    kind = column.type.compile(dialect=engine.dialect)
+                    conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+
+
+def make_engine(uri: str) -> Engine:
+    """An engine for ``uri``; SQLite gets WAL, a busy timeout and ``synchronous=FULL``."""
+    if uri.startswith("sqlite"):
+        in_memory = uri in ("sqlite://", "sqlite:///:memory:")
+        engine = create_engine(
+            uri,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            poolclass=StaticPool if in_memory else None,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            if not in_memory:
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_engine(uri, pool_pre_ping=True)
+
+
+def _prediction_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Prediction records as ``predictions`` table rows (payloads as JSON text)."""
+    now = time.time()
+    return [
+        {
+            "request_id": r["request_id"],
+            "row": int(r.get("row", 0)),
+            "ts": float(r.get("ts", now)),
+            "model": r["model"],
+            "version": int(r["version"]),
+            "inputs": dumps(r["inputs"]),
+            "prediction": dumps(r["prediction"]),
+            "probabilities": None if r.get("probabilities") is None else dumps(r["probabilities"]),
+            "score": r.get("score"),
+            "latency_ms": r.get("latency_ms"),
+            "shadow": bool(r.get("shadow", False)),
+        }
+        for r in records
+    ]
+
+
+class OperationalStore:
+    """Tables of the running system, created on first use."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self.engine = make_engine(uri)
+        metadata.create_all(self.engine)
+        add_missing_columns(self.engine)
+
+    # -- prediction log ----------------------------------------------------------------------
+    def log_predictions(self, records: Sequence[Mapping[str, Any]]) -> int:
+        """Append prediction records in one transaction; returns how many were written.
+
+        Each record holds ``request_id, row, model, version, inputs, prediction`` and optionally
+        ``probabilities, score, latency_ms, shadow, ts``. The write is committed (durable) when
+        this returns.
+        """
+        if not records:
+            return 0
+        rows = _prediction_rows(records)
+        with self.engine.begin() as conn:
+            conn.execute(insert(predictions), rows)
+        return len(rows)
+
+    def log_predictions_once(self, records: Sequence[Mapping[str, Any]]) -> int:
+        """Append the records whose ``(request_id, row, shadow)`` is not logged yet, in one
+        transaction; returns how many were new. Re-shipping a prediction-log segment after a crash
+        this way never duplicates a row."""
+        ids = sorted({r["request_id"] for r in records})
+        with self.engine.begin() as conn:
+            seen: set[tuple[str, int, bool]] = set()
+            for start in range(0, len(ids), 500):
+                query = (select(predictions.c.request_id, predictions.c.row, predictions.c.shadow)
+                         .where(predictions.c.request_id.in_(ids[start:start + 500])))
+                seen.update((rid, int(row), bool(shadow)) for rid, row, shadow in conn.execute(query))
+            fresh = []
+            for r in records:
+                key = (r["request_id"], int(r.get("row", 0)), bool(r.get("shadow", False)))
+                if key not in seen:
+                    seen.add(key)
+                    fresh.append(r)
+            if fresh:
+                conn.execute(insert(predictions), _prediction_rows(fresh))
+        return len(fresh)
+
+    def count_predictions(self, model: str | None = None) -> int:
+        query = select(func.count()).select_from(predictions)
+        if model is not None:
+            query = query.where(predictions.c.model == model)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def prediction_rows(
+        self,
+        model: str,
+        since: float | None = None,
+        until: float | None = None,
+        last: int | None = None,
+        include_shadow: bool = False,
+        after_id: int | None = None,
+        labelled_only: bool = False,
+        version: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Logged predictions of ``model`` in a time window or the ``last`` N, oldest first,
+        each joined with its latest feedback label (``label`` is None where none arrived).
+
+        ``after_id`` keeps rows logged after that log id (a watermark); ``labelled_only`` keeps
+        rows that have feedback; ``version`` keeps one model version's rows (filtered in the
+        query, so ``last`` counts that version's rows only)."""
+        fb = (
+            select(feedback.c.request_id, feedback.c.row, func.max(feedback.c.id).label("fid"))
+            .where(feedback.c.model == model)
+            .group_by(feedback.c.request_id, feedback.c.row)
+            .subquery()
+        )
+        query = (
+            select(predictions, feedback.c.label)
+            .select_from(
+                predictions.outerjoin(
+                    fb, (fb.c.request_id == predictions.c.request_id) & (fb.c.row == predictions.c.row)
+                ).outerjoin(feedback, feedback.c.id == fb.c.fid)
+            )
+            .where(predictions.c.model == model)
+        )
+        if not include_shadow:
+            query = query.where(predictions.c.shadow.is_(False))
+        if after_id is not None:
+            query = query.where(predictions.c.id > after_id)
+        if labelled_only:
+            query = query.where(feedback.c.id.is_not(None))
+        if version is not None:
+            query = query.where(predictions.c.version == int(version))
+        if since is not None:
+            query = query.where(predictions.c.ts >= since)
+        if until is not None:
+            query = query.where(predictions.c.ts < until)
+        if last is not None:
+            query = query.order_by(predictions.c.id.desc()).limit(last)
+        else:
+            query = query.order_by(predictions.c.id)
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+        if last is not None:
+            rows.reverse()
+        for row in rows:
+            for key in ("inputs", "prediction", "probabilities", "label"):
+                row[key] = loads(row[key])
+        return rows
+
+    # -- feedback ----------------------------------------------------------------------------
+    def request_rows(self, request_ids: Iterable[str]) -> dict[str, tuple[str, int]]:
+        """For each known request id: its model and number of rows."""
+        ids = list(set(request_ids))
+        out: dict[str, tuple[str, int]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                query = (
+                    select(predictions.c.request_id, predictions.c.model, func.count())
+                    .where(predictions.c.request_id.in_(chunk), predictions.c.shadow.is_(False))
+                    .group_by(predictions.c.request_id, predictions.c.model)
+                )
+                for rid, model, n in conn.execute(query):
+                    out[rid] = (model, int(n))
+        return out
+
+    def add_feedback(self, items: Sequence[Mapping[str, Any]]) -> int:
+        """Store ground-truth labels: items of ``request_id, row, model, label``."""
+        if not items:
+            return 0
+        now = time.time()
+        rows = [
+            {
+                "request_id": i["request_id"],
+                "row": int(i.get("row", 0)),
+                "model": i["model"],
+                "label": dumps(i["label"]),
+                "ts": float(i.get("ts", now)),
+            }
+            for i in items
+        ]
+        with self.engine.begin() as conn:
+            conn.execute(insert(feedback), rows)
+        return len(rows)
+
+    def labelled_after(self, model: str, after_feedback_id: int = 0) -> list[dict[str, Any]]:
+        """Feedback of ``model`` stored after a feedback id (a watermark), in arrival order, each
+        with its prediction: ``feedback_id, label, id, version, prediction, score``. Streams of
+        errors read this, so a label arriving late still counts once."""
+        query = (
+            select(feedback.c.id.label("feedback_id"), feedback.c.label, predictions.c.id,
+                   predictions.c.version, predictions.c.prediction, predictions.c.score)
+            .select_from(feedback.join(predictions, (predictions.c.request_id == feedback.c.request_id)
+                                       & (predictions.c.row == feedback.c.row)))
+            .where(feedback.c.model == model, feedback.c.id > after_feedback_id,
+                   predictions.c.model == model, predictions.c.shadow.is_(False))
+            .order_by(feedback.c.id)
+        )
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+        for row in rows:
+            row["label"], row["prediction"] = loads(row["label"]), loads(row["prediction"])
+        return rows
+
+    def count_feedback(self, model: str | None = None) -> int:
+        query = select(func.count()).select_from(feedback)
+        if model is not None:
+            query = query.where(feedback.c.model == model)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    # -- small persisted state (watermarks, detector state) ----------------------------------
+    def get_state(self, key: str, default: Any = None) -> Any:
+        with self.engine.connect() as conn:
+            text = conn.execute(select(state.c.value).where(state.c.key == key)).scalar_one_or_none()
+        return default if text is None else loads(text)
+
+    def set_state(self, key: str, value: Any) -> None:
+        """Insert or replace ``key`` (portable: update, then insert when nothing was updated)."""
+        row = {"value": dumps(value), "updated_at": time.time()}
+        with self.engine.begin() as conn:
+            if conn.execute(update(state).where(state.c.key == key).values(**row)).rowcount == 0:
+                conn.execute(insert(state).values(key=key, **row))
+
+    # -- API keys (hashed secrets; see serein.keys) -----------------------------------------
+    def add_api_key(self, key_id: str, key_hash: str, scopes: Sequence[str], name: str | None) -> dict[str, Any]:
+        """Store a new key's id, secret hash and scopes; returns the stored row."""
+        row = {"key_id": key_id, "key_hash": key_hash, "scopes": " ".join(scopes), "name": name,
+               "created_at": time.time(), "revoked_at": None}
+        with self.engine.begin() as conn:
+            conn.execute(insert(api_keys).values(**row))
+        return row
+
+    def api_keys(self, active_only: bool = False) -> list[dict[str, Any]]:
+        """Every stored key (with its hash), oldest first; ``active_only`` leaves revoked ones out."""
+        query = select(api_keys).order_by(api_keys.c.id)
+        if active_only:
+            query = query.where(api_keys.c.revoked_at.is_(None))
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def revoke_api_key(self, key_id: str) -> float | None:
+        """Mark an active key revoked; returns when, or None when no active key has that id."""
+        now = time.time()
+        query = (update(api_keys)
+                 .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
+                 .values(revoked_at=now))
+        with self.engine.begin() as conn:
+            return now if conn.execute(query).rowcount == 1 else None
+
+    # -- monitor results ---------------------------------------------------------------------
+    def add_monitor_result(self, model: str, version: int | None, result: Mapping[str, Any],
+                           n_rows: int, drifted: Sequence[str], window_start: float | None,
+                           window_end: float | None, report_path: str | None) -> int:
+        with self.engine.begin() as conn:
+            res = conn.execute(
+                insert(monitor_results).values(
+                    model=model, version=version, ts=time.time(), window_start=window_start,
+                    window_end=window_end, n_rows=n_rows, drifted=dumps(list(drifted)),
+                    result=dumps(result), report_path=report_path,
+                )
+            )
+            return int(res.inserted_primary_key[0])
+
+    def monitor_history(self, model: str, limit: int = 100) -> list[dict[str, Any]]:
+        query = (
+            select(monitor_results)
+            .where(monitor_results.c.model == model)
+            .order_by(monitor_results.c.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+        for row in rows:
+            row["drifted"] = loads(row["drifted"])
+            row["result"] = loads(row["result"])
+        return rows

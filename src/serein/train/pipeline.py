@@ -1,0 +1,106 @@
+"""The fitted artifact: one scikit-learn Pipeline (ColumnTransformer + estimator) on raw rows.
+
+Serving feeds it the same raw feature columns as training, so there is no separate
+preprocessing code to keep in step. Numeric columns get a median imputer (and a standard
+scaler unless ``preprocessing.scale: false``); categorical columns get a most-frequent imputer and
+a one-hot encoder that ignores categories it never saw. Datetime columns are never raw features.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from serein.errors import UsageError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+    from serein.data.contract import Contract
+
+
+def resolve_features(frame: pd.DataFrame, target: str, contract: Contract | None,
+                     requested: list[str] | None) -> list[str]:
+    """The feature columns: ``requested``, else the contract's columns, else every data column;
+    never the target, never a datetime column (and asking for one is an error)."""
+    import pandas as pd
+
+    def is_datetime(col: str) -> bool:
+        if contract is not None and col in contract.columns:
+            return contract.columns[col].type == "datetime"
+        return pd.api.types.is_datetime64_any_dtype(frame[col])
+
+    if requested is not None:
+        missing = [c for c in requested if c not in frame.columns]
+        if missing:
+            raise UsageError(f"feature(s) {', '.join(map(repr, missing))} are not in the data",
+                             hint=f"columns are: {', '.join(map(str, frame.columns))}")
+        if target in requested:
+            raise UsageError(f"the target {target!r} is listed among the features", hint="remove it from 'features'")
+        dated = [c for c in requested if is_datetime(c)]
+        if dated:
+            raise UsageError(f"datetime column(s) {', '.join(map(repr, dated))} cannot be raw features",
+                             hint="derive numeric features from them (e.g. day of week) or drop them from 'features'")
+        return list(requested)
+    candidates = [c for c in (contract.columns if contract is not None else frame.columns) if c in frame.columns]
+    features = [str(c) for c in candidates if c != target and not is_datetime(c)]
+    if not features:
+        raise UsageError("no feature columns left besides the target", hint="the data needs at least one non-datetime column")
+    return features
+
+
+def split_kinds(frame: pd.DataFrame, features: list[str], contract: Contract | None) -> tuple[list[str], list[str]]:
+    """``(numeric, categorical)`` feature names, by contract type where known, else by dtype."""
+    import pandas as pd
+
+    numeric, categorical = [], []
+    for col in features:
+        if contract is not None and col in contract.columns:
+            is_num = contract.columns[col].numeric
+        else:
+            dtype = frame[col].dtype
+            is_num = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+        (numeric if is_num else categorical).append(col)
+    return numeric, categorical
+
+
+def build_pipeline(numeric: list[str], categorical: list[str], estimator: Any, scale: bool = True) -> Pipeline:
+    """An unfitted Pipeline ``preprocess -> estimator`` over the named raw columns."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    num_steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median"))]
+    if scale:
+        num_steps.append(("scale", StandardScaler()))
+    branches = []
+    if numeric:
+        branches.append(("numeric", Pipeline(num_steps), numeric))
+    if categorical:
+        branches.append(("categorical", Pipeline([
+            ("impute", SimpleImputer(strategy="most_frequent")),
+            ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+        ]), categorical))
+    return Pipeline([("preprocess", ColumnTransformer(branches)), ("estimator", estimator)])
+
+
+def is_fitted(estimator: Any) -> bool:
+    """Whether a scikit-learn estimator (or pipeline) has been fitted."""
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        return False
+    except TypeError:
+        raise UsageError(f"{type(estimator).__name__} is not a scikit-learn estimator",
+                         hint="pass a Pipeline or estimator with fit/predict") from None
+    return True
+
+
+def input_columns(pipeline: Any) -> list[str] | None:
+    """The raw column names a fitted pipeline was trained on (``feature_names_in_``), if known."""
+    names = getattr(pipeline, "feature_names_in_", None)
+    return None if names is None else [str(n) for n in names]

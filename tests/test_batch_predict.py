@@ -1,0 +1,207 @@
+"""Batch scoring (``serein predict`` / ``predict_batch``) on a real registered model: Parquet,
+CSV and Delta inputs, Parquet and dataset outputs, bad rows set aside, refusals."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from serein.batch import predict_batch
+from serein.errors import ConflictError, NotFoundError, SereinError, UsageError
+from serein.workspace import Workspace
+
+MODEL = "scorer"
+
+
+@pytest.fixture(scope="module")
+def scoring(tmp_path_factory: pytest.TempPathFactory, credit_df: pd.DataFrame) -> tuple[Workspace, pd.DataFrame]:
+    """Own workspace: ``scorer`` v1 (champion, ONNX export) and dataset ``applications``."""
+    from serein.train.recipe import Recipe
+    from serein.train.trainer import train
+
+    ws = Workspace.init(tmp_path_factory.mktemp("batch") / "ws")
+    recipe = Recipe.from_dict({"name": MODEL, "target": "default", "task": "classification",
+                               "estimator": {"params": {"max_iter": 20}}})
+    assert train(ws, recipe, frame=credit_df.iloc[:2000], promote=True).version == 1
+    frame = credit_df.iloc[2000:3000].reset_index(drop=True)
+    ws.datasets.ingest(frame, "applications")
+    return ws, frame
+
+
+def test_parquet_to_parquet_agrees_with_the_pipeline(scoring, tmp_path: Path) -> None:
+    ws, frame = scoring
+    source = tmp_path / "in.parquet"
+    frame.to_parquet(source)
+    seen: list[tuple[int, int | None]] = []
+    result = predict_batch(ws, f"{MODEL}@champion", str(source), str(tmp_path / "out.parquet"), chunk_rows=300,
+                           progress=lambda done, total: seen.append((done, total)))
+    assert (result.rows_read, result.rows_scored, result.rows_rejected) == (1000, 1000, 0)
+    assert result.runtime == "onnx" and result.version == 1 and result.rejected_to is None
+    assert seen == [(300, 1000), (600, 1000), (900, 1000), (1000, 1000)]
+    out = pq.read_table(tmp_path / "out.parquet").to_pandas()
+    assert list(out.columns) == [*frame.columns, "prediction", "proba_0", "proba_1", "model", "model_version"]
+    assert set(out["model"]) == {MODEL} and set(out["model_version"]) == {1}
+    pd.testing.assert_frame_equal(out[frame.columns], frame, check_dtype=False)  # in input order
+
+    loaded = ws.registry.load(MODEL, 1)
+    expected = loaded.pipeline.predict_proba(ws.datasets.load("applications").frame[loaded.features])
+    np.testing.assert_allclose(out[["proba_0", "proba_1"]].to_numpy(), expected, atol=1e-3)  # float32 trees
+    assert (out["prediction"].to_numpy() == expected.argmax(axis=1)).mean() > 0.995
+
+    sklearn = predict_batch(ws, f"{MODEL}@1", str(source), str(tmp_path / "sk.parquet"), runtime="sklearn",
+                            id_column="applied_at")
+    scored = pq.read_table(tmp_path / "sk.parquet").to_pandas()
+    assert sklearn.runtime == "sklearn" and list(scored.columns)[:2] == ["applied_at", "prediction"]
+    np.testing.assert_allclose(scored[["proba_0", "proba_1"]].to_numpy(), expected, atol=1e-9)
+
+
+def test_dataset_in_dataset_out_through_the_cli(scoring, tmp_path: Path) -> None:
+    ws, frame = scoring
+    run = [sys.executable, "-m", "serein", "predict", MODEL, "--input", "applications@0",
+           "--output", "dataset:scores", "--id-column", "applied_at", "--chunk-size", "400", "-w", str(ws.root)]
+    done = subprocess.run(run, capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0 and "scored 1,000 of 1,000 rows with scorer v1" in done.stdout, done.stderr
+    again = ws.predict(MODEL, "applications", "dataset:scores", id_column="applied_at")  # appends a version
+    assert again.input == "applications@0" and again.rows_scored == 1000 and again.output_version == 1
+    scores = ws.datasets.load("scores@1").frame
+    assert len(scores) == 2000 and list(scores.columns) == ["applied_at", "prediction", "proba_0", "proba_1",
+                                                             "model", "model_version"]
+    history = ws.datasets.history("scores")
+    assert history[0]["source"] == "serein predict scorer@1 on applications@0"
+
+
+def test_csv_with_a_bad_chunk_sets_rows_aside(scoring, tmp_path: Path) -> None:
+    ws, frame = scoring
+    broken = frame.astype({"age": object, "credit_score": object})
+    broken.loc[[450, 455], "age"] = "forty"
+    broken.loc[460, "credit_score"] = -5.0
+    broken.to_csv(tmp_path / "in.csv", index=False)
+    result = predict_batch(ws, MODEL, str(tmp_path / "in.csv"), str(tmp_path / "out.parquet"), chunk_rows=200)
+    assert (result.rows_read, result.rows_scored, result.rows_rejected) == (1000, 997, 3)
+    assert result.problems["age: type"] == 2 and result.rejected_to == str(tmp_path / "out.rejected.parquet")
+    rejected = pq.read_table(result.rejected_to).to_pandas()
+    assert rejected["_row"].tolist() == [450, 455, 460]
+    assert rejected["age"].tolist()[:2] == ["forty", "forty"] and "credit_score" in rejected["_reason"].iloc[2]
+    out = pq.read_table(tmp_path / "out.parquet").to_pandas()
+    assert len(out) == 997 and not out["applied_at"].isin(frame["applied_at"].iloc[[450, 455, 460]]).any()
+
+
+def test_refusals_name_the_problem(scoring, tmp_path: Path) -> None:
+    ws, frame = scoring
+    source = tmp_path / "in.parquet"
+    frame.iloc[:10].to_parquet(source)
+    out = str(tmp_path / "out.parquet")
+    with pytest.raises(NotFoundError, match="no registered model 'nope'"):
+        predict_batch(ws, "nope", str(source), out)
+    with pytest.raises(NotFoundError, match=f"model '{MODEL}' has no version '7'"):
+        predict_batch(ws, f"{MODEL}@7", str(source), out)
+    with pytest.raises(NotFoundError, match="input .*missing.parquet not found"):
+        predict_batch(ws, MODEL, str(tmp_path / "missing.parquet"), out)
+    with pytest.raises(NotFoundError, match="no dataset named 'nothing'"):
+        predict_batch(ws, MODEL, "nothing@0", out)
+    frame.iloc[:10].drop(columns=["income"]).to_parquet(tmp_path / "narrow.parquet")
+    with pytest.raises(UsageError, match="lacks the feature column.*'income'"):
+        predict_batch(ws, MODEL, str(tmp_path / "narrow.parquet"), out)
+    predict_batch(ws, MODEL, str(source), out)
+    with pytest.raises(ConflictError, match="already exists"):
+        predict_batch(ws, MODEL, str(source), out)
+    assert predict_batch(ws, MODEL, str(source), out, mode="overwrite").rows_scored == 10
+
+
+def test_a_tampered_artifact_is_refused(scoring, credit_df: pd.DataFrame, tmp_path: Path) -> None:
+    """A second version whose model file changed after registration is never loaded."""
+    from serein.registry.artifacts import SKOPS_FILE
+    from serein.registry.tracking import local_path
+    from serein.train.recipe import Recipe
+    from serein.train.trainer import train
+
+    ws, frame = scoring
+    recipe = Recipe.from_dict({"name": MODEL, "target": "default", "task": "classification",
+                               "estimator": {"params": {"max_iter": 5}}})
+    version = train(ws, recipe, frame=credit_df.iloc[:1000]).version
+    model_file = local_path(ws.registry.client.get_model_version_download_uri(MODEL, str(version))) / SKOPS_FILE
+    model_file.write_bytes(model_file.read_bytes() + b"\0")
+    frame.iloc[:10].to_parquet(tmp_path / "in.parquet")
+    with pytest.raises(SereinError, match="refusing to load a changed model file"):
+        predict_batch(ws, f"{MODEL}@{version}", str(tmp_path / "in.parquet"), str(tmp_path / "out.parquet"))
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_parquet_bad_rows_take_the_arrow_path_with_the_same_verdict(scoring, tmp_path: Path) -> None:
+    """Typed Parquet columns are screened with Arrow compute; the rows set aside and their
+    reasons are exactly what pandera-based validation finds on the same rows."""
+    from serein.batch import ChunkScorer
+    from serein.data.validation import validate, validate_arrow
+
+    ws, frame = scoring
+    loaded = ws.registry.load(MODEL)
+    contract = loaded.contract
+    numeric = next(n for n, c in contract.columns.items() if c.numeric and c.max is not None)
+    text = next(n for n, c in contract.columns.items() if c.allowed and not c.nullable)
+    broken = frame.copy()
+    broken.loc[10, numeric] = contract.columns[numeric].max * 10 + 1
+    broken.loc[20, text] = None
+    broken.loc[30, text] = "not-a-category"
+    broken.loc[40, numeric] = float("inf")
+    broken.to_parquet(tmp_path / "in.parquet")
+
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(broken[loaded.features], preserve_index=False)
+    fast, exact = validate_arrow(table, contract), validate(broken[loaded.features], contract)
+    assert fast.data is None and exact.data is not None  # the Arrow path, not the fallback
+    assert fast.bad_rows.tolist() == exact.bad_rows.tolist() and fast.row_reasons == exact.row_reasons
+    key = lambda f: (str(f["column"]), f["check"])
+    assert sorted(fast.failures, key=key) == sorted(exact.failures, key=key)
+    assert sorted(fast.warnings, key=key) == sorted(exact.warnings, key=key)
+
+    assert ChunkScorer(loaded, prefer_onnx=True, arrow_path=True).features is not None  # numpy preprocessing + estimator ONNX
+    result = predict_batch(ws, MODEL, str(tmp_path / "in.parquet"), str(tmp_path / "out.parquet"), chunk_rows=25)
+    bad = np.flatnonzero(exact.bad_rows).tolist()
+    assert {10, 20, 40} <= set(bad)  # unseen categories are rejected or only flagged, per the contract
+    assert 30 in bad or any(30 in w["rows"] for w in fast.warnings)
+    assert (result.rows_scored, result.rows_rejected) == (1000 - len(bad), len(bad))
+    rejected = pq.read_table(result.rejected_to).to_pandas()
+    assert rejected["_row"].tolist() == bad
+    assert rejected["_reason"].tolist() == [exact.row_reasons[i] for i in bad]
+
+
+def test_compiled_preprocessing_matches_the_fitted_column_transformer(credit_df: pd.DataFrame) -> None:
+    """ArrowFeatures reproduces imputation, scaling and one-hot encoding (unseen categories and
+    nulls included) from Arrow columns, and declines steps it does not know."""
+    import pyarrow as pa
+    from sklearn.impute import KNNImputer
+    from sklearn.linear_model import LogisticRegression
+
+    from serein.batch import ArrowFeatures
+    from serein.data.profiling import suggest_contract
+    from serein.train.pipeline import build_pipeline
+
+    numeric = ["age", "income", "credit_score", "loan_amount"]
+    categorical = ["employment", "region"]
+    frame = credit_df[numeric + categorical].iloc[:600].reset_index(drop=True)
+    contract = suggest_contract(frame)
+    pipeline = build_pipeline(numeric, categorical, LogisticRegression(max_iter=200), scale=True)
+    pipeline.fit(frame, credit_df["default"].iloc[:600])
+    compiled = ArrowFeatures.compile(pipeline, contract)
+    assert compiled is not None and compiled.width == pipeline[:-1].transform(frame.iloc[:1]).shape[1]
+
+    probe = frame.iloc[:50].astype({"employment": object, "region": object})
+    probe.loc[3, "region"] = "atlantis"  # unseen: all zeros
+    probe.loc[4, "employment"] = np.nan  # imputed with the most frequent category (pandas reads nulls as NaN)
+    probe.loc[5, "income"] = None  # imputed with the median, then scaled
+    batch = pa.RecordBatch.from_pandas(probe, preserve_index=False)
+    np.testing.assert_allclose(compiled.matrix(batch), pipeline[:-1].transform(probe), rtol=1e-6, atol=1e-6)
+    encoded = pa.RecordBatch.from_arrays([c.dictionary_encode() if pa.types.is_string(c.type) or
+                                          pa.types.is_large_string(c.type) else c for c in batch.columns],
+                                         names=batch.schema.names)
+    np.testing.assert_array_equal(compiled.matrix(encoded), compiled.matrix(batch))
+
+    pipeline.steps[0][1].transformers_[0][1].steps[0] = ("impute", KNNImputer())
+    assert ArrowFeatures.compile(pipeline, contract) is None

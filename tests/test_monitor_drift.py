@@ -1,0 +1,227 @@
+"""Drift statistics against independent computations, and their thresholds on large and small
+samples (no-drift controls must stay quiet; real shifts must fire)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import jensenshannon
+from scipy.stats import (
+    chi2_contingency,
+    false_discovery_control,
+    ks_2samp,
+    wasserstein_distance,
+)
+
+from serein.errors import UsageError
+from serein.monitor.drift import (
+    Thresholds,
+    categorical_drift,
+    correct_p_values,
+    features_drift,
+    js_distance,
+    label_drift,
+    numeric_drift,
+    prediction_drift,
+    psi,
+)
+from serein.monitor.profile import (
+    categorical_profile,
+    numeric_profile,
+    prediction_profile,
+)
+
+CATS = np.array(["a", "b", "c", "d", "e"])
+PROBS = [0.4, 0.3, 0.2, 0.08, 0.02]
+
+
+@pytest.fixture(scope="module")
+def rng() -> np.random.Generator:
+    return np.random.default_rng(42)
+
+
+@pytest.fixture(scope="module")
+def normal_ref(rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    x = rng.normal(10.0, 2.0, 200_000)
+    return x, numeric_profile(x)
+
+
+def test_psi_hand_worked() -> None:
+    # bins 50/50 -> 60/40 without smoothing: 0.1 ln 1.2 + 0.1 ln 1.25
+    assert psi([50, 50], [60, 40], alpha=0) == pytest.approx(0.1 * math.log(1.2) + 0.1 * math.log(1.25))
+    # an empty reference bin is smoothed by half a count: r = (10.5, 0.5)/11, c = (5.5, 5.5)/11
+    expected = (5.5 - 10.5) / 11 * math.log(5.5 / 10.5) + (5.5 - 0.5) / 11 * math.log(5.5 / 0.5)
+    assert psi([10, 0], [5, 5]) == pytest.approx(expected)
+    # bins empty on both sides are ignored
+    assert psi([10, 0, 0], [5, 5, 0]) == pytest.approx(expected)
+
+
+def test_js_matches_scipy(rng: np.random.Generator) -> None:
+    for _ in range(5):
+        p, q = rng.integers(0, 50, 6), rng.integers(0, 50, 6)
+        assert js_distance(p, q) == pytest.approx(jensenshannon(p / p.sum(), q / q.sum(), base=2))
+
+
+def test_wasserstein_matches_scipy(rng: np.random.Generator, normal_ref: tuple[np.ndarray, dict]) -> None:
+    x, ref = normal_ref
+    for cur in (rng.normal(10.6, 2.0, 20_000), rng.normal(10.0, 3.0, 20_000), rng.lognormal(2.3, 0.2, 20_000)):
+        exact = wasserstein_distance(x, cur) / x.std(ddof=1)
+        assert numeric_drift(ref, cur)["wasserstein"] == pytest.approx(exact, rel=0.03)
+
+
+def test_no_drift_on_large_samples(rng: np.random.Generator, normal_ref: tuple[np.ndarray, dict]) -> None:
+    _, ref = normal_ref
+    same = numeric_drift(ref, rng.normal(10.0, 2.0, 200_000))
+    assert not same["drifted"] and same["status"] == "ok"
+    assert same["psi"] < 0.001 and same["wasserstein"] < 0.01
+    tiny = numeric_drift(ref, rng.normal(10.0 + 0.02 * 2.0, 2.0, 100_000))  # a 0.02 sigma shift
+    assert not tiny["drifted"], tiny["reasons"]
+    cref = categorical_profile(rng.choice(CATS, 200_000, p=PROBS))
+    cat = categorical_drift(cref, rng.choice(CATS, 200_000, p=PROBS))
+    assert not cat["drifted"] and cat["js"] < 0.01
+
+
+def test_half_sigma_shift_fires(rng: np.random.Generator, normal_ref: tuple[np.ndarray, dict]) -> None:
+    _, ref = normal_ref
+    out = numeric_drift(ref, rng.normal(11.0, 2.0, 5_000))
+    assert out["drifted"] and out["status"] == "drift"
+    assert out["psi"] > 0.2 and out["wasserstein"] == pytest.approx(0.5, abs=0.05)
+    assert out["mean"] == pytest.approx(11.0, abs=0.1) and sum(out["current_counts"]) == 5_000
+
+
+def test_categorical_shift_fires(rng: np.random.Generator) -> None:
+    ref_counts = np.array([4000, 3000, 2000, 800, 200])
+    ref = categorical_profile(np.repeat(CATS, ref_counts))
+    shifted = [0.25, 0.3, 0.3, 0.1, 0.05]
+    out = categorical_drift(ref, rng.choice(CATS, 10_000, p=shifted))
+    cur = np.array([out["current_counts"][c] for c in CATS])
+    assert out["js"] == pytest.approx(jensenshannon(ref_counts / ref_counts.sum(), cur / cur.sum(), base=2))
+    assert out["js"] >= 0.1 and out["drifted"] and "js" in out["reasons"][0]
+
+
+def test_unseen_categories(rng: np.random.Generator) -> None:
+    ref = categorical_profile(rng.choice(CATS, 10_000, p=PROBS))
+    values = rng.choice(CATS, 2_000, p=PROBS).astype(object)
+    values[:60] = "crypto"
+    values[60:70] = "zz"
+    out = categorical_drift(ref, values)
+    assert out["unseen_count"] == 70 and out["unseen_rate"] == pytest.approx(0.035)
+    assert out["unseen_examples"] == ["crypto", "zz"]
+    assert out["current_counts"]["__unseen__"] == 70
+    assert any(r.startswith("unseen rate") for r in out["reasons"])
+    few = rng.choice(CATS, 2_000, p=PROBS).astype(object)
+    few[:2] = "typo"  # two stray values: recorded, not an alert
+    quiet = categorical_drift(ref, few)
+    assert quiet["unseen_count"] == 2 and not quiet["drifted"]
+
+
+def test_missing_rate_change(rng: np.random.Generator) -> None:
+    base = rng.normal(size=20_000)
+    base[:400] = np.nan
+    ref = numeric_profile(base)
+    window = rng.normal(size=5_000)
+    window[:500] = np.nan  # 2 % -> 10 %
+    out = numeric_drift(ref, window)
+    assert out["missing_drift"] and out["null_rate"] == pytest.approx(0.1)
+    assert out["reasons"] == ["missing rate 2.0% -> 10.0%"]
+    small = rng.normal(size=10)
+    small[:2] = np.nan  # 20 % missing in 10 rows: not significant
+    tiny = numeric_drift(ref, small)
+    assert not tiny["missing_drift"] and tiny["status"] == "insufficient" and not tiny["drifted"]
+
+
+def test_small_windows_widen_thresholds(normal_ref: tuple[np.ndarray, dict]) -> None:
+    _, ref = normal_ref
+    rng = np.random.default_rng(7)
+    distances = Thresholds(test_below=0)  # judge small windows by distances, to check their floors
+    small = [numeric_drift(ref, rng.normal(10.0, 2.0, 100), distances) for _ in range(200)]
+    assert small[0]["threshold"] > 0.2 and small[0]["wasserstein_threshold"] > 0.3
+    assert sum(r["drifted"] for r in small) <= 2  # 99.9 % noise floors: false alarms are rare
+    assert numeric_drift(ref, rng.normal(12.0, 2.0, 100), distances)["drifted"]  # a 1 sigma shift still fires
+
+
+def test_small_numeric_windows_use_ks_against_the_reference_sample(normal_ref: tuple[np.ndarray, dict]) -> None:
+    x, ref = normal_ref
+    rng = np.random.default_rng(8)
+    sample = x[:1000]
+    cur = rng.normal(10.5, 2.0, 400)
+    out = numeric_drift(ref, cur, sample=sample.tolist())
+    expected = ks_2samp(sample, cur)
+    assert out["method"] == "ks" and out["direction"] == "below" and out["threshold"] == 0.01
+    assert out["statistic"] == pytest.approx(expected.statistic) and out["p_value"] == pytest.approx(expected.pvalue)
+    assert out["drifted"] and out["reasons"][0].startswith("ks p ") and "psi" in out  # distances still reported
+    quiet = [numeric_drift(ref, rng.normal(10.0, 2.0, 400), sample=sample.tolist()) for _ in range(100)]
+    assert sum(q["drifted"] for q in quiet) <= 2  # alpha 0.01
+    assert numeric_drift(ref, rng.normal(10.0, 2.0, 5_000), sample=sample.tolist())["method"] == "psi"
+
+
+def test_small_categorical_windows_use_chi2(rng: np.random.Generator) -> None:
+    ref_counts = np.array([4000, 3000, 2000, 800, 200])
+    ref = categorical_profile(np.repeat(CATS, ref_counts))
+    values = rng.choice(CATS, 300, p=[0.25, 0.3, 0.3, 0.1, 0.05])
+    out = categorical_drift(ref, values)
+    cur = np.array([out["current_counts"][c] for c in CATS])
+    expected = chi2_contingency(np.array([ref_counts, cur]))
+    assert out["method"] == "chi2" and out["p_value"] == pytest.approx(expected.pvalue)
+    assert out["statistic"] == pytest.approx(expected.statistic) and out["drifted"]
+    same = [categorical_drift(ref, rng.choice(CATS, 300, p=ref_counts / ref_counts.sum())) for _ in range(100)]
+    assert sum(s["drifted"] for s in same) <= 2
+
+
+def test_p_value_corrections_match_scipy(rng: np.random.Generator) -> None:
+    p = rng.uniform(0, 0.2, 12)
+    assert correct_p_values(p.tolist(), "bh") == pytest.approx(false_discovery_control(p).tolist())
+    assert correct_p_values(p.tolist(), "bonferroni") == pytest.approx(np.minimum(1, p * 12).tolist())
+
+
+def test_features_are_corrected_as_a_family(rng: np.random.Generator) -> None:
+    """25 unchanged features in 300-row windows: with Bonferroni the family raises a false alarm
+    in about 1 % of windows; without correction nearly every window would flag one."""
+    import pandas as pd
+
+    names = [f"x{i}" for i in range(25)]
+    ref_frame = pd.DataFrame(rng.normal(size=(5_000, 25)), columns=names)
+    profile = {"features": {n: numeric_profile(ref_frame[n]) for n in names},
+               "sample": {"columns": {n: ref_frame[n].head(1000).tolist() for n in names}}}
+    windows = [features_drift(profile, pd.DataFrame(rng.normal(size=(300, 25)), columns=names)) for _ in range(40)]
+    flagged = sum(any(f["drifted"] for f in w.values()) for w in windows)
+    raw = sum(any(f["p_value"] < 0.01 for f in w.values()) for w in windows)
+    assert flagged <= 2 and raw >= 5
+    first = windows[0]["x0"]
+    assert first["p_adjusted"] == pytest.approx(min(1.0, first["p_value"] * 25))
+    shifted = pd.DataFrame(rng.normal(size=(300, 25)), columns=names)
+    shifted["x3"] += 0.6
+    out = features_drift(profile, shifted)
+    assert [n for n, f in out.items() if f["drifted"]] == ["x3"] and "25 tested" in out["x3"]["reasons"][0]
+
+
+def test_label_drift(rng: np.random.Generator) -> None:
+    profile = {"labels": categorical_profile(rng.choice(["0", "1"], 5_000, p=[0.8, 0.2]))}
+    assert label_drift(profile, rng.choice([0, 1], 3_000, p=[0.5, 0.5]).tolist())["drifted"]
+    assert not label_drift(profile, rng.choice([0, 1], 3_000, p=[0.8, 0.2]).tolist())["drifted"]
+    assert label_drift(profile, [None, None]) is None and label_drift({"labels": None}, [1]) is None
+
+
+def test_prediction_drift(rng: np.random.Generator) -> None:
+    scores = rng.beta(2, 5, 20_000)
+    ref = prediction_profile("classification", (scores > 0.5).astype(int), scores, classes=[0, 1])
+    same = rng.beta(2, 5, 5_000)
+    assert not prediction_drift(ref, (same > 0.5).astype(int), same)["drifted"]
+    moved = rng.beta(3, 4, 5_000)
+    out = prediction_drift(ref, (moved > 0.5).astype(int), moved)
+    assert out["drifted"] and out["scores"]["drifted"] and out["classes"]["drifted"]
+    reg = prediction_profile("regression", rng.normal(size=5_000))
+    assert prediction_drift(reg, rng.normal(1.0, 1.0, 2_000))["values"]["drifted"]
+
+
+def test_thresholds_from_config() -> None:
+    assert Thresholds.from_config({"psi": 0.3, "min_count": 20}) == Thresholds(psi=0.3, min_count=20)
+    assert Thresholds.from_config({"p_correction": "bh", "test_below": 500}) == Thresholds(p_correction="bh", test_below=500)
+    with pytest.raises(UsageError, match="p_correction must be one of bonferroni, bh"):
+        Thresholds.from_config({"p_correction": "holm"})
+    with pytest.raises(UsageError, match="unknown key"):
+        Thresholds.from_config({"pis": 0.3})
+    with pytest.raises(UsageError, match="monitor.thresholds.js"):
+        Thresholds.from_config({"js": "high"})

@@ -1,0 +1,196 @@
+"""run_monitor end to end: a real registered model (MLflow sqlite store), its logged traffic in the
+operational store with feedback labels, alerts, stored results, reports and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from serein.demo.credit import make_credit
+from serein.errors import NotFoundError, UsageError
+from serein.monitor.monitor import run_monitor
+from serein.workspace import Workspace
+
+DAY = 86400.0
+
+
+def _log(ws: Workspace, frame: pd.DataFrame, prefix: str, ts: float) -> None:
+    """Score ``frame`` with the champion and log it as served traffic, with feedback labels."""
+    model = ws.registry.load("credit")
+    X = frame[model.features]
+    proba = model.pipeline.predict_proba(X)
+    preds = [model.classes[k] for k in proba.argmax(axis=1)]
+    inputs = X.astype(object).where(X.notna(), None).to_dict("records")
+    ws.store.log_predictions([
+        {"request_id": f"{prefix}{i}", "row": 0, "model": "credit", "version": model.version, "inputs": row,
+         "prediction": pred, "probabilities": p.tolist(), "score": float(p[1]), "ts": ts + i}
+        for i, (row, pred, p) in enumerate(zip(inputs, preds, proba))
+    ])
+    ws.store.add_feedback([{"request_id": f"{prefix}{i}", "row": 0, "model": "credit", "label": int(y)}
+                           for i, y in enumerate(frame["default"])])
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """A workspace with one champion trained on the stable regime; 3 days ago it served stable
+    traffic, in the last hour drifted traffic (both with feedback)."""
+    from serein import api
+
+    workspace = Workspace.init(tmp_path_factory.mktemp("mon") / "ws")
+    train = make_credit(3000, seed=0).drop(columns=["applied_at"])
+    api.train({"name": "credit", "target": "default", "task": "classification",
+               "estimator": {"class": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 300}}},
+              data=train, workspace=workspace)
+    now = time.time()
+    _log(workspace, make_credit(1500, seed=11), "s", now - 3 * DAY)
+    _log(workspace, make_credit(1500, start="2026-07-01", drift=True, seed=12), "d", now - 3600)
+    return workspace
+
+
+def test_drifted_traffic_is_flagged_and_stored(ws: Workspace, tmp_path: Path) -> None:
+    result = run_monitor(ws, "credit", since="24h", report=tmp_path / "m.html")
+    d = result.to_dict()
+    assert d["n_rows"] == 1500 and d["version"] == 1
+    assert {"income", "credit_score", "purpose", "loan_amount"} <= set(d["drifted"])
+    assert "region" not in d["drifted"] and "home_ownership" not in d["drifted"]  # unchanged by the demo
+    assert d["features"]["purpose"]["unseen_examples"] == ["crypto"]
+    assert d["prediction_drift"]["drifted"] and d["prediction_drift"]["scores"]["drifted"]
+    perf = d["performance"]
+    assert perf["n_labelled"] == 1500 and {"accuracy", "roc_auc", "log_loss", "f1"} <= set(perf["metrics"])
+    assert "log_loss" in perf["dropped"]  # defaults rise: the calibrated holdout log loss no longer holds
+    rules = {(a["rule"], a["feature"]) for a in d["alerts"]}
+    assert ("prediction_drift", "") in rules and ("feature_drift", "income") in rules
+    assert d["status"] == "critical"
+    assert Path(d["report"]).is_file() and "<td>income</td>" in Path(d["report"]).read_text()
+    (stored,) = [h for h in ws.store.monitor_history("credit") if h["id"] == result.id]
+    assert stored["drifted"] == d["drifted"] and stored["n_rows"] == 1500 and stored["report_path"] == d["report"]
+    # a second run updates the same alerts instead of adding new ones
+    again = run_monitor(ws, "credit", last=1500).to_dict()
+    by_key = {(a["rule"], a["feature"]): a for a in again["alerts"]}
+    assert by_key[("feature_drift", "income")]["count"] >= 2 and not by_key[("feature_drift", "income")]["new"]
+    open_income = [a for a in ws.alerts.list(model="credit") if a["feature"] == "income"]
+    assert len(open_income) == 1
+
+
+def test_stable_batch_does_not_drift(ws: Workspace, tmp_path: Path) -> None:
+    path = tmp_path / "batch.csv"
+    make_credit(2000, seed=21).to_csv(path, index=False)
+    d = run_monitor(ws, "credit", current=str(path)).to_dict()
+    assert d["window"]["source"] == f"file {path}"
+    assert d["drifted"] == [] and not d["prediction_drift"]["drifted"]
+    assert d["performance"]["dropped"] == [] and d["status"] == "ok"
+
+
+def test_bad_windows_and_inputs(ws: Workspace, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"no logged predictions of credit v1 in the window since 1m"):
+        run_monitor(ws, "credit", since="1m")
+    with pytest.raises(UsageError, match="bad --since '24x'"):
+        run_monitor(ws, "credit", since="24x")
+    with pytest.raises(UsageError, match="either --since or --last"):
+        run_monitor(ws, "credit", since="1h", last=10)
+    with pytest.raises(UsageError, match="--last must be a positive"):
+        run_monitor(ws, "credit", last=0)
+    with pytest.raises(NotFoundError):
+        run_monitor(ws, "nosuch", last=10)
+    with pytest.raises(UsageError, match="neither a file nor a dataset"):
+        run_monitor(ws, "credit", current="missing.csv")
+    lacking = tmp_path / "lacking.csv"
+    make_credit(100, seed=3).drop(columns=["income"]).to_csv(lacking, index=False)
+    with pytest.raises(UsageError, match="lacks the model's feature column\\(s\\) 'income'"):
+        run_monitor(ws, "credit", current=str(lacking))
+
+
+def _cli(ws: Workspace, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "serein", *args, "--workspace", str(ws.root)],
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_cli(ws: Workspace) -> None:
+    out = _cli(ws, "monitor", "credit", "--last", "300", "--json")
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout.strip().splitlines()[-1])
+    assert d["n_rows"] == 300 and "income" in d["drifted"]
+    table = _cli(ws, "monitor", "credit", "--since", "2h")
+    assert table.returncode == 0 and "income" in table.stdout and "status: critical" in table.stdout
+    bad = _cli(ws, "monitor", "credit", "--since", "24x")
+    assert bad.returncode == 2 and "bad --since '24x'" in bad.stderr and "Traceback" not in bad.stderr
+    unknown = _cli(ws, "monitor", "nosuch")
+    assert unknown.returncode == 2 and "no registered model 'nosuch'" in unknown.stderr
+    alerts = json.loads(_cli(ws, "alerts", "list", "--model", "credit", "--json").stdout.splitlines()[-1])
+    first = alerts[0]["id"]
+    assert _cli(ws, "alerts", "ack", str(first)).returncode == 0
+    assert _cli(ws, "alerts", "resolve", str(first)).returncode == 0
+    again = _cli(ws, "alerts", "resolve", str(first))
+    assert again.returncode == 1 and "already resolved" in again.stderr
+    resolved = json.loads(_cli(ws, "alerts", "list", "--status", "resolved", "--json").stdout.splitlines()[-1])
+    assert first in [a["id"] for a in resolved]  # with the alerts runs found back to normal (auto-resolved)
+    assert _cli(ws, "alerts", "list", "--status", "bogus").returncode == 2
+    assert np.isfinite(d["features"]["income"]["score"])
+
+
+def test_dataset_batch(ws: Workspace) -> None:
+    ingested = ws.datasets.ingest(make_credit(800, start="2026-07-01", drift=True, seed=31), "july")
+    d = run_monitor(ws, "credit", current=f"july@{ingested.version}").to_dict()
+    assert d["window"]["source"] == f"dataset july@{ingested.version}" and d["n_rows"] == 800
+    assert {"income", "credit_score"} <= set(d["drifted"]) and d["performance"]["n_labelled"] == 800
+
+
+def test_chunked_series_estimate_and_report(ws: Workspace, tmp_path: Path) -> None:
+    result = run_monitor(ws, "credit", cumulative=True, chunk="1500", multivariate=True,
+                         report=tmp_path / "chunks.html").to_dict()
+    assert result["n_rows"] == 3000 and result["window"]["cumulative"]
+    stable, drifted = result["chunks"]
+    assert (stable["n_rows"], drifted["n_rows"]) == (1500, 1500) and stable["end"] < drifted["start"]
+    assert stable["drifted"] == [] and {"income", "credit_score"} <= set(drifted["drifted"])
+    assert not stable["prediction_drift"]["drifted"] and drifted["prediction_drift"]["drifted"]
+    # on the stable chunk the estimate (no labels used) brackets the realized accuracy
+    est = stable["estimated_performance"]["metrics"]["accuracy"]
+    realized = stable["performance"]["metrics"]["accuracy"]
+    assert est["low"] <= realized["current"] <= est["high"]
+    assert realized["low"] < realized["current"] < realized["high"]
+    assert result["multivariate"]["drifted"] and result["label_drift"] is not None
+    assert result["estimated_performance"]["metrics"]["accuracy"]["realized"] is not None
+    html = Path(result["report"]).read_text()
+    for title in ("Drift over time", "Performance over time", "Estimated performance (CBPE)", "Data quality",
+                  "Alert timeline"):
+        assert title in html, title
+    assert "<script src=" not in html  # plotly.js inline, no CDN
+
+
+def test_time_windows_and_chunks(ws: Workspace, tmp_path: Path) -> None:
+    loud = run_monitor(ws, "credit", since="2h").to_dict()
+    assert ("data_quality", "purpose: unseen") in {(a["rule"], a["feature"]) for a in loud["alerts"]}
+    old = run_monitor(ws, "credit", since="4d", until="2d").to_dict()  # the stable period only
+    assert old["n_rows"] == 1500 and old["drifted"] == [] and old["chunks"] is None
+    assert ("data_quality", "purpose: unseen") in {(a["rule"], a["feature"]) for a in old["resolved"]}
+    hourly = run_monitor(ws, "credit", since="2h", chunk="hourly").to_dict()
+    assert sum(c["n_rows"] for c in hourly["chunks"]) == 1500 and 1 <= len(hourly["chunks"]) <= 2
+    assert all(c["start"] % 3600 == 0 and c["end"] - c["start"] == 3600 for c in hourly["chunks"])
+    with pytest.raises(UsageError, match="--cumulative takes all"):
+        run_monitor(ws, "credit", cumulative=True, last=10)
+    with pytest.raises(UsageError, match="bad --chunk 'often'"):
+        run_monitor(ws, "credit", chunk="often")
+    batch = tmp_path / "batch.csv"
+    make_credit(300, seed=5).to_csv(batch, index=False)
+    with pytest.raises(UsageError, match="time chunks need timestamps"):
+        run_monitor(ws, "credit", current=str(batch), chunk="daily")
+    rows = run_monitor(ws, "credit", current=str(batch), chunk="100").to_dict()
+    assert [c["n_rows"] for c in rows["chunks"]] == [100, 100, 100] and rows["chunks"][0]["start"] is None
+    out = _cli(ws, "monitor", "credit", "--last", "300", "--chunk", "100", "--json")
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(d["chunks"]) == 3 and {"drifted", "features", "prediction_drift", "performance", "alerts",
+                                      "quality", "estimated_performance"} <= set(d)
+    f = d["features"]["income"]
+    assert f["method"] == "ks" and f["drifted"] and f["score"] < f["threshold"]  # 300 rows: the test decides
+    bad = _cli(ws, "monitor", "credit", "--chunk", "often")
+    assert bad.returncode == 2 and "bad --chunk 'often'" in bad.stderr and "Traceback" not in bad.stderr

@@ -1,0 +1,164 @@
+"""Monitoring at scale: profiles built by one sort per column agree with a naive pandas
+computation, stay small and memory-lean; a ``--current`` batch read from Parquet, CSV, a Delta
+table or a dataset ref gives the same drift as the frame in memory, and is scored in chunks
+exactly as in one piece."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from serein.data.contract import Contract
+from serein.errors import UsageError
+from serein.monitor.batch_window import read_batch, score_batch
+from serein.monitor.drift import features_drift
+from serein.monitor.profile import build_profile, numeric_profile
+from serein.workspace import Workspace
+
+N = 200_000
+CONTRACT = Contract.from_dict({"columns": {
+    "x": {"type": "float"}, "ln": {"type": "float"}, "code": {"type": "integer"},
+    "city": {"type": "string"}, "many": {"type": "string"},
+}})
+
+
+def _frame(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(shift, 1.0, n)
+    x[rng.random(n) < 0.03] = np.nan
+    city = rng.choice(["paris", "lyon", "nice", None], n, p=[0.5, 0.3, 0.15, 0.05])
+    return pd.DataFrame({
+        "x": x,
+        "ln": rng.lognormal(0.0, 0.8, n),
+        "code": rng.integers(0, 12, n),
+        "city": pd.Series(city, dtype="str"),
+        "many": pd.Series([f"k{i}" for i in rng.zipf(1.5, n) % 400], dtype="str"),  # > TOP_K categories
+    })
+
+
+@pytest.fixture(scope="module")
+def reference() -> pd.DataFrame:
+    return _frame(N, 0)
+
+
+@pytest.fixture(scope="module")
+def profile(reference: pd.DataFrame) -> dict:
+    return build_profile(reference, CONTRACT, "regression", predictions=reference["ln"].to_numpy())
+
+
+def test_numeric_summaries_match_numpy_and_pandas(profile: dict, reference: pd.DataFrame) -> None:
+    for name in ("x", "ln", "code"):
+        f = profile["features"][name]
+        col = reference[name]
+        x = col.dropna().to_numpy(dtype=float)
+        assert f["null_rate"] == pytest.approx(col.isna().mean()) and f["n_nulls"] == int(col.isna().sum())
+        assert f["min"] == x.min() and f["max"] == x.max()
+        assert f["mean"] == pytest.approx(x.mean()) and f["std"] == pytest.approx(x.std(ddof=1))
+        edges = np.unique(np.quantile(x, np.linspace(0, 1, 11)[1:-1]))
+        np.testing.assert_allclose(f["edges"], edges, rtol=1e-12)
+        np.testing.assert_allclose(f["quantiles"], np.quantile(x, (np.arange(100) + 0.5) / 100), rtol=1e-12)
+        # right-closed bins with open outer edges, counted by pandas
+        naive = pd.cut(pd.Series(x), [-np.inf, *edges, np.inf], right=True).value_counts(sort=False)
+        assert f["counts"] == naive.tolist()
+
+
+def test_category_counts_match_value_counts(profile: dict, reference: pd.DataFrame) -> None:
+    city = profile["features"]["city"]
+    assert city["categories"] == reference["city"].value_counts().to_dict()
+    assert city["null_rate"] == pytest.approx(reference["city"].isna().mean())
+    many = profile["features"]["many"]
+    counts = reference["many"].value_counts()
+    assert many["n_categories"] == counts.size > 50
+    assert len(many["categories"]) == 50
+    assert sum(many["categories"].values()) + many["other"] == N
+    assert set(many["categories"].values()) <= set(counts.iloc[:60].tolist())  # the most frequent ones
+    assert min(many["categories"].values()) >= counts.iloc[50]
+
+
+def test_profile_is_small_and_memory_lean(reference: pd.DataFrame) -> None:
+    numeric = reference[["x", "ln", "code"]]
+    contract = Contract.from_dict({"columns": {k: CONTRACT.to_dict()["columns"][k] for k in numeric.columns}})
+    tracemalloc.start()
+    try:
+        built = build_profile(numeric, contract, "regression", predictions=numeric["ln"].to_numpy())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    column = N * 8
+    assert peak < 6 * column, f"peak {peak / 1e6:.1f} MB for {N} rows"  # a few column copies, never the frame x k
+    assert len(json.dumps(built)) < 100_000
+
+
+def test_profile_of_text_numbers_counts_junk_as_missing() -> None:
+    p = numeric_profile(pd.Series(["1.5", "x", None, "2.5"], dtype=object))
+    assert p["n_nulls"] == 2 and p["min"] == 1.5 and p["max"] == 2.5
+
+
+# -- the --current batch -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, Path]:
+    frame = _frame(20_000, 1, shift=0.5)
+    frame["unused"] = "not read"
+    folder = tmp_path_factory.mktemp("batch")
+    frame.to_parquet(folder / "cur.parquet")
+    frame.to_csv(folder / "cur.csv", index=False)
+    return frame, folder
+
+
+def _same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        for key in ("status", "drifted", "score", "null_rate", "current_counts", "wasserstein", "js"):
+            if isinstance(a[name].get(key), float):
+                assert a[name][key] == pytest.approx(b[name][key], rel=1e-9), (name, key)
+            else:
+                assert a[name].get(key) == b[name].get(key), (name, key)
+
+
+def test_batch_from_parquet_csv_delta_and_dataset_drifts_like_the_frame(
+        workspace: Workspace, batch: tuple[pd.DataFrame, Path], profile: dict) -> None:
+    frame, folder = batch
+    features = list(CONTRACT.columns)
+    expected = features_drift(profile, frame[features])
+    assert {"x"} <= {n for n, f in expected.items() if f["drifted"]}
+    workspace.datasets.ingest(frame, "traffic")
+    for current in (folder / "cur.parquet", folder / "cur.csv", workspace.datasets.path("traffic"), "traffic@0"):
+        read, source = read_batch(workspace, str(current), features, optional=["label"])
+        assert list(read.columns) == features, source  # only what the model needs; no label column here
+        assert len(read) == len(frame)
+        _same(features_drift(profile, read), expected)
+
+
+def test_batch_errors_name_the_problem(workspace: Workspace, batch: tuple[pd.DataFrame, Path]) -> None:
+    frame, folder = batch
+    with pytest.raises(UsageError, match="lacks the model's feature column\\(s\\) 'nope'"):
+        read_batch(workspace, str(folder / "cur.parquet"), ["x", "nope"])
+    with pytest.raises(UsageError, match="neither a file nor a dataset"):
+        read_batch(workspace, "no_such_batch", ["x"])
+    (folder / "empty.csv").write_text("")
+    with pytest.raises(UsageError, match="empty"):
+        read_batch(workspace, str(folder / "empty.csv"), ["x"])
+    (folder / "header.csv").write_text("x,city\n")
+    with pytest.raises(UsageError, match="no rows"):
+        read_batch(workspace, str(folder / "header.csv"), ["x"])
+
+
+def test_scoring_in_chunks_equals_scoring_at_once(trained_workspace: Workspace, drifted_df: pd.DataFrame) -> None:
+    from serein.batch import ChunkScorer
+
+    loaded = trained_workspace.registry.load("credit-default", "champion")
+    X = drifted_df[loaded.features]
+    seen: list[tuple[int, int]] = []
+    predictions, proba = score_batch(loaded, X, lambda what, done, total: seen.append((done, total)),
+                                     chunk_rows=400, workers=2)
+    whole_pred, whole_proba = ChunkScorer(loaded, prefer_onnx=True).score(X)
+    assert predictions.tolist() == whole_pred.tolist()
+    np.testing.assert_allclose(proba, whole_proba, rtol=0, atol=1e-7)
+    assert seen[-1] == (len(X), len(X)) and len(seen) == -(-len(X) // 400)
+    sklearn = np.asarray(loaded.pipeline.predict(X))
+    assert np.mean(sklearn.astype(str) == predictions.astype(str)) > 0.99  # ONNX Runtime agrees with sklearn

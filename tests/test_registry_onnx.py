@@ -1,0 +1,64 @@
+"""The ONNX export decision: kept when it agrees with scikit-learn on the holdout, skipped with the
+reason recorded when it does not convert or disagrees."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from serein.data.contract import Contract
+from serein.registry import onnx_export
+from serein.registry.onnx_export import export_onnx, onnx_feeds, onnx_inputs
+from serein.train.pipeline import build_pipeline
+
+FEATURES = ["age", "income", "employment", "purpose"]
+
+
+@pytest.fixture(scope="module")
+def data(credit_df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, Contract]:
+    contract = Contract.from_dict({"columns": {
+        "age": {"type": "float"}, "income": {"type": "float"},
+        "employment": {"type": "string"}, "purpose": {"type": "string"}}})
+    train, test = credit_df.iloc[:3000], credit_df.iloc[3000:]
+    return train[FEATURES], test[FEATURES], train["default"], contract
+
+
+def _fitted(data: tuple, scale: bool = False):  # noqa: ANN202
+    X, _, y, _ = data
+    return build_pipeline(["age", "income"], ["employment", "purpose"],
+                          HistGradientBoostingClassifier(max_iter=15, random_state=0), scale=scale).fit(X, y)
+
+
+def test_export_agrees_and_is_written(data: tuple, tmp_path: Path) -> None:
+    _, X_test, _, contract = data
+    result = export_onnx(_fitted(data), X_test, contract, FEATURES, "classification", tmp_path / "m.onnx")
+    assert result.path is not None and result.path.is_file()
+    assert result.label_agreement == 1.0 and result.max_diff is not None and result.max_diff < 1e-4
+    assert result.tags()["serein.onnx"] == "ok"
+    # missing categories are fed as "" and missing numbers as NaN
+    feeds = onnx_feeds(X_test.head(200), onnx_inputs(contract, FEATURES))
+    assert feeds["age"].dtype == np.float32 and feeds["age"].shape == (200, 1)
+    assert "" in set(feeds["employment"].ravel()) and np.isnan(feeds["age"]).any()
+
+
+def test_disagreement_beyond_tolerance_is_skipped(data: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, X_test, _, contract = data
+    monkeypatch.setattr(onnx_export, "MAX_PROBA_DIFF", -1.0)  # no float32 export can meet this
+    result = export_onnx(_fitted(data), X_test, contract, FEATURES, "classification", tmp_path / "m.onnx")
+    assert result.path is None and not (tmp_path / "m.onnx").exists()
+    assert result.tags()["serein.onnx"].startswith("skipped: disagrees with scikit-learn on the holdout")
+    assert "serein.onnx.max_diff" in result.tags()
+
+
+def test_unconvertible_step_is_skipped_with_the_reason(data: tuple, tmp_path: Path) -> None:
+    X, X_test, _, contract = data
+    pipe = Pipeline([("identity", FunctionTransformer(lambda frame: frame).fit(X)), *_fitted(data).steps])
+    result = export_onnx(pipe, X_test, contract, FEATURES, "classification", tmp_path / "m.onnx")
+    assert result.path is None and result.reason.startswith("conversion failed:")
+    assert result.tags()["serein.onnx"].startswith("skipped: conversion failed")

@@ -1,0 +1,178 @@
+"""Runtimes on real fitted pipelines: the scikit-learn pipeline itself and its ONNX export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from serein.data.contract import Contract
+from serein.registry.loaded import LoadedModel
+from serein.serve.runtime import OnnxRuntime, SklearnRuntime, make_runtime
+from serein.serve.validation import RowValidator
+
+NUMERIC = ["age", "income", "credit_score", "term_months", "loan_amount", "debt_to_income"]
+CATEGORICAL = ["employment", "home_ownership", "purpose", "region"]
+CONTRACT = Contract.from_dict({"columns": {
+    **{c: {"type": "float"} for c in NUMERIC if c != "term_months"},
+    "term_months": {"type": "integer", "nullable": False},
+    **{c: {"type": "string"} for c in CATEGORICAL},
+}})
+
+
+def _pipeline(missing: object):
+    from sklearn.compose import make_column_transformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    categorical = make_pipeline(SimpleImputer(missing_values=missing, strategy="most_frequent"),
+                                OneHotEncoder(handle_unknown="ignore", sparse_output=False))
+    return make_pipeline(make_column_transformer((SimpleImputer(strategy="median"), NUMERIC),
+                                                 (categorical, CATEGORICAL)),
+                         HistGradientBoostingClassifier(max_iter=30, random_state=0))
+
+
+@pytest.fixture(scope="module")
+def data(credit_df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    frame = credit_df.iloc[:1200]
+    return frame[NUMERIC + CATEGORICAL], frame["default"]
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    X, y = data
+    return _pipeline(np.nan).fit(X, y)
+
+
+def _loaded(pipeline, onnx_path: str | None = None) -> LoadedModel:
+    return LoadedModel(name="credit", version=1, run_id="r", pipeline=pipeline, contract=CONTRACT,
+                       features=NUMERIC + CATEGORICAL, target="default", task="classification",
+                       classes=pipeline.classes_.tolist(), onnx_path=onnx_path, profile={}, recipe={})
+
+
+def _rows(X: pd.DataFrame) -> list[dict]:
+    """Rows as a JSON client sends them: nulls as None, integers as ints."""
+    return [{k: (None if pd.isna(v) else v) for k, v in row.items()} for row in X.to_dict("records")]
+
+
+def test_sklearn_runtime_matches_the_pipeline(fitted, data) -> None:
+    X, _ = data
+    sample = X.iloc[:300]
+    batch = RowValidator(CONTRACT).validate(_rows(sample))
+    runtime = SklearnRuntime(fitted, CONTRACT, fitted.classes_)
+    out = runtime.predict(batch.columns, batch.n_rows)
+    assert out.labels == fitted.predict(sample).tolist()
+    expected = fitted.predict_proba(sample)
+    np.testing.assert_allclose(np.array(out.probabilities), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(out.scores, expected[:, 1], atol=1e-12)
+    assert all(type(label) is int for label in out.labels)
+    assert sample.isna().any().any(), "the sample should exercise nulls"
+
+
+def test_sklearn_runtime_survives_an_all_null_column(fitted) -> None:
+    validator = RowValidator(CONTRACT)
+    columns = validator.example_columns()
+    columns["income"] = [None]
+    columns["employment"] = [None]
+    out = SklearnRuntime(fitted, CONTRACT, fitted.classes_).predict(columns, 1)
+    assert out.labels[0] in (0, 1) and abs(sum(out.probabilities[0]) - 1) < 1e-9
+
+
+def test_regressor_scores_are_its_values(data) -> None:
+    from sklearn.linear_model import Ridge
+
+    X, _ = data
+    numeric = X[["credit_score", "term_months"]].iloc[:200]
+    reg = Ridge().fit(numeric, np.arange(200.0))
+    contract = CONTRACT.select(["credit_score", "term_months"])
+    batch = RowValidator(contract).validate(_rows(numeric))
+    out = SklearnRuntime(reg, contract, None).predict(batch.columns, batch.n_rows)
+    assert out.probabilities is None and out.scores == out.labels
+    np.testing.assert_allclose(out.labels, reg.predict(numeric))
+
+
+@pytest.fixture(scope="module")
+def onnx_model(data, tmp_path_factory) -> tuple[object, str]:
+    """A pipeline whose categorical imputer uses "" (the form skl2onnx converts), exported."""
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+    X, y = data
+    X = X.copy()
+    for c in CATEGORICAL:
+        X[c] = X[c].astype(object).where(X[c].notna(), "")
+    pipeline = _pipeline("").fit(X, y)
+    types = [(c, FloatTensorType([None, 1])) for c in NUMERIC] + [(c, StringTensorType([None, 1])) for c in CATEGORICAL]
+    path = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    path.write_bytes(to_onnx(pipeline, initial_types=types, options={"zipmap": False}).SerializeToString())
+    return pipeline, str(path)
+
+
+def test_onnx_runtime_agrees_with_sklearn(onnx_model, data) -> None:
+    pipeline, path = onnx_model
+    X, _ = data
+    sample = X.iloc[:400]
+    batch = RowValidator(CONTRACT).validate(_rows(sample))
+    runtime = make_runtime(_loaded(pipeline, path))
+    assert isinstance(runtime, OnnxRuntime)
+    out = runtime.predict(batch.columns, batch.n_rows)
+    reference = sample.copy()
+    for c in CATEGORICAL:
+        reference[c] = reference[c].astype(object).where(reference[c].notna(), "")
+    expected = pipeline.predict_proba(reference)
+    # ONNX Runtime computes trees in float32: close, not bit-identical.
+    np.testing.assert_allclose(np.array(out.probabilities), expected, atol=1e-4)
+    agree = np.mean(np.array(out.labels) == pipeline.predict(reference))
+    assert agree > 0.99
+
+
+def test_onnx_runtime_falls_back_to_sklearn_when_export_unusable(fitted, tmp_path: Path) -> None:
+    broken = tmp_path / "model.onnx"
+    broken.write_bytes(b"not an onnx model")
+    runtime = make_runtime(_loaded(fitted, str(broken)))
+    assert runtime.name == "sklearn"
+    assert make_runtime(_loaded(fitted)).name == "sklearn"
+
+
+def test_onnx_runtime_refuses_integer_inputs_for_nullable_features(onnx_model, tmp_path: Path) -> None:
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import Int64TensorType
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.array([[12], [24], [36], [60]] * 5, dtype=np.int64)
+    model = LogisticRegression().fit(X, [0, 1, 0, 1] * 5)
+    path = tmp_path / "int.onnx"
+    path.write_bytes(to_onnx(model, initial_types=[("term_months", Int64TensorType([None, 1]))]).SerializeToString())
+    nullable = Contract.from_dict({"columns": {"term_months": {"type": "integer"}}})
+    with pytest.raises(ValueError, match="cannot carry a null"):
+        OnnxRuntime(str(path), nullable, [0, 1])
+    strict = Contract.from_dict({"columns": {"term_months": {"type": "integer", "nullable": False}}})
+    OnnxRuntime(str(path), strict, [0, 1])
+
+
+def test_rows_the_pipeline_refuses_are_a_422_not_a_crash(data) -> None:
+    """A contract looser than the model (it flags unseen categories, the encoder refuses them)."""
+    from sklearn.compose import make_column_transformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from serein.errors import ValidationFailed
+    from serein.serve.models import prepare
+
+    X, y = data
+    strict = make_pipeline(make_column_transformer((OneHotEncoder(handle_unknown="error"), ["region"])),
+                           LogisticRegression()).fit(X[["region"]], y)
+    contract = Contract.from_dict({"columns": {"region": {"type": "string", "nullable": False,
+                                                          "allowed": ["east", "north", "south", "west"]}}})
+    model = LoadedModel(name="strict", version=3, run_id="r", pipeline=strict, contract=contract, features=["region"],
+                        target="default", task="classification", classes=[0, 1], onnx_path=None, profile={}, recipe={})
+    served = prepare(model, threads=1)
+    batch, out = served.score([{"region": "north"}])
+    assert len(out.labels) == 1 and batch.flags == []
+    with pytest.raises(ValidationFailed, match="could not score the instances although they passed the contract"):
+        served.score([{"region": "atlantis"}])

@@ -1,0 +1,148 @@
+"""The per-request validator compiled from a contract: a catalogue of malformed rows, each of
+which must be rejected naming the right row and field, and of suspicious rows that must pass
+flagged."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from serein.data.contract import Contract
+from serein.serve.validation import MAX_PROBLEMS, RequestInvalid, RowValidator
+
+CONTRACT = Contract.from_dict({
+    "unknown_fields": "reject",
+    "columns": {
+        "age": {"type": "integer", "nullable": False, "min": 18, "max": 90},
+        "income": {"type": "float", "non_negative": True},
+        "purpose": {"type": "string", "allowed": ["car", "home"], "unseen": "flag"},
+        "region": {"type": "string", "allowed": ["north", "south"], "unseen": "reject"},
+        "code": {"type": "string", "regex": r"[A-Z]{2}\d{3}$"},
+        "active": {"type": "boolean"},
+        "seen_at": {"type": "datetime"},
+    },
+    "rules": [{"name": "income_below_cap", "left": "income", "op": "<=", "right": 1_000_000}],
+})
+GOOD = {"age": 30, "income": 52000.5, "purpose": "car", "region": "north", "code": "AB123",
+        "active": True, "seen_at": "2026-11-01T12:00:00Z"}
+
+
+@pytest.fixture(scope="module")
+def validator() -> RowValidator:
+    return RowValidator(CONTRACT)
+
+
+def only_problem(validator: RowValidator, row: object) -> dict:
+    with pytest.raises(RequestInvalid) as caught:
+        validator.validate([GOOD, row])
+    problems = caught.value.problems
+    assert len(problems) == 1, problems
+    assert problems[0]["row"] == 1
+    return problems[0]
+
+
+def test_good_rows_come_out_column_wise(validator: RowValidator) -> None:
+    batch = validator.validate([GOOD, {**GOOD, "age": 41.0, "income": 7, "active": None}])
+    assert batch.n_rows == 2 and batch.flags == []
+    assert batch.columns["age"] == [30, 41] and type(batch.columns["age"][1]) is int
+    assert batch.columns["income"] == [52000.5, 7.0] and type(batch.columns["income"][1]) is float
+    assert batch.columns["active"] == [True, None]
+    assert batch.columns["seen_at"][0].isoformat() == "2026-11-01T12:00:00+00:00"
+    assert list(batch.columns) == list(CONTRACT.columns)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("income", "1.5", "expected a number, got a string"),
+        ("income", True, "expected a number, got a boolean"),
+        ("age", False, "expected an integer, got a boolean"),
+        ("age", "30", "expected an integer, got a string"),
+        ("age", 30.5, "expected an integer, got a number with a fraction"),
+        ("age", 2**64 - 1, "expected an integer within the 64-bit range"),
+        ("age", 1e30, "expected an integer within the 64-bit range"),
+        ("age", float("nan"), "expected an integer, got NaN or Infinity"),
+        ("income", float("nan"), "expected a finite number, got NaN or Infinity"),
+        ("income", float("inf"), "expected a finite number, got NaN or Infinity"),
+        ("income", {"value": 1}, "expected a number, got an object"),
+        ("income", [1.0], "expected a number, got a list"),
+        ("purpose", 3, "expected a string, got an integer"),
+        ("active", 1, "expected a boolean, got an integer"),
+        ("active", "true", "expected a boolean, got a string"),
+        ("seen_at", "yesterday", "expected an ISO 8601 date-time string"),
+        ("seen_at", 1700000000, "expected an ISO 8601 date-time string, got an integer"),
+        ("age", None, "null is not allowed (the column is not nullable)"),
+        ("region", "west", "category not in the contract (2 allowed values)"),
+        ("code", "ab123", "does not match the pattern"),
+    ],
+)
+def test_malformed_value_is_rejected_naming_its_field(validator: RowValidator, field: str, value: object,
+                                                      expected: str) -> None:
+    problem = only_problem(validator, {**GOOD, field: value})
+    assert problem["field"] == field
+    assert problem["problem"].startswith(expected)
+
+
+def test_missing_field_is_rejected_even_when_nullable(validator: RowValidator) -> None:
+    row = {k: v for k, v in GOOD.items() if k != "income"}
+    assert only_problem(validator, row) == {"row": 1, "field": "income", "problem": "required field is missing"}
+
+
+def test_unknown_field_rejected_or_ignored_by_policy(validator: RowValidator) -> None:
+    problem = only_problem(validator, {**GOOD, "zip": "69001"})
+    assert problem["field"] == "zip" and problem["problem"].startswith("unknown field")
+    lenient = RowValidator(Contract.from_dict({**CONTRACT.to_dict(), "unknown_fields": "ignore"}))
+    assert lenient.validate([{**GOOD, "zip": "69001"}]).columns.keys() == CONTRACT.columns.keys()
+
+
+def test_non_object_row_is_rejected(validator: RowValidator) -> None:
+    problem = only_problem(validator, [30, 52000.5])
+    assert problem["field"] is None and problem["problem"] == "expected an object of feature values, got a list"
+
+
+def test_suspicious_values_pass_flagged(validator: RowValidator) -> None:
+    rows = [GOOD, {**GOOD, "age": 95, "income": -3.0, "purpose": "crypto"}, {**GOOD, "income": 2e6}]
+    batch = validator.validate(rows)
+    assert batch.columns["purpose"] == ["car", "crypto", "car"]
+    assert [(f["row"], f["field"]) for f in batch.flags] == [
+        (1, "age"), (1, "income"), (1, "purpose"), (2, "income")]
+    messages = [f["problem"] for f in batch.flags]
+    assert messages[0] == "above the contract maximum 90"
+    assert messages[1].startswith("negative")
+    assert messages[2].startswith("unseen category")
+    assert "income_below_cap" in messages[3]
+
+
+def test_problems_are_capped_and_never_echo_values(validator: RowValidator) -> None:
+    secret = "s3cr3t-value-that-must-not-come-back"
+    rows = [{**GOOD, "income": secret, "region": secret, "code": secret} for _ in range(50)]
+    with pytest.raises(RequestInvalid) as caught:
+        validator.validate(rows)
+    problems = caught.value.problems
+    assert len(problems) == MAX_PROBLEMS
+    assert secret not in repr(problems) and secret not in str(caught.value)
+    assert caught.value.message.startswith("20+ problem(s) in the instances (details list the first 20), "
+                                           "first at row 0, field 'income'")
+
+
+def test_long_unknown_field_name_is_shortened(validator: RowValidator) -> None:
+    problem = only_problem(validator, {**GOOD, "x" * 5000: 1})
+    assert len(problem["field"]) < 80
+
+
+def test_example_columns_hold_one_typed_value_per_feature(validator: RowValidator) -> None:
+    columns = validator.example_columns()
+    assert list(columns) == list(CONTRACT.columns)
+    assert columns["age"] == [18] and columns["region"] == ["north"] and columns["active"] == [False]
+
+
+def test_costs_microseconds_per_row(validator: RowValidator) -> None:
+    rows = [dict(GOOD) for _ in range(2000)]
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        validator.validate(rows)
+        best = min(best, time.perf_counter() - start)
+    per_row_us = best / len(rows) * 1e6
+    assert per_row_us < 50, f"{per_row_us:.1f} µs per row"
