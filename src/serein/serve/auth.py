@@ -15,7 +15,9 @@ route added later is covered by default (deny by default):
 
 An ``admin`` key passes every check. Keys are read from the operational store at most every
 ``CACHE_SECONDS``, so a revoked key stops working on running servers within that time and a
-request costs a dictionary lookup and one sha256.
+request costs a dictionary lookup and one sha256. A well-formed key the cache does not know
+(one created a moment ago) makes the ring re-read the store at once, at most every
+``MISS_REFRESH_SECONDS``, so unknown keys sent in a loop cannot flood the store.
 
 >>> required_scope("POST", "/v2/models/credit/versions/3/infer"), required_scope("GET", "/v2/health/ready")
 ('predict', None)
@@ -36,7 +38,7 @@ import anyio.to_thread
 import orjson
 
 from serein.errors import UsageError
-from serein.keys import active_keys, verify
+from serein.keys import TOKEN, active_keys, verify
 
 if TYPE_CHECKING:
     from serein.store import OperationalStore
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CACHE_SECONDS = 2.0
+MISS_REFRESH_SECONDS = 0.25
 ANY = "any"
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/ping", "/v2/health/live", "/v2/health/ready"})
 READ_METHODS = frozenset({"GET", "HEAD"})
@@ -93,13 +96,25 @@ class KeyRing:
         self._loaded_at = -math.inf
         self._lock = asyncio.Lock()
 
-    async def current(self) -> Mapping[str, Mapping[str, Any]]:
-        if time.monotonic() - self._loaded_at > self.ttl:
+    async def current(self, max_age: float | None = None) -> Mapping[str, Mapping[str, Any]]:
+        """The active keys, re-read when older than ``max_age`` seconds (default: the ring's ttl)."""
+        max_age = self.ttl if max_age is None else max_age
+        if time.monotonic() - self._loaded_at > max_age:
             async with self._lock:
-                if time.monotonic() - self._loaded_at > self.ttl:
+                if time.monotonic() - self._loaded_at > max_age:
                     self._keys = await anyio.to_thread.run_sync(active_keys, self.store)
                     self._loaded_at = time.monotonic()
         return self._keys
+
+    async def check(self, token: str) -> dict[str, Any] | None:
+        """The key ``token`` is (as ``verify`` describes it), or None; a well-formed token whose
+        key id the cache lacks triggers one early re-read, so a new key works at once."""
+        key = verify(await self.current(), token)
+        if key is None:
+            match = TOKEN.fullmatch(token)
+            if match is not None and match.group(1) not in self._keys:
+                key = verify(await self.current(MISS_REFRESH_SECONDS), token)
+        return key
 
 
 async def _refuse(send: Any, status: int, error: str, hint: str) -> None:
@@ -132,12 +147,11 @@ class AuthMiddleware:
                           "send it as 'Authorization: Bearer KEY' or 'X-API-Key: KEY' (`serein keys create`)")
             return
         try:
-            keys = await self.keys.current()
+            key = await self.keys.check(token)
         except Exception:
             log.exception("could not read the API keys from the operational store")
             await _refuse(send, 503, "API keys cannot be checked right now", "retry shortly")
             return
-        key = verify(keys, token)
         if key is None:
             await _refuse(send, 401, "the API key is not valid (unknown, revoked or mistyped)",
                           "`serein keys list` shows the active keys; create one with `serein keys create`")
