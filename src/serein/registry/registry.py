@@ -27,7 +27,7 @@ from serein.registry.artifacts import (
     read_serein_files,
     sha256_file,
 )
-from serein.registry.loaded import LoadedModel
+from serein.registry.loaded import LoadedModel, PipelineFile
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -270,12 +270,12 @@ class ModelRegistry:
         return self.get(name, previous)
 
     # -- loading -----------------------------------------------------------------------------
-    def load(self, name: str, ref: str | int | None = CHAMPION) -> LoadedModel:
+    def load(self, name: str, ref: str | int | None = CHAMPION, *, pipeline: bool = True) -> LoadedModel:
         """The version's pipeline and everything to serve and monitor it, after checking the
         serialized files against their recorded sha256. Deserialized models are cached per
-        (name, version, sha256), so a changed file is never served from the cache."""
-        import skops.io
-
+        (name, version, sha256), so a changed file is never served from the cache.
+        ``pipeline=False`` defers deserializing the pipeline (importing scikit-learn and skops)
+        to its first use: monitoring through the ONNX export never needs it."""
         from serein.registry.tracking import fetch
 
         info = self.get(name, ref)
@@ -298,20 +298,20 @@ class ModelRegistry:
         key = (name, info.version, actual)
         with self._lock:
             if key in self._cache:
-                return self._cache[key]
+                return self._cache[key].loaded(pipeline)
         serein_dir = fetch(self.client.get_run(info.run_id).info.artifact_uri.rstrip("/") + "/" + SEREIN_DIR,
                            cache / SEREIN_DIR)
         meta, contract, recipe, profile = read_serein_files(serein_dir)
         onnx_path = self._verified_onnx(info, serein_dir / ONNX_FILE)
-        pipeline = skops.io.load(model_file, trusted=json.loads(info.tags.get(TRUSTED_TAG, "[]")))
+        serialized = PipelineFile(model_file, actual, json.loads(info.tags.get(TRUSTED_TAG, "[]")), f"{name} v{info.version}")
         loaded = LoadedModel(
-            name=name, version=info.version, run_id=info.run_id, pipeline=pipeline, contract=contract,
+            name=name, version=info.version, run_id=info.run_id, pipeline=serialized, contract=contract,
             features=list(meta["features"]), target=meta["target"], task=meta["task"], classes=meta.get("classes"),
             onnx_path=onnx_path, profile=profile, recipe=recipe, tags=info.tags,
         )
         with self._lock:
             self._cache[key] = loaded
-        return loaded
+        return loaded.loaded(pipeline)
 
     def _verified_onnx(self, info: VersionInfo, path: Any) -> str | None:
         expected = info.tags.get(ONNX_SHA_TAG)
