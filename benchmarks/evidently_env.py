@@ -2,7 +2,7 @@
 
 Evidently 0.7 does not import with pandas 3 (which serein uses), so the benchmark installs
 ``evidently==0.7.*`` with ``pandas<3`` into a separate venv under ``~/.cache/serein-bench`` on first
-use (pip, a minute or two) and runs Evidently there in a subprocess. ``python -m
+use (``benchmarks.side_venv``; pip, a minute or two) and runs Evidently there in a subprocess. ``python -m
 benchmarks.evidently_env`` only creates the venv; ``python -m benchmarks.evidently_env run REF CUR
 OUT`` is what runs *inside* it (invoked by ``benchmarks.drift``): DataDriftPreset on two Parquet
 files, its per-column verdicts written as JSON to OUT.
@@ -11,35 +11,24 @@ files, its per-column verdicts written as JSON to OUT.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import venv
 from pathlib import Path
 
-CACHE = Path(os.environ.get("SEREIN_BENCH_CACHE", Path.home() / ".cache" / "serein-bench"))
+from benchmarks import side_venv
+from benchmarks.side_venv import CACHE
+
 VENV = CACHE / "evidently-venv"
 REQUIREMENTS = ["evidently==0.7.*", "pandas<3", "pyarrow"]
 
 
 def python() -> Path:
     """The venv's interpreter, creating the venv and installing Evidently when missing."""
-    exe = VENV / "bin" / "python"
-    stamp = VENV / ".installed"
-    if not stamp.exists():
-        print(f"creating {VENV} with {' '.join(REQUIREMENTS)} (first run only)", flush=True)
-        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
-        subprocess.run([str(exe), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
-        subprocess.run([str(exe), "-m", "pip", "install", "-q", *REQUIREMENTS], check=True)
-        stamp.write_text(" ".join(REQUIREMENTS) + "\n")
-    return exe
+    return side_venv.python(VENV.name, REQUIREMENTS)
 
 
 def version() -> str:
     """The Evidently version installed in the venv."""
-    out = subprocess.run([str(python()), "-c", "import evidently; print(evidently.__version__)"],
-                         check=True, capture_output=True, text=True)
-    return out.stdout.strip()
+    return side_venv.version(python(), "evidently")
 
 
 def run(reference: str, current: str, out: str) -> None:
