@@ -1,4 +1,4 @@
-"""Streaming change detectors on a model's error and score streams, resumable across runs.
+"""Streaming change detectors on a model's error and score streams, scale-free and resumable.
 
 Two streams per model version, read from the prediction log:
 
@@ -8,35 +8,47 @@ Two streams per model version, read from the prediction log:
   score of a classifier, the predicted value of a regressor.
 
 Each stream feeds three detectors; a change is reported with its ``direction`` (``up`` or
-``down``) and the levels before and after it:
+``down``) and the levels before and after it.
 
-- ADWIN (River's ``river.drift.ADWIN``, defaults: ``delta=0.002``): adaptive window, finds a change
-  in the mean with a bound on false positives. It fires on a *falling* error too (a model that
-  gets better looks like change), so alerts only follow changes in the degrading direction.
-- Page-Hinkley (River's ``river.drift.PageHinkley``, defaults: ``delta=0.005``, ``threshold=50``).
-- CUSUM (here; ``k=0.5``, ``h=5``): two-sided cumulative sums ``S+ = max(0, S+ + z - k)`` and
-  ``S- = max(0, S- - z - k)`` of standardised values ``z``, a change when either exceeds ``h``.
-  It runs on means of ``block`` consecutive values (default 100), standardised by the reference
-  mean and ``σ/√block``: on single 0/1 errors the sums would cross ``h`` every few hundred values
-  by chance (measured on 10 % errors: 0.4 false changes per 10k values with blocks of 50, 0.1 with
-  blocks of 100). Mean and σ come from the reference (holdout error rate, profile score distribution)
-  when known, else from the first ``warmup`` blocks (default 10). After a change CUSUM learns the
-  new level from the next ``warmup`` blocks, as ADWIN and Page-Hinkley restart after theirs, so a
-  lasting shift is reported once, not every few blocks.
+**Scale.** Page-Hinkley and CUSUM see the stream standardised, ``z = (x - mean) / σ``, so their
+parameters are in σ units and mean the same on a 0/1 error stream, on absolute errors in dollars
+and on scores. Mean and σ come from the reference profile when it has them (the holdout's error
+rate, or for a regressor the holdout's absolute errors: mean MAE and σ = sqrt(RMSE² − MAE²); the
+profile's score or prediction distribution), otherwise from the first ``warmup`` values (1,000),
+kept in the detector state; and after each change a detector learns the new level and σ from the
+next ``warmup`` values, so a lasting shift is reported once. A 0/1 stream's σ is
+sqrt(p̃(1 − p̃)) with p̃ = (errors + 1)/(n + 2): a holdout with no error gives no σ of 0.
+
+- ADWIN (River's ``river.drift.ADWIN``, ``delta=0.002``) on the raw values: adaptive window,
+  finds a change in the mean with a bound on false positives. It fires on a *falling* error too
+  (a model that gets better looks like change), so alerts only follow changes in the degrading
+  direction.
+- Page-Hinkley (River's ``river.drift.PageHinkley``, two-sided) on ``z`` winsorised at ±``clip``
+  (5 σ: one outlier, or one error on a stream of rare errors, moves the sums by at most 5):
+  ``delta=0.2`` σ, ``threshold=50`` σ. It compares each value with the running mean since its
+  last change, so it needs only σ from the reference.
+- CUSUM (here) on means of ``block`` values (100), standardised by the reference mean and
+  ``σ/√block``: ``S+ = max(0, S+ + z − k')``, ``S− = max(0, S− − z − k')``, a change when either
+  exceeds ``h`` (8). The allowance ``k' = k + 2·√(block/n)`` (``k`` = 0.5) widens ``k`` by two
+  standard errors of a reference mean estimated from ``n`` values (the holdout's rows, or the
+  warm-up's), so CUSUM does not report the reference's own sampling error as a change.
+
+The defaults come from ``benchmarks/detection.py`` (``docs/monitoring.md`` says how).
 
 State between runs: a monitor that runs every few minutes feeds only values after a watermark
 (the log id for scores, the feedback id for errors), and resumes each detector where the last run
 stopped. The state is serein's own JSON, never a pickle (unpickling stored bytes can run code):
-Page-Hinkley and CUSUM keep their few numbers; River's ADWIN (a Rust object that cannot be
-serialised) keeps the values seen since its last reset, replayed into a fresh ADWIN on resume,
-which rebuilds it exactly. That replay history is capped at ``adwin_history`` values (default
-20,000, the most recent kept): beyond it, ADWIN resumes on the recent part of a long quiet stream.
-A state that does not parse, or that was made with other settings, is discarded (a fresh start).
+Page-Hinkley and CUSUM keep their few numbers and their scale; River's ADWIN (a Rust object that
+cannot be serialised) keeps the values seen since its last reset, replayed into a fresh ADWIN on
+resume, which rebuilds it exactly. That replay history is capped at ``adwin_history`` values
+(default 20,000, the most recent kept): beyond it, ADWIN resumes on the recent part of a long
+quiet stream. A state that does not parse, or that was made with other settings, is discarded (a
+fresh start).
 
->>> c = Cusum(mean=0.0, std=1.0, block=1)
+>>> c = Cusum(k=0.5, h=5.0, scale=Scale(mean=0.0, std=1.0), block=1)
 >>> [c.update(x) for x in [0.0, 2.0, 2.0, 2.0, 2.0]]
 [None, None, None, None, 'up']
->>> c.s_pos, c.mean
+>>> c.s_pos, c.scale.mean
 (0.0, None)
 """
 
@@ -59,22 +71,25 @@ if TYPE_CHECKING:
 
 DETECTORS = ("adwin", "page_hinkley", "cusum")
 TAIL = 30  # recent values kept to state the level after a change
-STATE_VERSION = 1
+STATE_VERSION = 2
+REFERENCE_SE = 2.0  # CUSUM's allowance grows by this many standard errors of the reference mean
 
 
 @dataclass(frozen=True)
 class DetectorSettings:
-    """Detector parameters, overridable in ``serein.yaml`` under ``monitor.detectors``."""
+    """Detector parameters, overridable in ``serein.yaml`` under ``monitor.detectors``.
+    Page-Hinkley's ``delta``/``threshold``, ``clip`` and CUSUM's ``k``/``h`` are in σ units."""
 
     adwin_delta: float = 0.002
     adwin_history: int = 20_000
-    ph_delta: float = 0.005
+    ph_delta: float = 0.2
     ph_threshold: float = 50.0
     ph_min_instances: int = 30
+    clip: float = 5.0
     cusum_k: float = 0.5
-    cusum_h: float = 5.0
+    cusum_h: float = 8.0
     cusum_block: int = 100
-    cusum_warmup: int = 10
+    warmup: int = 1000
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None) -> DetectorSettings:
@@ -114,61 +129,167 @@ class Change:
         return asdict(self)
 
 
+def rate_std(errors: float, n: float) -> float:
+    """σ of a 0/1 stream with ``errors`` ones in ``n`` values, from the smoothed rate
+    p̃ = (errors + 1)/(n + 2): never 0, so a clean holdout does not make every error a change.
+
+    >>> round(rate_std(0, 1498), 4), round(rate_std(49, 498), 4)
+    (0.0258, 0.3)
+    """
+    p = (errors + 1) / (n + 2)
+    return math.sqrt(p * (1 - p))
+
+
+class Scale:
+    """The mean and σ that standardise a stream: a reference's, or learnt from the first ``warmup``
+    values (and again after ``forget``, once a detector found a change). ``n`` is how many values
+    the estimate rests on (None: exact)."""
+
+    def __init__(self, mean: float | None = None, std: float | None = None, n: int | None = None,
+                 warmup: int = 1000, binary: bool = False) -> None:
+        known = mean is not None and std is not None
+        self.mean, self.std, self.n = (float(mean), float(std), n) if known else (None, None, None)
+        self.warmup, self.binary = int(warmup), binary
+        self.warm = [0.0, 0.0, 0.0]  # count, mean and sum of squared deviations (Welford) while learning
+
+    @property
+    def ready(self) -> bool:
+        return self.mean is not None
+
+    def learn(self, x: float) -> None:
+        """One warm-up value; after ``warmup`` of them mean and σ are set (σ of a 0/1 stream smoothed)."""
+        count, mean, m2 = self.warm
+        count += 1
+        step = x - mean
+        mean += step / count
+        m2 += step * (x - mean)
+        self.warm = [count, mean, m2]
+        if count >= self.warmup:
+            std = rate_std(mean * count, count) if self.binary else math.sqrt(m2 / max(count - 1, 1))
+            self.mean, self.std, self.n = mean, max(std, 1e-12 * max(1.0, abs(mean))), int(count)
+            self.warm = [0.0, 0.0, 0.0]
+
+    def forget(self) -> None:
+        """Learn the level again from the next ``warmup`` values."""
+        self.mean = self.std = self.n = None
+        self.warm = [0.0, 0.0, 0.0]
+
+    def z(self, x: float) -> float:
+        return (x - self.mean) / self.std  # type: ignore[operator]
+
+    def state(self) -> dict[str, Any]:
+        return {"mean": self.mean, "std": self.std, "n": self.n, "warm": self.warm}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Resume from ``state()``; a malformed state raises KeyError, TypeError or ValueError."""
+        known = state["mean"] is not None
+        self.mean = float(state["mean"]) if known else None
+        self.std = float(state["std"]) if known else None
+        self.n = None if state["n"] is None else int(state["n"])
+        self.warm = [float(v) for v in state["warm"]]
+        if len(self.warm) != 3:
+            raise ValueError("bad warm-up state")
+
+    def copy(self) -> Scale:
+        twin = Scale(warmup=self.warmup, binary=self.binary)
+        twin.restore(self.state())
+        return twin
+
+
 class Cusum:
     """Two-sided CUSUM on standardised block means; ``update`` returns ``"up"``/``"down"`` on a change.
 
-    ``mean``/``std`` are the per-value reference mean and standard deviation; when not given (and
-    after each change) they are estimated from the values of the next ``warmup`` blocks (no change
-    is reported while warming up).
+    ``k`` and ``h`` are in σ units of a block mean; ``k`` is widened by ``REFERENCE_SE`` standard
+    errors of the scale's mean. Nothing is reported while the scale is learning.
     """
 
-    def __init__(self, k: float = 0.5, h: float = 5.0, mean: float | None = None, std: float | None = None,
-                 block: int = 100, warmup: int = 10) -> None:
-        self.k, self.h, self.block, self.warmup = float(k), float(h), int(block), int(warmup)
-        self.mean, self.std = mean, std
+    def __init__(self, k: float = 0.5, h: float = 5.0, scale: Scale | None = None, block: int = 100) -> None:
+        self.k, self.h, self.block = float(k), float(h), int(block)
+        self.scale = scale if scale is not None else Scale()
         self.s_pos = self.s_neg = 0.0
         self.block_sum, self.block_n = 0.0, 0
-        self.warm = [0.0, 0.0, 0.0]  # count, sum and sum of squares of the values while warming up
+
+    @property
+    def allowance(self) -> float:
+        n = self.scale.n
+        return self.k + (REFERENCE_SE * math.sqrt(self.block / n) if n else 0.0)
 
     def update(self, x: float) -> str | None:
-        warming = self.mean is None or self.std is None
-        if warming:
-            self.warm = [self.warm[0] + 1, self.warm[1] + x, self.warm[2] + x * x]
+        if not self.scale.ready:
+            self.scale.learn(x)
+            return None
         self.block_sum += x
         self.block_n += 1
         if self.block_n < self.block:
             return None
-        m = self.block_sum / self.block
+        z = self.scale.z(self.block_sum / self.block) * math.sqrt(self.block)
         self.block_sum, self.block_n = 0.0, 0
-        if warming:
-            n, total, squares = self.warm
-            if n >= self.warmup * self.block:
-                self.mean = total / n
-                self.std = math.sqrt(max(squares - total * total / n, 0.0) / (n - 1))
-                self.warm = [0.0, 0.0, 0.0]
-            return None
-        scale = max(self.std, 1e-12) / math.sqrt(self.block)
-        z = (m - self.mean) / scale
-        self.s_pos = max(0.0, self.s_pos + z - self.k)
-        self.s_neg = max(0.0, self.s_neg - z - self.k)
+        k = self.allowance
+        self.s_pos = max(0.0, self.s_pos + z - k)
+        self.s_neg = max(0.0, self.s_neg - z - k)
         direction = "up" if self.s_pos > self.h else "down" if self.s_neg > self.h else None
         if direction:
             self.s_pos = self.s_neg = 0.0
-            self.mean = self.std = None
+            self.scale.forget()
         return direction
 
     def state(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("mean", "std", "s_pos", "s_neg", "block_sum", "block_n", "warm")}
+        return {"scale": self.scale.state(), "s_pos": self.s_pos, "s_neg": self.s_neg,
+                "block_sum": self.block_sum, "block_n": self.block_n}
 
     def restore(self, state: Mapping[str, Any]) -> None:
         """Resume from ``state()``; a malformed state raises KeyError, TypeError or ValueError."""
-        self.mean = None if state["mean"] is None else float(state["mean"])
-        self.std = None if state["std"] is None else float(state["std"])
+        self.scale.restore(state["scale"])
         self.s_pos, self.s_neg, self.block_sum = float(state["s_pos"]), float(state["s_neg"]), float(state["block_sum"])
         self.block_n = int(state["block_n"])
-        self.warm = [float(v) for v in state["warm"]]
-        if len(self.warm) != 3:
-            raise ValueError("bad CUSUM warm-up state")
+
+
+class ScaledPageHinkley:
+    """River's two-sided Page-Hinkley on the standardised stream winsorised at ±``clip``;
+    ``update`` returns ``(direction, level before)`` on a change. Idle while the scale is learning."""
+
+    def __init__(self, delta: float, threshold: float, min_instances: int, clip: float, scale: Scale) -> None:
+        from river.drift import PageHinkley
+
+        self.ph = PageHinkley(min_instances=min_instances, delta=delta, threshold=threshold)
+        self.clip, self.scale = float(clip), scale
+        self.raw = [0, 0.0]  # count and sum of the raw values since the test's last reset
+
+    def update(self, x: float) -> tuple[str, float] | None:
+        if not self.scale.ready:
+            self.scale.learn(x)
+            return None
+        if self.ph.drift_detected:
+            self.raw = [0, 0.0]  # River starts afresh on this update
+        before = self.raw[1] / self.raw[0] if self.raw[0] else x
+        self.ph.update(min(max(self.scale.z(x), -self.clip), self.clip))
+        self.raw = [self.raw[0] + 1, self.raw[1] + x]
+        if not self.ph.drift_detected:
+            return None
+        self.scale.forget()
+        return ("up" if self.ph._sum_increase - self.ph._min_increase > self.ph.threshold else "down"), before
+
+    _FIELDS = ("sum_increase", "sum_decrease", "min_increase", "max_decrease")
+
+    def state(self) -> dict[str, Any]:
+        ph = self.ph
+        fresh = ph.drift_detected  # River resets Page-Hinkley on the next update: store it reset
+        test = None if fresh else {"n": ph._x_mean.n, "mean": ph._x_mean.get(),
+                                   **{k: getattr(ph, f"_{k}") for k in self._FIELDS}}
+        return {"scale": self.scale.state(), "test": test, "raw": [0, 0.0] if fresh else self.raw}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Resume from ``state()`` (into a fresh instance); a malformed state raises KeyError,
+        TypeError or ValueError."""
+        test = state["test"]
+        values = None if test is None else {k: float(test[k]) for k in ("n", "mean", *self._FIELDS)}
+        count, total = state["raw"]
+        self.scale.restore(state["scale"])
+        self.raw = [int(count), float(total)]
+        if values is not None:
+            self.ph._x_mean.n, self.ph._x_mean._mean = values["n"], values["mean"]
+            for key in self._FIELDS:
+                setattr(self.ph, f"_{key}", values[key])
 
 
 def _pack(values: Sequence[float]) -> str:
@@ -180,16 +301,20 @@ def _unpack(text: str) -> list[float]:
 
 
 class StreamDetectors:
-    """ADWIN, Page-Hinkley and CUSUM on one stream of numbers, with a JSON state to resume from."""
+    """ADWIN, Page-Hinkley and CUSUM on one stream of numbers, with a JSON state to resume from.
+
+    ``mean``/``std`` (from ``n`` values) are the reference's, when known; ``binary`` marks a 0/1
+    stream (its σ is then learnt from a smoothed rate)."""
 
     def __init__(self, settings: DetectorSettings = DetectorSettings(), mean: float | None = None,
-                 std: float | None = None) -> None:
-        from river.drift import ADWIN, PageHinkley
+                 std: float | None = None, n: int | None = None, binary: bool = False) -> None:
+        from river.drift import ADWIN
 
         self.settings = s = settings
+        self.reference = Scale(mean, std, n, warmup=s.warmup, binary=binary)
         self.adwin = ADWIN(delta=s.adwin_delta)
-        self.ph = PageHinkley(min_instances=s.ph_min_instances, delta=s.ph_delta, threshold=s.ph_threshold)
-        self.cusum = Cusum(k=s.cusum_k, h=s.cusum_h, mean=mean, std=std, block=s.cusum_block, warmup=s.cusum_warmup)
+        self.ph = ScaledPageHinkley(s.ph_delta, s.ph_threshold, s.ph_min_instances, s.clip, self.reference.copy())
+        self.cusum = Cusum(k=s.cusum_k, h=s.cusum_h, scale=self.reference.copy(), block=s.cusum_block)
         self.n = 0
         self.history: list[float] = []  # values since ADWIN's last reset (replayed on resume)
         self.tail: list[float] = []
@@ -204,6 +329,9 @@ class StreamDetectors:
             width, total = 0, 0.0  # River starts a fresh window on this update
         self.adwin.update(x)
         self.history.append(x)
+        self.tail.append(x)
+        if len(self.tail) > TAIL:
+            del self.tail[0]
         if self.adwin.drift_detected:
             dropped = width + 1 - self.adwin.width
             before = (total + x - self.adwin.total) / dropped if dropped > 0 else float("nan")
@@ -212,17 +340,10 @@ class StreamDetectors:
             self.history = []
         elif len(self.history) > 2 * self.settings.adwin_history:
             self._replay_adwin(self.history[-self.settings.adwin_history:])
-        before_ph = self.ph._x_mean.get() if not self.ph.drift_detected else x
-        self.ph.update(x)
-        self.tail.append(x)
-        if len(self.tail) > TAIL:
-            del self.tail[0]
-        if self.ph.drift_detected:
-            up = self.ph._sum_increase - self.ph._min_increase > self.ph.threshold
-            changes.append(Change("page_hinkley", self.n, ref_id, "up" if up else "down", before_ph, self.level))
-        cusum_mean = self.cusum.mean
-        direction = self.cusum.update(x)
-        if direction:
+        if found := self.ph.update(x):
+            changes.append(Change("page_hinkley", self.n, ref_id, found[0], found[1], self.level))
+        cusum_mean = self.cusum.scale.mean
+        if direction := self.cusum.update(x):
             changes.append(Change("cusum", self.n, ref_id, direction, float(cusum_mean), self.level))
         self.n += 1
         return changes
@@ -246,37 +367,28 @@ class StreamDetectors:
 
     # -- persisted state -----------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        ph = self.ph
-        fresh = ph.drift_detected  # River resets Page-Hinkley on the next update: store it reset
         return {
             "v": STATE_VERSION, "settings": self.settings.fingerprint(), "n": self.n, "tail": self.tail,
             "adwin_history": _pack(self.history[-self.settings.adwin_history:]),
-            "ph": None if fresh else {"n": ph._x_mean.n, "mean": ph._x_mean.get(), "sum_increase": ph._sum_increase,
-                                      "sum_decrease": ph._sum_decrease, "min_increase": ph._min_increase,
-                                      "max_decrease": ph._max_decrease},
-            "cusum": self.cusum.state(),
+            "ph": self.ph.state(), "cusum": self.cusum.state(),
         }
 
     def restore(self, state: Mapping[str, Any]) -> bool:
         """Resume from ``state()``; False (and unchanged) when it is unusable or from other settings."""
+        s = self.settings
         try:
-            if state.get("v") != STATE_VERSION or state.get("settings") != self.settings.fingerprint():
+            if state.get("v") != STATE_VERSION or state.get("settings") != s.fingerprint():
                 return False
             history = _unpack(state["adwin_history"])
-            ph = state["ph"]
-            ph_values = None if ph is None else {k: float(ph[k]) for k in (
-                "n", "mean", "sum_increase", "sum_decrease", "min_increase", "max_decrease")}
             n, tail = int(state["n"]), [float(t) for t in state["tail"]][-TAIL:]
-            cusum = Cusum(self.cusum.k, self.cusum.h, block=self.cusum.block, warmup=self.cusum.warmup)
+            ph = ScaledPageHinkley(s.ph_delta, s.ph_threshold, s.ph_min_instances, s.clip, self.reference.copy())
+            ph.restore(state["ph"])
+            cusum = Cusum(k=s.cusum_k, h=s.cusum_h, scale=self.reference.copy(), block=s.cusum_block)
             cusum.restore(state["cusum"])
         except (KeyError, TypeError, ValueError, AttributeError):
             return False
         self._replay_adwin(history)
-        if ph_values is not None:
-            self.ph._x_mean.n, self.ph._x_mean._mean = ph_values["n"], ph_values["mean"]
-            for key in ("sum_increase", "sum_decrease", "min_increase", "max_decrease"):
-                setattr(self.ph, f"_{key}", ph_values[key])
-        self.cusum, self.n, self.tail = cusum, n, tail
+        self.ph, self.cusum, self.n, self.tail = ph, cusum, n, tail
         return True
 
 
@@ -296,18 +408,33 @@ def error_value(task: str, prediction: Any, label: Any) -> float:
     return float(str(prediction) != str(label))
 
 
-def _references(loaded: LoadedModel) -> dict[str, tuple[float | None, float | None]]:
-    """Per stream, the reference mean and per-value σ from the profile (None where unknown)."""
-    profile = loaded.profile or {}
+Reference = tuple[float | None, float | None, int | None]
+
+
+def references(profile: Mapping[str, Any] | None, task: str) -> dict[str, Reference]:
+    """Per stream, the reference mean, per-value σ and the number of holdout values behind them,
+    from a reference profile (Nones where unknown): the error rate (σ of the smoothed rate) or the
+    absolute errors' mean (MAE) and σ (sqrt(RMSE² − MAE²)); the scores' or predictions' moments.
+
+    >>> references({"n_rows": 400, "performance": {"mae": 3.0, "rmse": 5.0}}, "regression")["error"]
+    (3.0, 4.0, 400)
+    """
+    profile = profile or {}
     perf = profile.get("performance") or {}
     pred = profile.get("prediction") or {}
-    error: tuple[float | None, float | None] = (None, None)
-    if loaded.task != "regression" and "accuracy" in perf:
+    n = profile.get("n_rows")
+    error: Reference = (None, None, None)
+    if task == "regression" and "mae" in perf and "rmse" in perf:
+        mae, rmse = float(perf["mae"]), float(perf["rmse"])
+        error = (mae, math.sqrt(max(rmse * rmse - mae * mae, 0.0)), n)
+    elif task != "regression" and "accuracy" in perf and n:
         p = 1.0 - float(perf["accuracy"])
-        error = (p, math.sqrt(p * (1 - p)) if 0 < p < 1 else None)
+        error = (p, rate_std(p * n, n), n)
     part = pred.get("values") if pred.get("kind") == "regression" else pred.get("scores")
-    score = (float(part["mean"]), float(part["std"]) or None) if part and part.get("mean") is not None else (None, None)
-    return {"error": error if error[1] else (None, None), "score": score if score[1] else (None, None)}
+    score: Reference = (None, None, None)
+    if part and part.get("mean") is not None:
+        score = (float(part["mean"]), float(part["std"]), int(part["count"]) - int(part.get("n_nulls", 0)))
+    return {k: v if v[1] else (None, None, None) for k, v in (("error", error), ("score", score))}
 
 
 def run_detectors(ws: Workspace, loaded: LoadedModel) -> dict[str, Any]:
@@ -315,12 +442,12 @@ def run_detectors(ws: Workspace, loaded: LoadedModel) -> dict[str, Any]:
     store their state, and return per stream how many values were fed and their mean, the
     reference mean and σ, and the changes found."""
     settings = DetectorSettings.from_config(ws.config["monitor"].get("detectors"))
-    refs = _references(loaded)
+    refs = references(loaded.profile, loaded.task)
     out: dict[str, Any] = {}
     for stream in ("error", "score"):
         key = _state_key(loaded.name, loaded.version, stream)
         saved = ws.store.get_state(key) or {}
-        detectors = StreamDetectors(settings, *refs[stream])
+        detectors = StreamDetectors(settings, *refs[stream], binary=stream == "error" and loaded.task != "regression")
         resumed = bool(saved.get("detectors")) and detectors.restore(saved["detectors"])
         watermark = int(saved.get("watermark", 0))  # new traffic only, even when the detectors restart
         if stream == "error":
