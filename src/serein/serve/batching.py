@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
+import numpy as np
 
-from serein.serve.runtime import Predictions, Runtime
+from serein.serve.runtime import Columns, Predictions, Runtime
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +36,24 @@ INLINE_ROWS = 64
 
 @dataclass
 class _Waiter:
-    columns: dict[str, list[Any]]
+    columns: Columns
     n_rows: int
     done: asyncio.Future[Predictions]
 
 
-def _combined(waiters: list[_Waiter]) -> dict[str, list[Any]]:
-    """The waiters' columns joined in order: one list per feature."""
+def _combined(waiters: list[_Waiter]) -> Columns:
+    """The waiters' columns joined in order: one array (numeric features) or list per feature."""
     if len(waiters) == 1:
         return waiters[0].columns
-    return {name: [v for w in waiters for v in w.columns[name]] for name in waiters[0].columns}
+    return {name: _joined([w.columns[name] for w in waiters]) for name in waiters[0].columns}
+
+
+def _joined(parts: list[np.ndarray | list[Any]]) -> np.ndarray | list[Any]:
+    """One column from the requests' parts (an integer column with nulls in one request and none
+    in another joins as float64 with NaN, as a single request with both would be)."""
+    if all(isinstance(part, np.ndarray) for part in parts):
+        return np.concatenate(parts)
+    return [value for part in parts for value in part]
 
 
 class MicroBatcher:
@@ -65,7 +74,7 @@ class MicroBatcher:
         self._scheduled = False
         self._timer: asyncio.TimerHandle | None = None
 
-    async def predict(self, columns: dict[str, list[Any]], n_rows: int) -> Predictions:
+    async def predict(self, columns: Columns, n_rows: int) -> Predictions:
         """The predictions for these rows, possibly computed together with other requests'."""
         loop = asyncio.get_running_loop()
         waiter = _Waiter(columns, n_rows, loop.create_future())

@@ -60,11 +60,14 @@ class Predictions:
         return Predictions(self.labels[start:stop], probabilities, self.scores[start:stop])
 
 
+Columns = dict[str, "np.ndarray | list[Any]"]  # one per feature, as ``RowValidator.validate`` makes them
+
+
 class Runtime(Protocol):
     name: str
     classes: list[Any] | None
 
-    def predict(self, columns: dict[str, list[Any]], n_rows: int) -> Predictions: ...
+    def predict(self, columns: Columns, n_rows: int) -> Predictions: ...
 
 
 def limit_threads(threads: int) -> None:
@@ -108,13 +111,16 @@ class SklearnRuntime:
         self._types = {name: spec.type for name, spec in contract.columns.items()}
         self._proba = self.classes is not None and hasattr(pipeline, "predict_proba")
 
-    def frame(self, columns: dict[str, list[Any]]) -> Any:
+    def frame(self, columns: Columns) -> Any:
         """The request's columns as a DataFrame with the dtypes training data had."""
         import pandas as pd
 
         data: dict[str, Any] = {}
         for name, values in columns.items():
             kind = self._types[name]
+            if isinstance(values, np.ndarray):  # numeric, as validated: NaN already marks a null
+                data[name] = values
+                continue
             has_null = any(v is None for v in values)
             if kind == "integer":
                 data[name] = np.array(values, dtype=np.float64 if has_null else np.int64)
@@ -128,7 +134,7 @@ class SklearnRuntime:
                 data[name] = pd.Series(values, dtype=object if has_null else bool)
         return pd.DataFrame(data)
 
-    def predict(self, columns: dict[str, list[Any]], n_rows: int) -> Predictions:
+    def predict(self, columns: Columns, n_rows: int) -> Predictions:
         X = self.frame(columns)
         if self.classes is None:
             return _from_values(self.pipeline.predict(X))
@@ -175,7 +181,7 @@ class OnnxRuntime:
         self._outputs = [o.name for o in self.session.get_outputs()]
         self.classes = _python_classes(classes)
 
-    def feed(self, columns: dict[str, list[Any]], n_rows: int) -> dict[str, np.ndarray]:
+    def feed(self, columns: Columns, n_rows: int) -> dict[str, np.ndarray]:
         """Input tensors: nulls become NaN in float inputs and ``MISSING_CATEGORY`` (``""``, the
         ``missing_values`` of the exported categorical imputers) in string inputs. (Integer and
         boolean inputs never see a null: ``__init__`` refuses them for nullable features.)"""
@@ -195,7 +201,7 @@ class OnnxRuntime:
             feed[name] = array.reshape(n_rows, 1)
         return feed
 
-    def predict(self, columns: dict[str, list[Any]], n_rows: int) -> Predictions:
+    def predict(self, columns: Columns, n_rows: int) -> Predictions:
         outputs = self.session.run(self._outputs, self.feed(columns, n_rows))
         if self.classes is None:
             return _from_values(outputs[0])

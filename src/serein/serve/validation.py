@@ -1,9 +1,13 @@
 """Per-request validation, compiled once per model from its contract.
 
 Pandera costs ~10 ms per call, far too much for a single-row request, so serving compiles the
-contract into one small check closure per column that works on the decoded JSON rows directly.
-A request's rows come out *column-wise* (one list per feature), ready for the runtime to build its
-input once per request.
+contract into per-column checks that work on the decoded JSON rows directly. One pass gathers the
+rows into columns (checking that every row is an object with exactly the contract's fields); each
+column is then checked *vectorised* (the set of its values' Python types, numpy for the numeric
+checks, one set difference for the categories). Only a column where something is wrong is checked
+value by value, which finds and names each problem. A request's rows come out *column-wise*: a
+numpy array per numeric feature (``float64`` with NaN for a null; ``int64`` for an integer column
+without nulls), a list per other feature, ready for the runtime to build its input once.
 
 Two kinds of finding:
 
@@ -24,7 +28,7 @@ Messages name the row and field and what was expected; they never echo the submi
 ...     "city": {"type": "string", "allowed": ["Lyon", "Oslo"], "unseen": "reject"}}}))
 >>> batch = v.validate([{"age": 30.0, "city": "Oslo"}, {"age": 16, "city": None}])
 >>> batch.columns
-{'age': [30, 16], 'city': ['Oslo', None]}
+{'age': array([30, 16]), 'city': ['Oslo', None]}
 >>> batch.flags
 [{'row': 1, 'field': 'age', 'problem': 'below the contract minimum 18'}]
 >>> try:
@@ -40,9 +44,13 @@ import math
 import operator
 import re
 from collections.abc import Callable, Sequence
+from itertools import chain
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import NoneType
 from typing import Any
+
+import numpy as np
 
 from serein.data.contract import ColumnSpec, Contract, Rule
 from serein.errors import ValidationFailed
@@ -50,6 +58,17 @@ from serein.errors import ValidationFailed
 MAX_PROBLEMS = 20
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_FIELD_CHARS = 64
+_EXACT_FLOAT_INT = 2.0**53  # float64 holds every integer below this exactly
+_NOT_GIVEN = object()  # a field missing from its row (reported once, by the structural pass)
+
+# The Python types (as decoded from JSON) each column type accepts; anything else is a problem.
+_OK_TYPES: dict[str, set[type]] = {
+    "integer": {int, float}, "float": {int, float}, "string": {str}, "boolean": {bool}, "datetime": {str},
+}
+_NUMERIC_KINDS = {int, float, NoneType}
+# From this many rows on, the checks run vectorised (numpy's per-call overhead, about a
+# microsecond, would make a one-row request slower than checking its few values one by one).
+VECTORISE_ROWS = 8
 
 _JSON_KINDS: dict[type, str] = {
     str: "a string",
@@ -96,9 +115,9 @@ class RequestInvalid(ValidationFailed):
 
 @dataclass
 class ValidatedBatch:
-    """Rows that passed: one list per feature (contract order) and the flags raised."""
+    """Rows that passed: one column per feature (contract order) and the flags raised."""
 
-    columns: dict[str, list[Any]]
+    columns: dict[str, np.ndarray | list[Any]]
     flags: list[dict[str, Any]]
     n_rows: int
 
@@ -143,7 +162,10 @@ def _type_check(spec: ColumnSpec) -> Callable[[Any], Any]:
                     return value
                 raise _Reject("expected a finite number, got NaN or Infinity")
             if kind is int:
-                return float(value)
+                try:
+                    return float(value)
+                except OverflowError:
+                    raise _Reject("expected a number within the 64-bit floating-point range") from None
             raise wrong(value)
     elif spec.type == "string":
         def check(value: Any) -> Any:
@@ -199,48 +221,195 @@ def _column_check(spec: ColumnSpec) -> Callable[[Any], Any]:
     return checked
 
 
-def _column_flags(spec: ColumnSpec) -> Callable[[Any], str | None] | None:
-    """A closure naming the first accepted-but-suspicious property of a (valid, non-null) value."""
-    tests: list[tuple[Callable[[Any], bool], str]] = []
-    if spec.numeric:
-        if spec.min is not None:
-            low = spec.min
-            tests.append((lambda v: v < low, f"below the contract minimum {low:g}"))
-        if spec.max is not None:
-            high = spec.max
-            tests.append((lambda v: v > high, f"above the contract maximum {high:g}"))
-        if spec.non_negative:
-            tests.append((lambda v: v < 0, "negative where the contract expects non-negative values"))
-    if spec.allowed is not None and spec.unseen == "flag":
-        allowed = frozenset(spec.allowed)
-        tests.append((lambda v: v not in allowed, "unseen category (accepted and flagged for monitoring)"))
-    if not tests:
-        return None
+class _Column:
+    """One contract column compiled for serving: ``convert`` turns the column's submitted values
+    (one per row) into the form the runtime takes and lists the rejected ones.
 
-    def flag(value: Any) -> str | None:
-        for broken, message in tests:
-            if broken(value):
-                return message
-        return None
-    return flag
+    Text, boolean and category columns are checked vectorised when ``vectorise``: one ``set`` of
+    the values' Python types decides the type check, one set difference the categories. When
+    that finds anything wrong (and for small requests, date-times and numeric columns that
+    ``_NumericBlock`` could not take) the per-value check closure runs instead, naming each
+    problem."""
 
+    def __init__(self, index: int, name: str, spec: ColumnSpec) -> None:
+        self.index = index
+        self.name = name
+        self.spec = spec
+        self.check = _column_check(spec)
+        self._ok_types = _OK_TYPES[spec.type] | ({NoneType} if spec.nullable else set())
+        allowed = frozenset(spec.allowed) if spec.allowed is not None else None
+        self._allowed = allowed if spec.unseen == "reject" else None
+        self._regex = re.compile(spec.regex) if spec.regex is not None and spec.type == "string" else None
 
-def _rule_check(rule: Rule) -> Callable[[dict[str, list[Any]], int], bool]:
-    """True when row ``i`` breaks ``rule`` (rows with a null on either side pass)."""
-    op = _OPS[rule.op]
-    right = rule.right
+    def convert(self, values: Sequence[Any], vectorise: bool) -> tuple[list[Any], list[tuple[int, str]]]:
+        """The converted values and the problems as ``(row, problem)``; ``_NOT_GIVEN`` marks a
+        missing value (already reported by the structural pass)."""
+        if vectorise and self._passes(values):
+            return list(values), []
+        nullable, check = self.spec.nullable, self.check
+        converted: list[Any] = []
+        problems: list[tuple[int, str]] = []
+        for i, value in enumerate(values):
+            if value is None or value is _NOT_GIVEN:
+                if value is None and not nullable:
+                    problems.append((i, "null is not allowed (the column is not nullable)"))
+                converted.append(None)
+                continue
+            try:
+                converted.append(check(value))
+            except _Reject as exc:
+                problems.append((i, exc.problem))
+                converted.append(None)
+        return converted, problems
 
-    def broken(columns: dict[str, list[Any]], i: int) -> bool:
-        left_value = columns[rule.left][i]
-        right_value = columns[right][i] if isinstance(right, str) else right
-        if left_value is None or right_value is None:
+    def _passes(self, values: Sequence[Any]) -> bool:
+        """Whether every value of a text or boolean column is valid as it is."""
+        if self.spec.type not in ("string", "boolean") or not self._ok_types.issuperset(map(type, values)):
             return False
-        return not op(left_value, right_value)
-    return broken
+        if self._allowed is None and self._regex is None:
+            return True
+        present = set(values)
+        present.discard(None)
+        if self._allowed is not None and not present <= self._allowed:
+            return False
+        return self._regex is None or all(self._regex.match(v) for v in present)
+
+
+class _NumericBlock:
+    """All numeric columns of a contract held as one ``(columns, rows)`` float64 array (NaN for a
+    null): the range flags cost a few numpy operations per request whatever the number of
+    columns, and ``convert`` checks a large request's values in about a dozen.
+
+    ``convert`` returns None as soon as anything is off (a wrong type, a disallowed null, a
+    fraction in an integer column, ...): the columns are then checked one by one, which names
+    the problems, and ``assemble`` builds the block from the checked values."""
+
+    def __init__(self, columns: list[_Column]) -> None:
+        self.columns = columns
+        self.positions = [column.index for column in columns]
+        specs = [column.spec for column in columns]
+        self._nullable = np.array([spec.nullable for spec in specs])
+        self._integer = np.array([spec.type == "integer" for spec in specs])
+        nan = float("nan")
+        self._low = np.array([[nan if spec.min is None else spec.min] for spec in specs])
+        self._high = np.array([[nan if spec.max is None else spec.max] for spec in specs])
+        self._zero = np.array([[0.0 if spec.non_negative else nan] for spec in specs])
+        self._messages = [(f"below the contract minimum {spec.min:g}" if spec.min is not None else "",
+                           f"above the contract maximum {spec.max:g}" if spec.max is not None else "",
+                           "negative where the contract expects non-negative values") for spec in specs]
+
+    def convert(self, raw: list[Sequence[Any]]) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
+        """The numeric columns (``raw``: the submitted values, one sequence per numeric column)
+        and the block they are views of, or None."""
+        kinds = set(map(type, chain.from_iterable(raw)))
+        if not kinds <= _NUMERIC_KINDS:
+            return None
+        try:
+            block = np.array(raw, dtype=np.float64)  # None becomes NaN
+        except OverflowError:  # an integer beyond float64
+            return None
+        finite = np.isfinite(block)
+        with_nulls: list[int] = []
+        if not finite.all():  # every non-finite value must be an allowed null, not NaN or infinity
+            per_column = (~finite).sum(axis=1)
+            if NoneType not in kinds or (per_column.astype(bool) & ~self._nullable).any():
+                return None
+            with_nulls = np.flatnonzero(per_column).tolist()
+            for j in with_nulls:
+                if raw[j].count(None) != per_column[j] or np.isinf(block[j]).any():
+                    return None
+        if self._integer.any():
+            whole = block[self._integer]
+            exact = (whole == np.floor(whole)) & (np.abs(whole) < _EXACT_FLOAT_INT)
+            if with_nulls:
+                exact |= ~finite[self._integer]
+            if not exact.all():
+                return None
+        return self._split(block, with_nulls), block
+
+    def assemble(self, columns: dict[str, Any]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The numeric columns and their block from values checked one by one (lists, None for
+        a null); an integer column without nulls is converted exactly, not through float64."""
+        values = [columns[column.name] for column in self.columns]
+        block = np.array(values, dtype=np.float64)
+        with_nulls = [j for j, column in enumerate(values) if None in column]
+        out = self._split(block, with_nulls)
+        for j, column in enumerate(self.columns):
+            if self._integer[j] and j not in with_nulls:
+                out[column.name] = np.array(values[j], dtype=np.int64)
+        return out, block
+
+    def _split(self, block: np.ndarray, with_nulls: list[int]) -> dict[str, np.ndarray]:
+        """One array per column: a view of the block, or int64 for an integer column without nulls."""
+        out = {}
+        for j, column in enumerate(self.columns):
+            values = block[j]
+            if self._integer[j] and j not in with_nulls:
+                values = values.astype(np.int64)
+            out[column.name] = values
+        return out
+
+    def flags(self, block: np.ndarray) -> list[tuple[int, int, str]]:
+        """``(row, contract position, message)`` of every value outside its column's range (the
+        first test it breaks: minimum, maximum, non-negative)."""
+        below, above, negative = block < self._low, block > self._high, block < self._zero
+        hits = below | above | negative  # NaN (a null) compares False
+        if not hits.any():
+            return []
+        found = []
+        for j, i in zip(*np.nonzero(hits), strict=True):
+            kind = 0 if below[j, i] else 1 if above[j, i] else 2
+            found.append((int(i), self.positions[j], self._messages[j][kind]))
+        return found
+
+
+def _unseen_rows(allowed: frozenset[Any], values: list[Any]) -> list[int]:
+    """Rows whose (non-null) value is not one of ``allowed``."""
+    if allowed.issuperset(values):
+        return []
+    return [i for i, value in enumerate(values) if value not in allowed and value is not None]
+
+
+def _python_values(values: np.ndarray | list[Any]) -> list[Any]:
+    """A column as Python values, None for a null (NaN in a float array)."""
+    if isinstance(values, list):
+        return values
+    plain = values.tolist()
+    return [None if v != v else v for v in plain] if values.dtype.kind == "f" else plain
+
+
+def _rule_breaks(rule: Rule, columns: dict[str, np.ndarray | list[Any]], n_rows: int) -> list[int]:
+    """The rows breaking ``rule`` (rows with a null on either side pass): numpy when both sides
+    are numeric, else row by row."""
+    op = _OPS[rule.op]
+    left = columns[rule.left]
+    right = columns[rule.right] if isinstance(rule.right, str) else rule.right
+    if isinstance(left, np.ndarray) and isinstance(right, (np.ndarray, int, float)):
+        broken = ~op(left, right)  # NaN (a null) compares False without a warning
+        if left.dtype.kind == "f":
+            broken &= ~np.isnan(left)
+        if isinstance(right, np.ndarray) and right.dtype.kind == "f":
+            broken &= ~np.isnan(right)
+        return np.flatnonzero(broken).tolist()
+    left_values = _python_values(left)
+    right_values = _python_values(right) if isinstance(right, (list, np.ndarray)) else [right] * n_rows
+    return [i for i, (a, b) in enumerate(zip(left_values, right_values, strict=True))
+            if a is not None and b is not None and not op(a, b)]
+
+
+def _getter(names: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """``row -> tuple of row[name] for name in names`` at C speed (``KeyError`` when one is missing)."""
+    if len(names) == 1:
+        only = names[0]
+        return lambda row: (row[only],)
+    return operator.itemgetter(*names)
+
+
+Problem = tuple[int, int, dict[str, Any]]  # (row, position in the row, the problem as reported)
 
 
 class RowValidator:
-    """A contract compiled for serving: ``validate(rows)`` costs a few microseconds per row."""
+    """A contract compiled for serving: ``validate(rows)`` costs about a microsecond per row."""
 
     def __init__(self, contract: Contract, max_problems: int = MAX_PROBLEMS) -> None:
         self.contract = contract
@@ -248,78 +417,108 @@ class RowValidator:
         self.features = list(contract.columns)
         self._feature_set = frozenset(self.features)
         self._reject_unknown = contract.unknown_fields == "reject"
-        self._checks = [
-            (name, spec.nullable, _column_check(spec)) for name, spec in contract.columns.items()
-        ]
-        self._flags = [
-            (name, flag) for name, spec in contract.columns.items()
-            if (flag := _column_flags(spec)) is not None
-        ]
-        self._rules = [(rule, _rule_check(rule)) for rule in contract.rules]
+        self._columns = [_Column(i, name, spec) for i, (name, spec) in enumerate(contract.columns.items())]
+        numeric = [column for column in self._columns if column.spec.numeric]
+        self._block = _NumericBlock(numeric) if numeric else None
+        self._unseen = [(column, frozenset(column.spec.allowed)) for column in self._columns
+                        if column.spec.allowed is not None and column.spec.unseen == "flag"]
+        self._values = _getter(self.features)
 
     def validate(self, rows: Sequence[Any]) -> ValidatedBatch:
-        """Check decoded JSON rows; raise ``RequestInvalid`` listing the first problems."""
-        columns: dict[str, list[Any]] = {name: [] for name in self.features}
-        appenders = [(name, nullable, check, columns[name].append) for name, nullable, check in self._checks]
-        problems: list[dict[str, Any]] = []
+        """Check decoded JSON rows; raise ``RequestInvalid`` listing the first problems (in row
+        order; within a row, fields in contract order, then unknown fields)."""
+        n_rows = len(rows)
+        vectorise = n_rows >= VECTORISE_ROWS
+        values, problems = self._gather(rows)
+        raw_columns = list(zip(*values, strict=True)) if values else [()] * len(self._columns)
+        numeric, block = None, None
+        if vectorise and not problems and self._block is not None:
+            numeric, block = self._block.convert([raw_columns[i] for i in self._block.positions]) or (None, None)
+        columns: dict[str, np.ndarray | list[Any]] = {}
+        for column, raw in zip(self._columns, raw_columns, strict=True):
+            if numeric is not None and column.name in numeric:
+                columns[column.name] = numeric[column.name]
+                continue
+            columns[column.name], found = column.convert(raw, vectorise)
+            if found:
+                problems.extend((i, column.index, {"row": i, "field": column.name, "problem": p}) for i, p in found)
+        if problems:
+            self._reject(problems, n_rows)
+        if self._block is not None and block is None:
+            numeric, block = self._block.assemble(columns)
+            columns.update(numeric)  # same keys: the contract order stays
+        return ValidatedBatch(columns, self._flag(columns, block, n_rows), n_rows)
+
+    def _gather(self, rows: Sequence[Any]) -> tuple[list[tuple[Any, ...]], list[Problem]]:
+        """The rows' values in contract order (one tuple per row) and the structural problems
+        (not an object, missing and unknown fields)."""
         n_features = len(self.features)
+        if all(type(row) is dict for row in rows) and (
+                not self._reject_unknown or all(len(row) == n_features for row in rows)):
+            try:  # every row holds every feature and, being of the right size, nothing else
+                return list(map(self._values, rows)), []
+            except KeyError:
+                pass
+        values: list[tuple[Any, ...]] = []
+        problems: list[Problem] = []
         for i, row in enumerate(rows):
             if type(row) is not dict:
-                problems.append({"row": i, "field": None,
-                                 "problem": f"expected an object of feature values, got {_kind(row)}"})
-            else:
-                present = n_features
-                for name, nullable, check, append in appenders:
-                    try:
-                        value = row[name]
-                    except KeyError:
-                        present -= 1
-                        problems.append({"row": i, "field": name, "problem": "required field is missing"})
-                        continue
-                    if value is None:
-                        if not nullable:
-                            problems.append({"row": i, "field": name,
-                                             "problem": "null is not allowed (the column is not nullable)"})
-                        append(None)
-                        continue
-                    try:
-                        append(check(value))
-                    except _Reject as exc:
-                        problems.append({"row": i, "field": name, "problem": exc.problem})
-                if self._reject_unknown and len(row) > present:
-                    problems.extend(
-                        {"row": i, "field": _field_name(key),
-                         "problem": f"unknown field (the contract has {n_features} fields)"}
-                        for key in row if key not in self._feature_set
-                    )
-            if len(problems) >= self.max_problems:
-                more = len(problems) > self.max_problems or i + 1 < len(rows)
-                raise RequestInvalid(problems[: self.max_problems], more=more)
-        if problems:
-            raise RequestInvalid(problems)
-        n_rows = len(rows)
-        return ValidatedBatch(columns, self._flag(columns, n_rows), n_rows)
+                problems.append((i, 0, {"row": i, "field": None,
+                                        "problem": f"expected an object of feature values, got {_kind(row)}"}))
+                values.append((_NOT_GIVEN,) * n_features)
+                continue
+            values.append(tuple(row.get(name, _NOT_GIVEN) for name in self.features))
+            problems.extend((i, k, {"row": i, "field": name, "problem": "required field is missing"})
+                            for k, name in enumerate(self.features) if name not in row)
+            if self._reject_unknown:
+                problems.extend(
+                    (i, n_features + k, {"row": i, "field": _field_name(key),
+                                         "problem": f"unknown field (the contract has {n_features} fields)"})
+                    for k, key in enumerate(row) if key not in self._feature_set)
+        return values, problems
 
-    def _flag(self, columns: dict[str, list[Any]], n_rows: int) -> list[dict[str, Any]]:
+    def _reject(self, problems: list[Problem], n_rows: int) -> None:
+        """Raise ``RequestInvalid`` with the first ``max_problems`` problems, ``more`` when rows
+        after the last one listed were not looked at, or it had more problems than listed."""
+        problems.sort(key=lambda p: (p[0], p[1]))
+        listed = [p[2] for p in problems[: self.max_problems]]
+        if len(problems) < self.max_problems:
+            raise RequestInvalid(listed)
+        last_row = problems[self.max_problems - 1][0]
+        through_last_row = sum(1 for p in problems if p[0] <= last_row)
+        raise RequestInvalid(listed, more=through_last_row > self.max_problems or last_row + 1 < n_rows)
+
+    def _flag(self, columns: dict[str, np.ndarray | list[Any]], block: np.ndarray | None,
+              n_rows: int) -> list[dict[str, Any]]:
+        """The flags, by row; within a row by contract order, then the rules' (one flag per value:
+        the first test it breaks, range before category)."""
+        found = [] if block is None or self._block is None else self._block.flags(block)
+        for column, allowed in self._unseen:
+            if unseen := _unseen_rows(allowed, _python_values(columns[column.name])):
+                found.extend((i, column.index, "unseen category (accepted and flagged for monitoring)") for i in unseen)
+        found.sort(key=lambda f: (f[0], f[1]))  # stable: a range flag stays before a category flag
         flags: list[dict[str, Any]] = []
-        for name, flag in self._flags:
-            for i, value in enumerate(columns[name]):
-                if value is not None and (message := flag(value)) is not None:
-                    flags.append({"row": i, "field": name, "problem": message})
-        for rule, broken in self._rules:
-            for i in range(n_rows):
-                if broken(columns, i):
-                    flags.append({"row": i, "field": rule.left,
-                                  "problem": f"breaks the contract rule {rule.name!r} "
-                                             f"({rule.left} {rule.op} {rule.right})"})
+        last = None
+        for i, position, message in found:
+            if (i, position) != last:
+                flags.append({"row": i, "field": self.features[position], "problem": message})
+                last = (i, position)
+        for rule in self.contract.rules:
+            message = f"breaks the contract rule {rule.name!r} ({rule.left} {rule.op} {rule.right})"
+            flags.extend({"row": i, "field": rule.left, "problem": message}
+                         for i in _rule_breaks(rule, columns, n_rows))
         flags.sort(key=lambda f: f["row"])
         return flags
 
-    def example_columns(self) -> dict[str, list[Any]]:
+    def example_columns(self) -> dict[str, np.ndarray | list[Any]]:
         """One row of typical values (first allowed category, lower bound, ...) in the column
         form ``validate`` returns; used to warm a freshly loaded model. Regexes are not
         honoured: the row feeds the runtime directly, never a client."""
-        return {name: [_type_check(spec)(_example_value(spec))] for name, spec in self.contract.columns.items()}
+        columns: dict[str, Any] = {column.name: [_type_check(column.spec)(_example_value(column.spec))]
+                                   for column in self._columns}
+        if self._block is not None:
+            columns.update(self._block.assemble(columns)[0])
+        return columns
 
 
 def _example_value(spec: ColumnSpec) -> Any:
