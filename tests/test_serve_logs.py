@@ -54,18 +54,20 @@ def test_a_served_request_is_traced_in_json_without_secrets_or_payloads(
     row["income"] = DISTINCTIVE
     keyed = {"Authorization": f"Bearer {token}"}
     try:
-        def answered() -> httpx.Response | None:
-            try:
-                response = httpx.post(f"{url}/v1/models/{TRAINED_MODEL}/predict", json={"instances": [row]},
-                                      headers={**keyed, "X-Request-ID": "trace-me-1"})
-            except httpx.TransportError:
-                return None
-            return response if response.status_code != 503 else None  # 503 only while loading
+        def answered(instance: dict, request_id: str) -> httpx.Response:
+            """The answer of a worker that has loaded its models (each of the two loads on its own:
+            503 only while loading)."""
+            def once() -> httpx.Response | None:
+                try:
+                    response = httpx.post(f"{url}/v1/models/{TRAINED_MODEL}/predict", json={"instances": [instance]},
+                                          headers={**keyed, "X-Request-ID": request_id})
+                except httpx.TransportError:
+                    return None
+                return response if response.status_code != 503 else None
+            return wait_for(once, timeout=90, step=0.3)
 
-        assert wait_for(answered, timeout=90, step=0.3).status_code == 200
-        refused = httpx.post(f"{url}/v1/models/{TRAINED_MODEL}/predict", json={"instances": [{**row, "age": DISTINCTIVE_TEXT}]},
-                             headers={**keyed, "X-Request-ID": "trace-me-2"})
-        assert refused.status_code == 422
+        assert answered(row, "trace-me-1").status_code == 200
+        assert answered({**row, "age": DISTINCTIVE_TEXT}, "trace-me-2").status_code == 422
         assert httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {token[:-1]}x"}).status_code == 401
         for _ in range(4):  # whichever worker answers, the scrape has both workers' load times
             loads = {k: v for k, v in scrape_keyed(url, keyed).items() if k[0] == "serein_model_load_seconds"}

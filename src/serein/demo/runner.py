@@ -146,6 +146,17 @@ def send_traffic(client: Any, url: str, frame: Any, features: list[str], target:
     return sent, labelled, versions
 
 
+def wait_until_logged(store: Any, expected: int, timeout: float = 60.0) -> None:
+    """Wait until the store holds ``expected`` prediction rows: the server ships its durable log
+    to the store in the background, and a monitor reads the store."""
+    deadline = time.monotonic() + timeout
+    while (logged := store.count_predictions(MODEL)) < expected:
+        if time.monotonic() > deadline:
+            raise SereinError(f"only {logged} of {expected} predictions reached the store within {timeout:.0f} s",
+                              hint="see the server log, .serein/demo-server.log in the demo folder")
+        time.sleep(0.1)
+
+
 def _recipe_path() -> Path:
     return Path(str(resources.files("serein.demo").joinpath("recipe.yaml")))
 
@@ -218,6 +229,7 @@ def run_demo(root: Path, sizes: DemoSizes | None = None, say: Callable[[str], No
         t0 = time.perf_counter()
         stable = make_credit(sizes.stable_traffic, start="2026-07-01", days=14, seed=21)
         n1, l1, _ = send_traffic(client, url, stable, features, TARGET, sizes.feedback_share, seed=1)
+        wait_until_logged(ws.store, n1)
         step("traffic", f"{n1} rows predicted, {l1} labels fed back (stable period)", t0)
 
         t0 = time.perf_counter()
@@ -229,7 +241,18 @@ def run_demo(root: Path, sizes: DemoSizes | None = None, say: Callable[[str], No
         t0 = time.perf_counter()
         drifted = make_credit(sizes.drift_traffic, start="2026-08-01", days=14, drift=True, seed=22)
         n2, l2, _ = send_traffic(client, url, drifted, features, TARGET, sizes.feedback_share, seed=2)
+        wait_until_logged(ws.store, n1 + n2)
         step("traffic", f"{n2} rows predicted, {l2} labels fed back (drifted period)", t0)
+
+        # Both periods as a series of chunks: drift and performance over time, the onset visible.
+        t0 = time.perf_counter()
+        chunk_rows = max(100, (n1 + n2) // 10)
+        timeline = run_monitor(ws, MODEL, last=n1 + n2, chunk=str(chunk_rows),
+                               report=ws.reports_dir / "monitor-timeline.html").to_dict()
+        run.reports["monitor_timeline"] = str(timeline.get("report"))
+        onset = next((i for i, c in enumerate(timeline["chunks"]) if c["drifted"]), None)
+        step("monitor", f"{len(timeline['chunks'])} chunks of {chunk_rows} rows over both periods: first drifted "
+                        f"chunk {'none' if onset is None else onset + 1} (the drift began after row {n1})", t0)
 
         t0 = time.perf_counter()
         loud = run_monitor(ws, MODEL, last=n2, report=ws.reports_dir / "monitor-drift.html").to_dict()
