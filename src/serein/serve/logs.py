@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from serein.errors import UsageError
+from serein.serve.asgi import StatusRecorder
 
 if TYPE_CHECKING:
     from serein.workspace import Workspace
@@ -177,19 +178,12 @@ class AccessLogMiddleware:
                     fields["request_id"] = text
         token = REQUEST.set(fields)
         start = time.perf_counter()
-        status = 500  # unless a response starts: an exception escaped to the server
-
-        async def send_and_note(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        recorder = StatusRecorder(send)
         try:
-            await self.app(scope, receive, send_and_note)
+            await self.app(scope, receive, recorder)
         finally:
             if self.enabled:
-                ACCESS.info("%s %s %d", scope["method"], scope["path"][:200], status,
-                            extra={"method": scope["method"], "path": scope["path"][:200], "status": status,
+                ACCESS.info("%s %s %d", scope["method"], scope["path"][:200], recorder.status,
+                            extra={"method": scope["method"], "path": scope["path"][:200], "status": recorder.status,
                                    "latency_ms": round((time.perf_counter() - start) * 1000.0, 3)})
             REQUEST.reset(token)

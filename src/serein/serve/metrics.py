@@ -36,6 +36,7 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from serein.serve.asgi import StatusRecorder
 from serein.serve.logs import current
 from serein.serve.validation import ValidatedBatch
 
@@ -108,24 +109,17 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        status = 500  # unless a response starts: an exception escaped to the server
-
-        async def send_and_note(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        recorder = StatusRecorder(send)
         try:
-            await self.app(scope, receive, send_and_note)
+            await self.app(scope, receive, recorder)
         finally:
             seconds = time.perf_counter() - start
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
-            self.metrics.requests.labels(template, scope["method"], str(status)).inc()
+            self.metrics.requests.labels(template, scope["method"], str(recorder.status)).inc()
             self.metrics.latency.labels(template).observe(seconds)
             fields = current()  # the model and version the route noted, if it got that far
             if "model" in fields:
                 model, version = fields["model"], str(fields.get("version", ""))
-                self.metrics.model_requests.labels(model, version, str(status)).inc()
+                self.metrics.model_requests.labels(model, version, str(recorder.status)).inc()
                 self.metrics.model_latency.labels(model, version).observe(seconds)
