@@ -13,13 +13,29 @@ from pathlib import Path
 
 import pytest
 
-from serein.serve.predlog import LogBusy, LogUnavailable, PredictionLog, read_segment
+from serein.serve.predlog import LogBusy, LogUnavailable, PredictionLog, expand, read_segment, request_record
 from serein.store import OperationalStore, predictions
 
 
-def record(rid: str, row: int = 0, shadow: bool = False) -> dict:
-    return {"request_id": rid, "row": row, "model": "m", "version": 1, "inputs": {"x": row},
-            "prediction": 1, "probabilities": [0.2, 0.8], "score": 0.8, "latency_ms": 0.1, "shadow": shadow}
+def record(rid: str, rows: int = 1, shadow: bool = False) -> dict:
+    """A request record of ``rows`` rows (row i: input x=i, prediction i % 2, score i / 10)."""
+    return request_record(request_id=rid, model="m", version=1, inputs=[{"x": i} for i in range(rows)],
+                          predictions=[i % 2 for i in range(rows)],
+                          probabilities=[[1 - i / 10, i / 10] for i in range(rows)],
+                          scores=[i / 10 for i in range(rows)], latency_ms=0.1, shadow=shadow)
+
+
+def row(rid: str, i: int = 0, shadow: bool = False) -> dict:
+    """The store row of row ``i`` of a request recorded by ``record``."""
+    return {"request_id": rid, "row": i, "model": "m", "version": 1, "inputs": {"x": i}, "prediction": i % 2,
+            "probabilities": [1 - i / 10, i / 10], "score": i / 10, "latency_ms": 0.1, "ts": 1.0, "shadow": shadow}
+
+
+def test_a_request_record_expands_to_one_store_row_per_row() -> None:
+    rec = record("r", rows=3)
+    assert [{**r, "ts": 1.0} for r in expand(rec)] == [row("r", 0), row("r", 1), row("r", 2)]
+    assert expand({**rec, "probabilities": None})[2]["probabilities"] is None
+    assert expand(row("old", 4)) == [row("old", 4)], "a one-row record of an earlier serein is kept"
 
 
 @pytest.fixture
@@ -36,15 +52,18 @@ def test_concurrent_writes_share_fsyncs_and_all_reach_the_store(store: Operation
     log.start()
 
     async def main() -> None:
-        await asyncio.gather(*(log.write([record(f"r{i}", 0), record(f"r{i}", 1)]) for i in range(200)))
+        await asyncio.gather(*(log.write(record(f"r{i}", rows=2)) for i in range(200)))
 
     asyncio.run(main())
-    assert log.stats["records"] == 400
+    assert log.stats["records"] == 200  # one record per request
     assert log.stats["groups"] < 200 / 4, f"{log.stats['groups']} fsyncs for 200 writers"
     assert log.flush(10)
     log.close()
     assert store.count_predictions("m") == 400
     assert store.request_rows(["r0", "r199"]) == {"r0": ("m", 2), "r199": ("m", 2)}
+    logged = store.prediction_rows("m", last=2)
+    assert [(r["request_id"], r["row"], r["inputs"], r["prediction"], r["score"]) for r in logged] == [
+        ("r199", 0, {"x": 0}, 0, 0.0), ("r199", 1, {"x": 1}, 1, 0.1)]
     assert list((tmp_path / "predlog").glob("*.jsonl")) == [], "a shipped, closed segment is deleted"
 
 
@@ -55,7 +74,7 @@ def test_an_acknowledged_record_is_in_the_segment_and_known_before_shipping(
     log.start()
 
     async def main() -> None:
-        await log.write([record("acked-1"), record("acked-1", 1)])
+        await log.write(record("acked-1", rows=2))
         assert b'"acked-1"' in segment_text(tmp_path / "predlog")
         assert store.request_rows(["acked-1"]) == {}  # not shipped yet (1 s interval) ...
         assert log.known(["acked-1", "other"]) == {"acked-1": ("m", 2)}  # ... but known
@@ -71,9 +90,9 @@ def test_a_store_outage_loses_nothing_and_back_pressure_answers_503(store: Opera
     predictions.drop(store.engine)  # the store breaks under the running service
 
     async def main() -> None:
-        await asyncio.gather(*(log.write([record(f"kept{i}")]) for i in range(50)))  # on disk: acknowledged
+        await asyncio.gather(*(log.write(record(f"kept{i}")) for i in range(50)))  # on disk: acknowledged
         with pytest.raises(LogBusy) as refused:
-            await log.write([record("refused")])
+            await log.write(record("refused"))
         assert refused.value.http_status == 503 and refused.value.headers == {"Retry-After": "1"}
 
     asyncio.run(main())
@@ -88,12 +107,12 @@ def test_a_store_outage_loses_nothing_and_back_pressure_answers_503(store: Opera
 def test_write_before_start_is_refused(store: OperationalStore, tmp_path: Path) -> None:
     log = PredictionLog(store, tmp_path / "predlog")
     with pytest.raises(LogUnavailable, match="not running"):
-        asyncio.run(log.write([record("early")]))
+        asyncio.run(log.write(record("early")))
 
 
 KILLED_WRITER = """
 import asyncio, os, signal, sys
-from serein.serve.predlog import PredictionLog
+from serein.serve.predlog import PredictionLog, request_record
 from serein.store import OperationalStore
 
 store = OperationalStore(sys.argv[1])
@@ -103,8 +122,8 @@ log.store = None  # nothing ever reaches the store: only the segment holds the r
 
 async def main():
     for i in range(30):
-        await log.write([{"request_id": f"k{i}", "row": 0, "model": "m", "version": 1, "inputs": {},
-                          "prediction": 0, "ts": 1.0}])
+        await log.write(request_record(request_id=f"k{i}", model="m", version=1, inputs=[{}], predictions=[0],
+                                       probabilities=None, scores=[None], latency_ms=None, ts=1.0))
     print("acknowledged", flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 
@@ -125,7 +144,7 @@ def test_segments_left_by_a_killed_process_are_shipped_once(store: OperationalSt
 
     live = PredictionLog(store, directory)
     live.start()  # a live process's own segment is not touched by another's recovery
-    asyncio.run(live.write([record("live")]))
+    asyncio.run(live.write(record("live")))
     assert live.stats["recovered"] == 20
     assert PredictionLog(store, directory).recover() == 0
     assert live.flush(10)
@@ -136,7 +155,7 @@ def test_segments_left_by_a_killed_process_are_shipped_once(store: OperationalSt
 
 
 def test_shipping_again_never_duplicates(store: OperationalStore) -> None:
-    batch = [record("a"), record("a", 1), record("a", shadow=True), record("b")]
+    batch = [row("a"), row("a", 1), row("a", shadow=True), row("b")]
     assert store.log_predictions_once(batch) == 4
-    assert store.log_predictions_once(batch + [record("c")]) == 1
+    assert store.log_predictions_once(batch + [row("c")]) == 1
     assert store.count_predictions("m") == 5

@@ -46,7 +46,7 @@ from serein.serve.logs import AccessLogMiddleware, access_log, note
 from serein.serve.metrics import MetricsMiddleware, ServeMetrics
 from serein.serve.models import BatchSettings, ModelSet, ServedModel
 from serein.serve.payloads import read_json, request_id
-from serein.serve.predlog import PredictionLog
+from serein.serve.predlog import PredictionLog, request_record
 from serein.serve.protocol_mlflow import chosen_model, register_mlflow
 from serein.serve.protocol_v2 import register_v2
 from serein.serve.runtime import Predictions
@@ -75,22 +75,17 @@ def _error_body(exc: SereinError) -> dict[str, Any]:
     return body
 
 
-def log_records(served: ServedModel, rid: str, rows: list[dict[str, Any]], out: Predictions,
-                latency_ms: float, shadow: bool = False) -> list[dict[str, Any]]:
-    """The prediction-log records of one request, one per row, stamped with the prediction time.
+def log_record(served: ServedModel, rid: str, rows: list[dict[str, Any]], out: Predictions,
+               latency_ms: float, shadow: bool = False) -> dict[str, Any]:
+    """The prediction-log record of one request (all its rows), stamped with the prediction time.
     ``latency_ms`` runs from the request's arrival to its predictions (the log write itself is
     not included); ``shadow`` marks a challenger's predictions that were not returned."""
     features = served.validator.features
     if served.model.contract.unknown_fields != "reject":  # ignored fields stay out of the log
         rows = [{f: row[f] for f in features} for row in rows]
-    probabilities: list[list[float]] | list[None] = out.probabilities or [None] * len(rows)
-    now = time.time()
-    return [
-        {"request_id": rid, "row": i, "model": served.name, "version": served.version, "inputs": row,
-         "prediction": label, "probabilities": proba, "score": score, "latency_ms": latency_ms, "ts": now,
-         "shadow": shadow}
-        for i, (row, label, proba, score) in enumerate(zip(rows, out.labels, probabilities, out.scores))
-    ]
+    return request_record(request_id=rid, model=served.name, version=served.version, inputs=rows,
+                          predictions=out.labels, probabilities=out.probabilities, scores=out.scores,
+                          latency_ms=latency_ms, shadow=shadow)
 
 
 def _body_doc(schema: dict[str, Any], example: Any) -> dict[str, Any]:
@@ -213,7 +208,7 @@ def create_app(ws: Workspace) -> FastAPI:
                                     hint="send a new id for every request, or omit it to get a generated one")
         batch, out = await served.predict(rows)
         latency_ms = (time.perf_counter() - start) * 1000.0
-        await predlog.write(log_records(served, rid, rows, out, latency_ms))
+        await predlog.write(log_record(served, rid, rows, out, latency_ms))
         metrics.predicted(served.name, served.version, batch)
         metrics.log_pending.set(predlog.pending)
         challenger = models.challenger(served.name) if models.challenger_mode == "shadow" else None
@@ -229,7 +224,7 @@ def create_app(ws: Workspace) -> FastAPI:
         try:
             _, out = await challenger.predict(rows)
             latency_ms = (time.perf_counter() - start) * 1000.0
-            await predlog.write(log_records(challenger, rid, rows, out, latency_ms, shadow=True))
+            await predlog.write(log_record(challenger, rid, rows, out, latency_ms, shadow=True))
         except SereinError as exc:
             log.warning("shadow scoring of request %s by %s v%d skipped: %s", rid, challenger.name,
                         challenger.version, exc.message)

@@ -1,10 +1,12 @@
 """The prediction log: group-committed appends to a local segment file, shipped to the store.
 
-A request hands its records to ``PredictionLog.write``. A writer thread takes every record queued
-since its last turn, appends them to the current *segment* (``.serein/predlog/*.jsonl``, one
-orjson line per record) with one ``write`` and one ``os.fdatasync``: one device flush for many
-requests (group commit), off the event loop. When a request is acknowledged depends on
-``serve.durability``:
+A request hands ``PredictionLog.write`` one *request record* (``request_record``: its id, model
+version and timing, and its rows' inputs and outputs as lists), serialised once, on the event
+loop, into one orjson line. A writer thread takes every line queued since its last turn and
+appends them to the current *segment* (``.serein/predlog/*.jsonl``) with one ``write`` and one
+``os.fdatasync``: one device flush for many requests (group commit), off the event loop, and the
+writer handles bytes only, so it holds the GIL for microseconds per group. A 100-row request is
+one line, not 100. When a request is acknowledged depends on ``serve.durability``:
 
 * ``strict`` (default): after the ``fdatasync`` of its group: it survives a power loss. One
   flush cost 0.8-4 ms on the development VM's disk (depending on other writers), which bounds
@@ -17,8 +19,8 @@ requests (group commit), off the event loop. When a request is acknowledged depe
 * ``off``: nothing is logged (load tests, benchmarks; monitoring and feedback see nothing).
 
 A shipper thread moves durable records into ``store.log_predictions`` every ``ship_interval``
-seconds (monitoring and feedback read the store) and deletes a segment once all of its records
-are there. Each process holds an exclusive ``flock`` on the segments it owns, so at start-up
+seconds, expanded to one row each (``expand``: the store, monitoring and feedback see rows), and
+deletes a segment once all of its records are there. Each process holds an exclusive ``flock`` on the segments it owns, so at start-up
 ``PredictionLog.start`` ships every segment no live process holds: those a killed server left.
 That shipping is idempotent by ``(request_id, row, shadow)`` (a crash between shipping and
 deleting never duplicates a row), and a torn last line (written by a process killed mid-write,
@@ -78,11 +80,37 @@ class _Segment:
 
 @dataclass
 class _Entry:
-    """One ``write`` call: its records and how to tell its waiter the outcome."""
+    """One ``write`` call: its record, the record's segment line, and how to tell its waiter."""
 
-    records: Sequence[Mapping[str, Any]]
+    record: Mapping[str, Any]
+    line: bytes
     done: asyncio.Future[None] | None
     loop: asyncio.AbstractEventLoop | None = None
+
+
+def request_record(*, request_id: str, model: str, version: int, inputs: Sequence[Mapping[str, Any]],
+                   predictions: Sequence[Any], probabilities: Sequence[Any] | None, scores: Sequence[Any],
+                   latency_ms: float | None, shadow: bool = False, ts: float | None = None) -> dict[str, Any]:
+    """One request's prediction-log record: its rows' ``inputs``, ``predictions``,
+    ``probabilities`` (None when the model gives none) and ``scores``, aligned by row."""
+    return {"request_id": request_id, "model": model, "version": version,
+            "ts": time.time() if ts is None else ts, "latency_ms": latency_ms, "shadow": shadow,
+            "inputs": inputs, "predictions": predictions, "probabilities": probabilities, "scores": scores}
+
+
+def expand(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The store's rows (one per predicted row: ``request_id, row, model, version, inputs,
+    prediction, probabilities, score, latency_ms, ts, shadow``) of a request record. A record
+    written by an earlier serein, one row already, is returned as it is."""
+    if "row" in record:
+        return [dict(record)]
+    n_rows = len(record["predictions"])
+    probabilities = record["probabilities"] or [None] * n_rows
+    common = {"request_id": record["request_id"], "model": record["model"], "version": record["version"],
+              "latency_ms": record["latency_ms"], "ts": record["ts"], "shadow": record["shadow"]}
+    return [{**common, "row": i, "inputs": inputs, "prediction": label, "probabilities": proba, "score": score}
+            for i, (inputs, label, proba, score) in enumerate(
+                zip(record["inputs"], record["predictions"], probabilities, record["scores"], strict=True))]
 
 
 def _settle(entries: list[_Entry], error: BaseException | None) -> None:
@@ -109,15 +137,15 @@ def _notify(entries: list[_Entry], error: BaseException | None = None) -> None:
 
 
 def read_segment(path: Path) -> list[dict[str, Any]]:
-    """The records of a segment file; a torn last line (the writer was killed mid-write, so the
-    record was never acknowledged) is skipped."""
+    """The rows of a segment file's records (``expand``); a torn last line (the writer was
+    killed mid-write, so the record was never acknowledged) is skipped."""
     records = []
     lines = path.read_bytes().split(b"\n")
     for n, line in enumerate(lines):
         if not line:
             continue
         try:
-            records.append(orjson.loads(line))
+            records.extend(expand(orjson.loads(line)))
         except orjson.JSONDecodeError:
             if n < len(lines) - 1:  # only the very last line can be torn
                 raise
@@ -140,9 +168,9 @@ class PredictionLog:
         self.stats = {"groups": 0, "records": 0, "fsync_seconds": 0.0, "shipped": 0, "recovered": 0}
         self._lock = threading.Condition(threading.Lock())  # counters, index and shipping hand-over
         self._queue: queue.SimpleQueue[_Entry | None] = queue.SimpleQueue()  # None: the writer stops
-        self._pending = 0  # records queued, or written but not yet in the store
+        self._pending = 0  # rows queued, or written but not yet in the store
         self._unshipped: dict[str, tuple[str, int]] = {}  # request id -> (model, rows): not in the store yet
-        self._to_ship: list[tuple[_Segment, list[Mapping[str, Any]] | None]] = []  # None: segment closed
+        self._to_ship: list[tuple[_Segment, list[Mapping[str, Any]] | None]] = []  # request records; None: closed
         self._segment: _Segment | None = None
         self._serial = 0
         self._stop_shipping = False  # the shipper stops once nothing is left to ship
@@ -225,11 +253,12 @@ class PredictionLog:
     # -- the request side --------------------------------------------------------------------
     @property
     def pending(self) -> int:
-        """Records queued or not yet shipped to the store (the back-pressure measure)."""
+        """Rows queued or not yet shipped to the store (the back-pressure measure)."""
         return self._pending
 
-    async def write(self, records: Sequence[Mapping[str, Any]]) -> None:
-        """Queue ``records``; return once they are as durable as ``durability`` asks.
+    async def write(self, record: Mapping[str, Any]) -> None:
+        """Queue one request's ``record`` (``request_record``); return once it is as durable as
+        ``durability`` asks.
 
         Raises ``LogBusy`` when the log is full and ``LogUnavailable`` when the segment could not
         be written: either way the prediction must not be acknowledged."""
@@ -237,19 +266,19 @@ class PredictionLog:
             return
         if not self._threads:
             raise LogUnavailable("the prediction log is not running", hint="retry once the server has started")
+        n_rows = len(record["predictions"])
+        line = orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
         relaxed = self.durability == "relaxed"
         loop = None if relaxed else asyncio.get_running_loop()
-        entry = _Entry(records, None if loop is None else loop.create_future(), loop)
+        entry = _Entry(record, line, None if loop is None else loop.create_future(), loop)
         with self._lock:
-            if self._pending + len(records) > self.max_pending:
-                raise LogBusy(f"the prediction log has {self._pending} records waiting; the prediction was not served",
+            if self._pending + n_rows > self.max_pending:
+                raise LogBusy(f"the prediction log has {self._pending} rows waiting; the prediction was not served",
                               hint=f"retry after {RETRY_AFTER_SECONDS} s; if this persists check the operational "
                                    "store (store_uri) or raise serve.log_max_pending")
-            self._pending += len(records)
-            for record in records:
-                if not record.get("shadow"):
-                    model, rows = self._unshipped.get(record["request_id"], (record["model"], 0))
-                    self._unshipped[record["request_id"]] = (model, rows + 1)
+            self._pending += n_rows
+            if not record["shadow"]:
+                self._unshipped[record["request_id"]] = (record["model"], n_rows)
         self._queue.put(entry)  # wakes the writer
         if entry.done is not None:
             await asyncio.shield(entry.done)
@@ -285,16 +314,16 @@ class PredictionLog:
                 while (entry := self._queue.get_nowait()) is not None:
                     group.append(entry)
                 self._queue.put(None)  # the stop request comes after this group
-            records = [record for entry in group for record in entry.records]
+            records = [entry.record for entry in group]
             try:
-                self._append(records, group)
+                self._append(b"".join([entry.line for entry in group]), records, group)
             except OSError as exc:
                 log.exception("could not write %d prediction record(s) to %s", len(records), self.directory)
                 with self._lock:
                     if self._segment is not None:  # deleted once its acknowledged records are shipped
                         self._to_ship.append((self._segment, None))
                         self._segment = None  # the next group starts a fresh segment
-                    self._pending -= len(records)
+                    self._pending -= _rows(records)
                     self._forget(records)
                     self._lock.notify_all()
                 _notify(group, LogUnavailable(f"the prediction log could not be written ({exc.strerror or exc})",
@@ -306,12 +335,12 @@ class PredictionLog:
                 self._lock.notify_all()
             self._segment = None
 
-    def _append(self, records: list[Mapping[str, Any]], group: list[_Entry]) -> None:
-        """Write one group to the segment, make it durable, acknowledge and pass it to the shipper."""
+    def _append(self, data: bytes, records: list[Mapping[str, Any]], group: list[_Entry]) -> None:
+        """Write one group's lines to the segment, make them durable, acknowledge and pass the
+        records to the shipper."""
         if self._segment is None:
             self._segment = self._open_segment()
         segment = self._segment
-        data = b"".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for r in records)
         view = memoryview(data)
         while view:
             view = view[os.write(segment.fd, view):]
@@ -348,7 +377,7 @@ class PredictionLog:
                 continue
             records = [r for _, group in batch if group for r in group]
             try:
-                self.store.log_predictions(records)
+                self.store.log_predictions([row for record in records for row in expand(record)])
             except Exception:
                 log.exception("could not ship %d prediction record(s) to the store; they are safe in %s, retrying",
                               len(records), self.directory)
@@ -359,18 +388,23 @@ class PredictionLog:
                 backoff = min(backoff * 2, 5.0)
                 continue
             backoff = self.ship_interval
-            self.stats["shipped"] += len(records)
+            self.stats["shipped"] += _rows(records)
             for segment, group in batch:
                 if group is None:  # closed, and everything before it is in the store
                     segment.path.unlink(missing_ok=True)
                     os.close(segment.fd)
             with self._lock:
-                self._pending -= len(records)
+                self._pending -= _rows(records)
                 self._forget(records)
                 self._lock.notify_all()
 
     def _forget(self, records: Sequence[Mapping[str, Any]]) -> None:
         """Drop ``records``' request ids from the not-yet-shipped index (lock held)."""
         for record in records:
-            if not record.get("shadow"):
+            if not record["shadow"]:
                 self._unshipped.pop(record["request_id"], None)
+
+
+def _rows(records: Sequence[Mapping[str, Any]]) -> int:
+    """The number of predicted rows in request records."""
+    return sum(len(record["predictions"]) for record in records)
