@@ -1,14 +1,22 @@
-"""A ``--current`` batch for monitoring, read and scored fast.
+"""A ``--current`` batch for monitoring, read and scored fast and lean.
 
 ``serein monitor NAME --current X`` compares a whole batch with the model's reference profile.
-On a million rows the time goes to reading and scoring, so:
+On a million rows the time goes to reading and scoring, and the memory to Python objects, so:
 
-- only the columns the model needs are read (its features, and its target when the batch has
-  it), straight from Parquet or CSV with pyarrow, or from a Delta table or dataset version
-  without loading its other columns or hashing its content;
-- the model scores the batch in chunks (``CHUNK_ROWS``) through ONNX Runtime when the version
-  has a verified export (else its scikit-learn pipeline), one worker per core, each chunk fed as
-  whole column arrays (``serein.batch.ChunkScorer``), with progress reported per chunk.
+- only the columns the model needs are read (its features; its target and a scored batch's
+  outputs when the batch has them), straight from Parquet or CSV with pyarrow, or from a Delta
+  table or dataset version without loading its other columns or hashing its content;
+- text columns are kept dictionary-encoded (pandas categoricals: one small code per row, each
+  distinct category stored once) and numbers as plain numpy columns, never as Python objects;
+- a batch that already carries the model's outputs — ``serein predict`` writes ``prediction``,
+  ``proba_<class>`` and ``model`` / ``model_version`` columns — is not scored again when those
+  say the outputs come from the version being monitored (``carried_outputs``);
+- otherwise the model scores the batch in chunks (``CHUNK_ROWS``) through ONNX Runtime when the
+  version has a verified export (else its scikit-learn pipeline, deserialized only then), each
+  chunk fed as whole column arrays (``serein.batch.ChunkScorer``), with progress per chunk. One
+  single-threaded run per core at a time: a recipe pipeline's export spends most of its time in
+  operators ONNX Runtime runs on one thread (string one-hot encoding, concatenation), so
+  concurrent chunks use the cores better than intra-op threads do.
 
 A batch named ``X`` is a Parquet/CSV/JSON Lines file, a Delta table folder, or a dataset ref of
 the workspace (``NAME``, ``NAME@3``, ``NAME@ISO-TIME``).
@@ -33,7 +41,10 @@ if TYPE_CHECKING:
     from serein.registry.loaded import LoadedModel
     from serein.workspace import Workspace
 
-CHUNK_ROWS = 100_000  # rows per scoring chunk: large enough to amortise a call, small enough to show progress
+# Rows per scoring chunk: ONNX Runtime's intermediate tensors grow with it (a 100k-row chunk of a
+# pipeline one-hot encoding ~250 columns held ~600 MB; 20k rows ~20 MB), while a call's fixed cost
+# is already amortised at a few thousand rows.
+CHUNK_ROWS = 20_000
 HINT = "pass a Parquet/CSV file, a Delta table folder or a dataset ref such as credit@3 (see `serein data list`)"
 
 
@@ -43,6 +54,22 @@ def _select(schema_names: Sequence[str], needed: Sequence[str], optional: Sequen
         raise UsageError(f"{source} lacks the model's feature column(s) {', '.join(map(repr, missing))}",
                          hint=f"the model needs {', '.join(needed)}")
     return [*needed, *(c for c in optional if c in schema_names and c not in needed)]
+
+
+def _text_columns(schema: pa.Schema, columns: Sequence[str]) -> list[str]:
+    import pyarrow as pa
+
+    return [c for c in columns if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)]
+
+
+def _dictionary_text(table: pa.Table) -> pa.Table:
+    """``table`` with its plain text columns dictionary-encoded (each distinct value stored once)."""
+    import pyarrow.compute as pc
+
+    for name in _text_columns(table.schema, table.schema.names):
+        at = table.schema.get_field_index(name)
+        table = table.set_column(at, name, pc.dictionary_encode(table.column(name)))
+    return table
 
 
 def _read_file(path: Path, needed: Sequence[str], optional: Sequence[str]) -> pa.Table | pd.DataFrame:
@@ -60,14 +87,15 @@ def _read_file(path: Path, needed: Sequence[str], optional: Sequence[str]) -> pa
         raise UsageError(f"{path} is empty (0 bytes)", hint="give a file with a header and at least one row")
     try:
         if kind == "parquet":
-            columns = _select(pq.read_schema(path).names, needed, optional, source)
-            return pq.read_table(path, columns=columns)
+            schema = pq.read_schema(path)
+            columns = _select(schema.names, needed, optional, source)
+            return pq.read_table(path, columns=columns, read_dictionary=_text_columns(schema, columns))
         options = pcsv.ConvertOptions(strings_can_be_null=True)
         with pcsv.open_csv(path, convert_options=options) as reader:
             names = reader.schema.names
         columns = _select(names, needed, optional, source)
         options.include_columns = columns
-        return pcsv.read_csv(path, convert_options=options)
+        return _dictionary_text(pcsv.read_csv(path, convert_options=options))
     except UsageError:
         raise
     except Exception as exc:  # pyarrow raises many types for malformed content
@@ -80,13 +108,14 @@ def _read_delta(path: str, version: int | None, needed: Sequence[str], optional:
     from deltalake import DeltaTable
 
     dataset = DeltaTable(path, version=version).to_pyarrow_dataset()
-    return dataset.to_table(columns=_select(dataset.schema.names, needed, optional, source))
+    return _dictionary_text(dataset.to_table(columns=_select(dataset.schema.names, needed, optional, source)))
 
 
 def read_batch(ws: Workspace, current: str, needed: Sequence[str],
                optional: Sequence[str] = ()) -> tuple[pd.DataFrame, str]:
     """The ``needed`` columns (and those of ``optional`` present) of the batch ``current`` as a
-    pandas frame with UTC timestamps, and a label for it (``file ...``, ``dataset NAME@V``)."""
+    pandas frame with UTC timestamps — numbers as numpy columns, text as categoricals — and a
+    label for it (``file ...``, ``dataset NAME@V``)."""
     import pandas as pd
 
     from serein.data.readers import normalise_times
@@ -108,10 +137,45 @@ def read_batch(ws: Workspace, current: str, needed: Sequence[str],
         name, version = ws.datasets.resolve(ref)
         source = f"dataset {name}@{version}"
         data = _read_delta(ws.datasets.path(name), version, needed, optional, source)
-    frame = data if isinstance(data, pd.DataFrame) else data.to_pandas()
+    # self_destruct: each Arrow column is freed once converted, so the batch is never held twice
+    frame = data if isinstance(data, pd.DataFrame) else data.to_pandas(split_blocks=True, self_destruct=True)
+    del data
     if frame.empty:
         raise UsageError(f"{source} has no rows to monitor")
     return normalise_times(frame), source
+
+
+def output_columns(model: LoadedModel) -> list[str]:
+    """The columns in which ``serein predict`` writes ``model``'s outputs (``serein.batch``)."""
+    from serein.batch import OUTPUT_COLUMNS, PROBA_PREFIX
+
+    return [*OUTPUT_COLUMNS, *(f"{PROBA_PREFIX}{c}" for c in model.classes or [])]
+
+
+def carried_outputs(frame: pd.DataFrame, model: LoadedModel) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """``(predictions, class probabilities or None)`` carried by a scored batch, or None when it
+    must be scored: outputs are used only when every row has a prediction (and, for a classifier,
+    every class probability) and its ``model`` / ``model_version`` columns name ``model``'s name
+    and version on every row — outputs of another version say nothing about this one."""
+    import pandas as pd
+
+    from serein.batch import PROBA_PREFIX
+
+    if "prediction" not in frame.columns or "model_version" not in frame.columns:
+        return None
+    if not (pd.to_numeric(frame["model_version"], errors="coerce") == model.version).all():
+        return None
+    if "model" in frame.columns and not (frame["model"].astype(str) == model.name).all():
+        return None
+    if frame["prediction"].isna().any():
+        return None
+    proba = None
+    if model.is_classifier:
+        columns = [f"{PROBA_PREFIX}{c}" for c in model.classes or []]
+        if not columns or any(c not in frame.columns for c in columns) or frame[columns].isna().any().any():
+            return None
+        proba = frame[columns].to_numpy(dtype=np.float64)
+    return frame["prediction"].to_numpy(), proba
 
 
 def score_batch(model: LoadedModel, X: pd.DataFrame,

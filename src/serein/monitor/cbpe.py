@@ -15,10 +15,16 @@ small table of breakpoints (``x``: raw score, ``y``: calibrated probability; app
 ``np.interp``, as ``IsotonicRegression(out_of_bounds="clip").predict`` does). Multi-class
 calibrated rows are renormalised to sum to one.
 
-The interval says where the *realized* metric should fall if calibration holds: labels are drawn
-``N_DRAWS`` times from the calibrated probabilities and the metric computed on each draw; the
-2.5th and 97.5th percentiles bound it (it shrinks as the window grows). Windows above
-``DRAW_MAX_ROWS`` rows draw on a random subsample and scale its spread by ``sqrt(m / n)``.
+The interval says where the *realized* metric should fall: labels are drawn ``N_DRAWS`` times
+from calibrated probabilities and the metric computed on each draw; the 2.5th and 97.5th
+percentiles bound it. Two errors are in it. The labels' own chance, which shrinks as the window
+grows (windows above ``DRAW_MAX_ROWS`` rows draw on a random subsample and scale that part of the
+spread by ``sqrt(m / n)``). And the calibration's error, which does not shrink with the window: a
+holdout of a few thousand rows pins the calibration curve only roughly, most of all where it had
+few rows — exactly where covariate shift moves traffic. So registration also fits the calibration
+on ``N_BOOTSTRAP`` bootstrap resamples of the holdout (``bootstrap``: tables of ≤ ``MAX_BOOT_TABLE``
+breakpoints) and each batch of draws takes its probabilities from one of them; a profile without
+them (older versions) gets the labels' chance alone.
 
 >>> import numpy as np
 >>> cal = {"classes": ["0", "1"], "tables": {"1": {"x": [0.0, 1.0], "y": [0.0, 1.0]}}}
@@ -36,6 +42,8 @@ import numpy as np
 
 N_DRAWS = 200
 MAX_TABLE = 200  # breakpoints kept per class (isotonic fits on big holdouts have thousands)
+N_BOOTSTRAP = 10  # calibrations refitted on resampled holdouts: the calibration's own error
+MAX_BOOT_TABLE = 100  # breakpoints kept per class and resample (they only spread the interval)
 DRAW_BATCH = 20
 DRAW_MAX_ROWS = 20_000  # above this, draws run on a subsample and their spread is rescaled
 
@@ -46,43 +54,57 @@ def _class_scores(proba: np.ndarray) -> np.ndarray:
     return np.column_stack([1.0 - proba, proba]) if proba.ndim == 1 else proba
 
 
-def fit_calibration(labels: Sequence[Any], proba: Any, classes: Sequence[Any]) -> dict[str, Any] | None:
-    """Isotonic calibration tables fitted on the holdout's true ``labels`` and the model's
-    probabilities ``proba`` (columns follow ``classes``; a vector means the positive class of a
-    binary model). None when labels or classes are missing or a class never occurs.
-
-    >>> cal = fit_calibration([0, 0, 1, 1], [0.1, 0.6, 0.4, 0.9], [0, 1])
-    >>> cal["tables"]["1"]["y"]
-    [0.0, 0.5, 0.5, 1.0]
-    """
+def _isotonic_tables(y: np.ndarray, P: np.ndarray, names: list[str], max_points: int) -> dict[str, Any] | None:
+    """Per calibrated class (binary: the positive one) the isotonic fit of "is this class" on its
+    score, thinned to ``max_points`` breakpoints; None when a class never or always occurs."""
     from sklearn.isotonic import IsotonicRegression
 
-    if labels is None or proba is None or classes is None or len(classes) < 2:
-        return None
-    P = _class_scores(proba)
-    y = np.asarray([str(v) for v in labels], dtype=object)
-    names = [str(c) for c in classes]
-    fitted = names[1:] if len(names) == 2 else names
     tables = {}
-    for name in fitted:
+    for name in names[1:] if len(names) == 2 else names:
         k = names.index(name)
         truth = (y == name).astype(float)
         if truth.min() == truth.max():
             return None
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(P[:, k], truth)
         x, fy = iso.X_thresholds_, iso.y_thresholds_
-        if x.size > MAX_TABLE:
-            keep = np.unique(np.linspace(0, x.size - 1, MAX_TABLE).round().astype(int))
+        if x.size > max_points:
+            keep = np.unique(np.linspace(0, x.size - 1, max_points).round().astype(int))
             x, fy = x[keep], fy[keep]
         tables[name] = {"x": [round(float(v), 6) for v in x], "y": [round(float(v), 6) for v in fy]}
-    return {"method": "isotonic", "classes": names, "n": len(y), "tables": tables}
+    return tables
 
 
-def calibrate(calibration: Mapping[str, Any], proba: Any) -> np.ndarray:
-    """Calibrated class probabilities (n × classes) of raw ``proba`` (or binary scores)."""
+def fit_calibration(labels: Sequence[Any], proba: Any, classes: Sequence[Any],
+                    n_bootstrap: int = N_BOOTSTRAP, seed: int = 0) -> dict[str, Any] | None:
+    """Isotonic calibration tables fitted on the holdout's true ``labels`` and the model's
+    probabilities ``proba`` (columns follow ``classes``; a vector means the positive class of a
+    binary model), and ``n_bootstrap`` refits on resamples of the holdout (seeded: the same
+    holdout gives the same profile). None when labels or classes are missing or a class never occurs.
+
+    >>> cal = fit_calibration([0, 0, 1, 1], [0.1, 0.6, 0.4, 0.9], [0, 1])
+    >>> cal["tables"]["1"]["y"]
+    [0.0, 0.5, 0.5, 1.0]
+    """
+    if labels is None or proba is None or classes is None or len(classes) < 2:
+        return None
+    P = _class_scores(proba)
+    y = np.asarray([str(v) for v in labels], dtype=object)
+    names = [str(c) for c in classes]
+    tables = _isotonic_tables(y, P, names, MAX_TABLE)
+    if tables is None:
+        return None
+    rng = np.random.default_rng(seed)
+    resamples = (rng.integers(0, len(y), len(y)) for _ in range(n_bootstrap))
+    bootstrap = [t for t in (_isotonic_tables(y[i], P[i], names, MAX_BOOT_TABLE) for i in resamples) if t is not None]
+    return {"method": "isotonic", "classes": names, "n": len(y), "tables": tables, "bootstrap": bootstrap}
+
+
+def calibrate(calibration: Mapping[str, Any], proba: Any, tables: Mapping[str, Any] | None = None) -> np.ndarray:
+    """Calibrated class probabilities (n × classes) of raw ``proba`` (or binary scores), by the
+    calibration's tables or by ``tables`` (one of its bootstrap refits)."""
     P = _class_scores(proba)
     names = calibration["classes"]
-    tables = calibration["tables"]
+    tables = calibration["tables"] if tables is None else tables
     if len(names) == 2:
         t = tables[names[1]]
         p1 = np.interp(P[:, 1], t["x"], t["y"])
@@ -191,22 +213,34 @@ def estimate_performance(calibration: Mapping[str, Any], proba: Any, predictions
     if raw.shape[0] == 0 or raw.shape[1] != len(names):
         return None
     index = {name: i for i, name in enumerate(names)}
-    pred_idx = np.array([index.get(str(v), -1) for v in predictions])
+    import pandas as pd
+
+    codes, distinct = pd.factorize(np.asarray(predictions))  # each distinct class looked up once; a null is -1
+    pred_idx = np.array([*(index.get(str(v), -1) for v in distinct), -1], dtype=np.int64)[codes]
     if (pred_idx < 0).any():
         return None
     P = calibrate(calibration, raw)
     point = _estimates(P, raw, pred_idx)
     n = raw.shape[0]
     sub, scale = np.arange(n), 1.0
-    if n > DRAW_MAX_ROWS:  # the spread shrinks as 1/sqrt(n): draw on a subsample, rescale around it
+    if n > DRAW_MAX_ROWS:  # the labels' spread shrinks as 1/sqrt(n): draw on a subsample, rescale it
         sub = np.random.default_rng(seed).choice(n, DRAW_MAX_ROWS, replace=False)
         scale = float(np.sqrt(DRAW_MAX_ROWS / n))
-    centre = point if scale == 1.0 else _estimates(P[sub], raw[sub], pred_idx[sub])
-    draws = _draws(P[sub], raw[sub], pred_idx[sub], n_draws, seed)
+    raw_s, pred_s = raw[sub], pred_idx[sub]
+    centre = point if scale == 1.0 else _estimates(P[sub], raw_s, pred_s)
+    refits = calibration.get("bootstrap") or [None]
+    per_refit = max(1, n_draws // len(refits))
+    deviations: dict[str, list[np.ndarray]] = {}
+    for j, tables in enumerate(refits):
+        Pj = P[sub] if tables is None else calibrate(calibration, raw_s, tables)
+        expected = centre if tables is None else _estimates(Pj, raw_s, pred_s)
+        for name, d in _draws(Pj, raw_s, pred_s, per_refit, seed + j).items():
+            # the refit's shift of the expectation stays whole; the labels' chance around it scales
+            deviations.setdefault(name, []).append(expected[name] - centre[name] + (d - expected[name]) * scale)
     metrics = {}
     for name, value in point.items():
-        d = draws[name][np.isfinite(draws[name])]
-        d = value + (d - centre[name]) * scale
+        d = value + np.concatenate(deviations[name])
+        d = d[np.isfinite(d)]
         low, high = (float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))) if d.size else (None, None)
         metrics[name] = {"value": value, "low": low, "high": high}
     return {"method": "cbpe", "n": int(raw.shape[0]), "metrics": metrics}

@@ -182,11 +182,16 @@ def _window_from_log(ws: Workspace, loaded: LoadedModel, since: str | None, unti
 
 
 def _window_from_batch(ws: Workspace, loaded: LoadedModel, current: str, progress: Progress | None = None) -> Window:
-    from serein.monitor.batch_window import read_batch, score_batch, scores_of
+    from serein.monitor.batch_window import carried_outputs, output_columns, read_batch, score_batch, scores_of
 
-    frame, source = read_batch(ws, current, loaded.features, optional=[loaded.target])
+    frame, source = read_batch(ws, current, loaded.features, optional=[loaded.target, *output_columns(loaded)])
     X = frame[loaded.features]
-    predictions, proba = score_batch(loaded, X, progress)
+    carried = carried_outputs(frame, loaded)
+    if carried is None:
+        predictions, proba = score_batch(loaded, X, progress)
+    else:
+        predictions, proba = carried
+        source += f" (its v{loaded.version} predictions)"
     scores = None if proba is None else scores_of(proba).tolist()
     labels = frame[loaded.target].tolist() if loaded.target in frame.columns else None
     return Window(X=X, predictions=predictions.tolist(), scores=scores, labels=labels, source=source, proba=proba)
@@ -285,11 +290,11 @@ def _chunk_series(loaded: LoadedModel, window: Window, chunk: str, settings: Map
     """Each chunk assessed on its own; data quality as the share of each chunk's rows breaking the
     contract, from one validation of the whole window (pandera's fixed cost per call would
     otherwise dominate a chunk's assessment; per-check rates are the whole window's)."""
-    from serein.data.validation import validate
     from serein.monitor.chunks import split_chunks, summarise_chunk
+    from serein.monitor.quality import validate_window
 
     chunks = split_chunks(window.ts, parse_chunk(chunk), n=len(window.X))
-    bad = validate(window.X, loaded.contract).bad_rows
+    bad = validate_window(window.X, loaded.contract).bad_rows
     series = []
     for i, c in enumerate(chunks):
         part = assess(loaded, window.take(c.rows), settings, quality=False)
@@ -409,7 +414,7 @@ def run_monitor(ws: Workspace, model: str, since: str | None = None, last: int |
     chunked series; ``progress(what, done, total)`` hears about long steps."""
     _check_window_args(since, until, last, current, cumulative, chunk)
     settings = _settings(ws)
-    loaded = ws.registry.load(model, "champion")
+    loaded = ws.registry.load(model, "champion", pipeline=False)  # the ONNX export scores when there is one
     if not loaded.profile or "features" not in loaded.profile:
         raise UsageError(f"{model} v{loaded.version} has no reference profile to compare with",
                          hint="register the model again with `serein train` (the profile is built at registration)")

@@ -67,15 +67,20 @@ def numeric_values(values: Any) -> np.ndarray:
 def category_counts(values: Any) -> tuple[dict[str, int], int]:
     """How often each non-missing value of ``values`` occurs, keyed by its string form (the form
     categories take in JSON), and the number of missing values. Counted by hashing (pandas
-    ``value_counts``), so only the distinct values are ever turned into strings.
+    ``value_counts``; on a categorical, by counting its codes), so only the distinct values are
+    ever turned into strings; categories that do not occur are left out.
 
     >>> category_counts(["a", "b", "a", None])
     ({'a': 2, 'b': 1}, 1)
+    >>> import pandas as pd
+    >>> category_counts(pd.Series(["a", None], dtype=pd.CategoricalDtype(["a", "b"])))
+    ({'a': 1}, 1)
     """
     import pandas as pd
 
     series = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
     freq = series.value_counts(dropna=True, sort=False)
+    freq = freq[freq.to_numpy() > 0]
     counts: dict[str, int] = {}
     for value, count in zip(freq.index.tolist(), freq.to_numpy().tolist()):
         key = str(value)

@@ -1,8 +1,11 @@
 """Data quality of production traffic: the model's contract checked on a window of inputs.
 
 The same contract that validated the training data and every serving request is run on the
-window as a whole (``serein.data.validation.validate``: pandera, vectorised, one call per
-window). Serving rejects broken rows, so what shows up here is what serving lets through with a
+window as a whole, one call per window, compiled to vectorised Arrow compute over whole columns
+(``serein.data.validation.validate_arrow``: ranges, nulls, categories, regexes once per distinct
+value, rules); pandera gives the exact verdict for the rows that screen flags, and checks the
+whole window when a column's type is not its contract's (numbers stored as text, say) or the
+frame does not convert to Arrow. The counts per check are pandera's either way. Serving rejects broken rows, so what shows up here is what serving lets through with a
 flag — values beyond ``min``/``max``, unseen categories under ``unseen: flag`` — and what only a
 batch can show: completeness below the contract's bound, a rule broken by many rows at once.
 
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from serein.data.contract import Contract
+    from serein.data.validation import ValidationReport
 
 MAX_RATE = 0.01
 MIN_COUNT = 5
@@ -59,16 +63,28 @@ def check_name(entry: Mapping[str, Any]) -> str:
     return f"{entry['column']}: {entry['check']}" if entry.get("column") else str(entry["check"])
 
 
+def validate_window(X: pd.DataFrame, contract: Contract) -> ValidationReport:
+    """The contract's findings on the window ``X`` (see the module docstring)."""
+    import pyarrow as pa
+
+    from serein.data.validation import validate, validate_arrow
+
+    try:
+        table = pa.Table.from_pandas(X, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):  # e.g. numbers and text in one column
+        return validate(X, contract)
+    return validate_arrow(table, contract)
+
+
 def window_quality(X: pd.DataFrame, contract: Contract, max_rate: float = MAX_RATE,
                    min_count: int = MIN_COUNT) -> dict[str, Any]:
     """Violation rates per contract check on the window ``X`` (failures and warnings), the share
     of rows with any failure, and the checks ``breached`` (rate ≥ ``max_rate`` and count ≥
     ``min_count``)."""
     from serein.data.profiling import wilson_lower_bound
-    from serein.data.validation import validate
 
     n = len(X)
-    report = validate(X, contract)
+    report = validate_window(X, contract)
     checks = []
     for severity, entries in (("failure", report.failures), ("warning", report.warnings)):
         for entry in entries:
