@@ -62,3 +62,26 @@ def test_unconvertible_step_is_skipped_with_the_reason(data: tuple, tmp_path: Pa
     result = export_onnx(pipe, X_test, contract, FEATURES, "classification", tmp_path / "m.onnx")
     assert result.path is None and result.reason.startswith("conversion failed:")
     assert result.tags()["serein.onnx"].startswith("skipped: conversion failed")
+
+
+def test_awkward_column_names_and_booleans_export(tmp_path: Path) -> None:
+    """Column names that are not identifiers keep their names as ONNX inputs, and a boolean
+    column (fed as "True"/"False") converts and agrees with scikit-learn (whole-number ages keep
+    the trees' thresholds away from float32 rounding)."""
+    rng = np.random.default_rng(5)
+    n = 600
+    X = pd.DataFrame({"Age (years)": rng.integers(18, 80, n).astype(float), "spend€": rng.gamma(2, 50, n).round(1),
+                      "is active": rng.choice([True, False], n), "plan type": rng.choice(["a", "b", None], n)})
+    y = np.where((X["Age (years)"] > 40) ^ X["is active"], "yes", "no")
+    contract = Contract.from_dict({"columns": {"Age (years)": {"type": "float"}, "spend€": {"type": "float"},
+                                               "is active": {"type": "boolean"}, "plan type": {"type": "string"}}})
+    features = list(X.columns)
+    pipeline = build_pipeline(["Age (years)", "spend€"], ["is active", "plan type"],
+                              HistGradientBoostingClassifier(max_iter=15, random_state=0)).fit(X, y)
+    result = export_onnx(pipeline, X, contract, features, "classification", tmp_path / "m.onnx")
+    assert result.path is not None, result.reason
+    session = onnx_export.session(result.path)
+    assert [i.name for i in session.get_inputs()] == features
+    labels, proba = session.run(None, onnx_feeds(X, onnx_inputs(contract, features)))
+    assert (labels == pipeline.predict(X)).all()
+    assert np.abs(proba - pipeline.predict_proba(X)).max() < 1e-4

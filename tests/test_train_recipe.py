@@ -115,3 +115,17 @@ def test_gate_directions_and_champion_tolerance() -> None:
     assert not decide(rmse, 2.0, 3.0, champion_value=1.8, champion_version=2).passed
     blocked = decide(auc, 0.9, 0.5, champion_version=3, champion_error="the data lacks its feature(s) x")
     assert not blocked.passed and "could not be compared" in blocked.reasons[-1]
+
+
+def test_default_features_leave_out_identifiers_and_empty_columns() -> None:
+    """Without 'features', a text column distinct on every row and a column with no values are
+    left out, each with a note; listing them keeps them."""
+    from serein.train.pipeline import resolve_features
+
+    frame = pd.DataFrame({"customer id": [f"c{i}" for i in range(200)], "notes": [None] * 200,
+                          "city": ["Lyon", "Oslo"] * 100, "age": np.arange(200.0), "y": [0, 1] * 100})
+    notes: list[str] = []
+    assert resolve_features(frame, "y", None, None, notes) == ["city", "age"]
+    assert any("'customer id'" in n and "identifier (200 distinct values in 200 rows)" in n for n in notes)
+    assert any("'notes'" in n and "no values" in n for n in notes)
+    assert resolve_features(frame, "y", None, ["customer id", "age"]) == ["customer id", "age"]

@@ -6,7 +6,9 @@ record both, and keep the export only within the stated tolerance. Otherwise (or
 not convert) the reason is recorded and serving falls back to the sklearn pipeline.
 
 Categorical ``SimpleImputer`` steps convert only with a string ``missing_values``: the exported
-copy uses ``""``, so callers map missing categories to ``""`` (``onnx_feeds`` does).
+copy uses ``""``, so callers map missing categories to ``""`` (``onnx_feeds`` does). Categories
+reach ONNX as strings, so the exported copy's categorical fill values and one-hot categories are
+strings too (a boolean column's ``True`` becomes ``"True"``, as ``onnx_feeds`` writes it).
 """
 
 from __future__ import annotations
@@ -69,19 +71,31 @@ def onnx_feeds(X: pd.DataFrame, inputs: dict[str, str]) -> dict[str, np.ndarray]
     return feeds
 
 
-def _imputers(est: Any) -> Any:
+def _steps(est: Any) -> Any:
+    """Every estimator inside ``est``, through Pipelines and ColumnTransformers."""
     from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
 
     if isinstance(est, Pipeline):
         for _, step in est.steps:
-            yield from _imputers(step)
+            yield from _steps(step)
     elif isinstance(est, ColumnTransformer):
         for _, trans, _ in est.transformers_:
-            yield from _imputers(trans)
-    elif isinstance(est, SimpleImputer):
+            yield from _steps(trans)
+    else:
         yield est
+
+
+def _imputers(est: Any) -> Any:
+    from sklearn.impute import SimpleImputer
+
+    return (step for step in _steps(est) if isinstance(step, SimpleImputer))
+
+
+def _encoders(est: Any) -> Any:
+    from sklearn.preprocessing import OneHotEncoder
+
+    return (step for step in _steps(est) if isinstance(step, OneHotEncoder))
 
 
 def convert(pipeline: Any, inputs: dict[str, str], classifier: bool) -> bytes:
@@ -93,10 +107,29 @@ def convert(pipeline: Any, inputs: dict[str, str], classifier: bool) -> bytes:
     for imputer in _imputers(exported):
         if getattr(imputer, "statistics_", np.empty(0)).dtype == object:
             imputer.missing_values = MISSING_CATEGORY
+            imputer.statistics_ = imputer.statistics_.astype(str)  # booleans arrive as "True"/"False"
+    for encoder in _encoders(exported):
+        encoder.categories_ = [c.astype(str) if c.dtype == object else c for c in encoder.categories_]
     types = [(n, FloatTensorType([None, 1]) if k == "float" else StringTensorType([None, 1])) for n, k in inputs.items()]
     final = exported.steps[-1][1] if hasattr(exported, "steps") else exported
     options = {id(final): {"zipmap": False}} if classifier else None
-    return convert_sklearn(exported, initial_types=types, options=options).SerializeToString()
+    model = convert_sklearn(exported, initial_types=types, options=options)
+    return _restore_input_names(model, list(inputs)).SerializeToString()
+
+
+def _restore_input_names(model: Any, names: list[str]) -> Any:
+    """``model`` with its graph inputs named exactly as the columns: skl2onnx renames inputs
+    whose names are not identifiers (``"Age (years)"`` becomes ``Age__years_``), while ONNX
+    itself accepts any string, and callers feed columns by their own names."""
+    graph = model.graph
+    renamed = {given.name: name for given, name in zip(graph.input, names, strict=True) if given.name != name}
+    for given in graph.input:
+        given.name = renamed.get(given.name, given.name)
+    for node in graph.node:
+        for i, source in enumerate(node.input):
+            if source in renamed:
+                node.input[i] = renamed[source]
+    return model
 
 
 def session(model: bytes | str | Path, threads: int = 1) -> Any:

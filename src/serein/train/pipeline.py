@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from serein.errors import UsageError
 
+IDENTIFIER_MIN_ROWS = 50  # below this, a column of distinct text values may still be a category
+IDENTIFIER_DISTINCT_SHARE = 0.95
+
 if TYPE_CHECKING:
     import pandas as pd
     from sklearn.pipeline import Pipeline
@@ -20,9 +23,11 @@ if TYPE_CHECKING:
 
 
 def resolve_features(frame: pd.DataFrame, target: str, contract: Contract | None,
-                     requested: list[str] | None) -> list[str]:
+                     requested: list[str] | None, notes: list[str] | None = None) -> list[str]:
     """The feature columns: ``requested``, else the contract's columns, else every data column;
-    never the target, never a datetime column (and asking for one is an error)."""
+    never the target, never a datetime column (and asking for one is an error). By default,
+    columns no model can learn from (``unusable_reason``) are left out too, each with a line
+    in ``notes``; a column listed in ``requested`` is always kept."""
     import pandas as pd
 
     def is_datetime(col: str) -> bool:
@@ -43,10 +48,46 @@ def resolve_features(frame: pd.DataFrame, target: str, contract: Contract | None
                              hint="derive numeric features from them (e.g. day of week) or drop them from 'features'")
         return list(requested)
     candidates = [c for c in (contract.columns if contract is not None else frame.columns) if c in frame.columns]
-    features = [str(c) for c in candidates if c != target and not is_datetime(c)]
+    features = []
+    for col in (str(c) for c in candidates if c != target and not is_datetime(c)):
+        reason = unusable_reason(frame[col], contract.columns.get(col) if contract is not None else None)
+        if reason is None:
+            features.append(col)
+        elif notes is not None:
+            notes.append(f"column {col!r} left out of the features: {reason} (list it under 'features' to keep it)")
     if not features:
-        raise UsageError("no feature columns left besides the target", hint="the data needs at least one non-datetime column")
+        raise UsageError("no feature columns left besides the target",
+                         hint="the data needs at least one non-datetime column with values; or list 'features' in the recipe")
     return features
+
+
+def unusable_reason(values: pd.Series, column: Any = None) -> str | None:
+    """Why a column makes no default feature, or None: it has no values at all, or it is text
+    with a distinct value on (nearly) every row — an identifier, which one-hot encoding would turn
+    into one useless column per row. ``column`` is its contract entry, if any: a text column
+    whose contract lists the allowed categories is always kept.
+
+    >>> import pandas as pd
+    >>> unusable_reason(pd.Series([None, None]))
+    'it has no values'
+    >>> unusable_reason(pd.Series([f"id-{i}" for i in range(100)]))
+    'it looks like an identifier (100 distinct values in 100 rows)'
+    >>> unusable_reason(pd.Series(["a", "b"] * 50)) is None
+    True
+    """
+    import pandas as pd
+
+    present = values.dropna()
+    if present.empty:
+        return "it has no values"
+    numeric = column.numeric if column is not None else (
+        pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype))
+    if numeric or (column is not None and getattr(column, "allowed", None)) or pd.api.types.is_bool_dtype(values.dtype):
+        return None
+    distinct = int(present.astype(str).nunique())
+    if len(present) >= IDENTIFIER_MIN_ROWS and distinct >= IDENTIFIER_DISTINCT_SHARE * len(present):
+        return f"it looks like an identifier ({distinct} distinct values in {len(present)} rows)"
+    return None
 
 
 def split_kinds(frame: pd.DataFrame, features: list[str], contract: Contract | None) -> tuple[list[str], list[str]]:

@@ -182,7 +182,8 @@ def train(ws: Workspace, recipe: Recipe, data_ref: str | None = None, frame: pd.
     rows = _check_target(data.frame, recipe, notes)
     supplied = pipeline is not None
     prefitted = supplied and is_fitted(pipeline)
-    features = resolve_features(rows, recipe.target, data.contract, (input_columns(pipeline) if prefitted else None) or recipe.features)
+    features = resolve_features(rows, recipe.target, data.contract,
+                                (input_columns(pipeline) if prefitted else None) or recipe.features, notes)
     outside = [f for f in features if f not in data.contract.columns]
     if outside:
         raise UsageError(f"feature(s) {', '.join(map(repr, outside))} are not in the contract of dataset {data.dataset!r}",
