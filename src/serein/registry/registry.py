@@ -276,15 +276,21 @@ class ModelRegistry:
         (name, version, sha256), so a changed file is never served from the cache.
         ``pipeline=False`` defers deserializing the pipeline (importing scikit-learn and skops)
         to its first use: monitoring through the ONNX export never needs it."""
+        from serein.registry.sqlite_lookup import lookup
         from serein.registry.tracking import fetch
 
-        info = self.get(name, ref)
+        # read from MLflow's SQLite database when it can answer: no MLflow import (seconds of a CLI run)
+        stored = None if ref is None else lookup(self.ws.tracking_uri, name, str(ref))
+        info = self.get(name, ref) if stored is None else VersionInfo(
+            name=name, version=stored.version, run_id=stored.run_id, aliases=stored.aliases,
+            created_at=stored.created_at, tags=stored.tags)
         expected = info.tags.get(SHA_TAG)
         if not expected:
             raise SereinError(f"{name} v{info.version} has no recorded sha256: refusing to load an unverified model",
                               hint="register it again with `serein train`")
         cache = self.ws.state_dir / "cache" / name / str(info.version)
-        model_dir = fetch(self.client.get_model_version_download_uri(name, str(info.version)), cache / "model")
+        model_uri = stored.model_uri if stored else self.client.get_model_version_download_uri(name, str(info.version))
+        model_dir = fetch(model_uri, cache / "model")
         model_file = model_dir / SKOPS_FILE
         if not model_file.is_file():
             raise SereinError(f"{name} v{info.version}: model file {model_file} is missing")
@@ -299,8 +305,8 @@ class ModelRegistry:
         with self._lock:
             if key in self._cache:
                 return self._cache[key].loaded(pipeline)
-        serein_dir = fetch(self.client.get_run(info.run_id).info.artifact_uri.rstrip("/") + "/" + SEREIN_DIR,
-                           cache / SEREIN_DIR)
+        artifact_uri = stored.artifact_uri if stored else self.client.get_run(info.run_id).info.artifact_uri
+        serein_dir = fetch(artifact_uri.rstrip("/") + "/" + SEREIN_DIR, cache / SEREIN_DIR)
         meta, contract, recipe, profile = read_serein_files(serein_dir)
         onnx_path = self._verified_onnx(info, serein_dir / ONNX_FILE)
         serialized = PipelineFile(model_file, actual, json.loads(info.tags.get(TRUSTED_TAG, "[]")), f"{name} v{info.version}")

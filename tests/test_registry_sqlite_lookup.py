@@ -1,0 +1,75 @@
+"""The registry read straight from MLflow's SQLite database agrees with MLflow's own answers, steps
+aside (None) whenever it cannot be sure, and lets a ``--current`` monitoring run finish without
+importing MLflow or scikit-learn."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+
+from serein.registry.sqlite_lookup import database_path, lookup
+from serein.workspace import Workspace
+
+from conftest import TRAINED_MODEL
+
+
+def test_lookup_agrees_with_mlflow(trained_workspace: Workspace) -> None:
+    ws = trained_workspace
+    client = ws.registry.client
+    for ref in ("champion", "1"):
+        stored = lookup(ws.tracking_uri, TRAINED_MODEL, ref)
+        info = ws.registry.get(TRAINED_MODEL, ref)
+        assert stored is not None, ref
+        assert (stored.version, stored.run_id, stored.aliases, stored.tags) == (info.version, info.run_id, info.aliases, info.tags)
+        assert stored.created_at == info.created_at
+        assert stored.model_uri == client.get_model_version_download_uri(TRAINED_MODEL, str(info.version))
+        assert stored.artifact_uri == client.get_run(info.run_id).info.artifact_uri
+    # what MLflow would refuse is left to MLflow to word
+    assert lookup(ws.tracking_uri, TRAINED_MODEL, "no-such-alias") is None
+    assert lookup(ws.tracking_uri, TRAINED_MODEL, "99") is None
+    assert lookup(ws.tracking_uri, "no-such-model", "champion") is None
+
+
+def test_lookup_steps_aside_when_unsure(trained_workspace: Workspace, tmp_path: Path) -> None:
+    uri = trained_workspace.tracking_uri
+    assert lookup("http://mlflow.example:5000", TRAINED_MODEL, "champion") is None
+    assert lookup(f"sqlite:///{tmp_path / 'missing.db'}", TRAINED_MODEL, "champion") is None
+    assert database_path("sqlite:///:memory:") is None
+    # a schema this module does not know (MLflow renamed a table): None, not an error
+    copy = tmp_path / "mlflow.db"
+    shutil.copy(database_path(uri), copy)
+    with sqlite3.connect(copy) as db:
+        db.execute("ALTER TABLE runs RENAME TO runs_v2")
+    assert lookup(f"sqlite:///{copy}", TRAINED_MODEL, "champion") is None
+    # a second row for the same alias (e.g. another MLflow workspace): ambiguous, so None
+    shutil.copy(database_path(uri), copy)
+    with sqlite3.connect(copy) as db:
+        columns = [row[1] for row in db.execute("PRAGMA table_info(registered_model_aliases)")]
+        db.execute("INSERT INTO registered_model_aliases (alias, version, name, workspace) "
+                   "VALUES ('champion', 1, ?, 'other')", (TRAINED_MODEL,))
+    assert "workspace" in columns  # MLflow 3's schema, which the insert above follows
+    assert lookup(f"sqlite:///{copy}", TRAINED_MODEL, "champion") is None
+
+
+def test_monitoring_a_batch_imports_neither_mlflow_nor_sklearn(trained_workspace: Workspace, drifted_df: pd.DataFrame,
+                                                               tmp_path: Path) -> None:
+    loaded = trained_workspace.registry.load(TRAINED_MODEL, "champion")
+    batch = tmp_path / "batch.parquet"
+    drifted_df[loaded.features].to_parquet(batch)
+    script = textwrap.dedent(f"""
+        import json, sys
+        from serein.monitor.monitor import run_monitor
+        from serein.workspace import Workspace
+        result = run_monitor(Workspace({str(trained_workspace.root)!r}), {TRAINED_MODEL!r}, current={str(batch)!r})
+        print(json.dumps({{"mlflow": "mlflow" in sys.modules, "sklearn": "sklearn" in sys.modules,
+                          "skops": "skops" in sys.modules, "n_rows": result.n_rows}}))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == (
+        f'{{"mlflow": false, "sklearn": false, "skops": false, "n_rows": {len(drifted_df)}}}')
