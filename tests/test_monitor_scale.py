@@ -162,3 +162,39 @@ def test_scoring_in_chunks_equals_scoring_at_once(trained_workspace: Workspace, 
     assert seen[-1] == (len(X), len(X)) and len(seen) == -(-len(X) // 400)
     sklearn = np.asarray(loaded.pipeline.predict(X))
     assert np.mean(sklearn.astype(str) == predictions.astype(str)) > 0.99  # ONNX Runtime agrees with sklearn
+
+
+def test_a_scored_batch_is_not_scored_again_unless_another_version_scored_it(
+        trained_workspace: Workspace, drifted_df: pd.DataFrame, tmp_path: Path) -> None:
+    from serein.monitor.monitor import run_monitor
+
+    ws = trained_workspace
+    loaded = ws.registry.load("credit-default", "champion")
+    raw = tmp_path / "raw.parquet"
+    drifted_df[loaded.features].to_parquet(raw)
+    scored = tmp_path / "scored.parquet"
+    ws.predict("credit-default", str(raw), str(scored))
+    written = pd.read_parquet(scored)
+    assert {"prediction", "model_version", *(f"proba_{c}" for c in loaded.classes)} <= set(written.columns)
+
+    rescored = run_monitor(ws, "credit-default", current=str(raw)).to_dict()
+    reused = run_monitor(ws, "credit-default", current=str(scored)).to_dict()
+    assert reused["window"]["source"].endswith(f"(its v{loaded.version} predictions)")
+    assert "predictions)" not in rescored["window"]["source"]
+    # the same outputs either way: the predictions written by `serein predict` are the ONNX scores
+    assert reused["drifted"] == rescored["drifted"]
+    for part in ("classes", "scores"):
+        assert reused["prediction_drift"][part]["score"] == pytest.approx(rescored["prediction_drift"][part]["score"], abs=1e-9)
+    assert reused["estimated_performance"]["metrics"]["accuracy"]["value"] == pytest.approx(
+        rescored["estimated_performance"]["metrics"]["accuracy"]["value"], abs=1e-9)
+
+    # outputs of another version (or with a row missing its prediction) are not this model's: scored again
+    other = written.assign(model_version=loaded.version + 1)
+    other.to_parquet(tmp_path / "other.parquet")
+    holed = written.astype({"prediction": "float64"})
+    holed.loc[0, "prediction"] = np.nan
+    holed.to_parquet(tmp_path / "holed.parquet")
+    for name in ("other", "holed"):
+        again = run_monitor(ws, "credit-default", current=str(tmp_path / f"{name}.parquet")).to_dict()
+        assert "predictions)" not in again["window"]["source"], name
+        assert again["prediction_drift"]["scores"]["score"] == pytest.approx(rescored["prediction_drift"]["scores"]["score"], abs=1e-9)

@@ -37,6 +37,7 @@ from serein.errors import UsageError
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
     from serein.registry.loaded import LoadedModel
     from serein.workspace import Workspace
@@ -72,6 +73,15 @@ def _dictionary_text(table: pa.Table) -> pa.Table:
     return table
 
 
+def _columnwise(parquet: pq.ParquetFile, columns: Sequence[str]) -> pd.DataFrame:
+    """The ``columns`` of a Parquet file as a frame, read and converted one column at a time: each
+    decoded Arrow column is freed before the next is read, so the peak is the frame plus one
+    column (reading them all at once held the decoded file and its pandas copy together)."""
+    import pandas as pd
+
+    return pd.DataFrame({name: parquet.read(columns=[name]).column(0).to_pandas() for name in columns}, copy=False)
+
+
 def _read_file(path: Path, needed: Sequence[str], optional: Sequence[str]) -> pa.Table | pd.DataFrame:
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
@@ -89,7 +99,7 @@ def _read_file(path: Path, needed: Sequence[str], optional: Sequence[str]) -> pa
         if kind == "parquet":
             schema = pq.read_schema(path)
             columns = _select(schema.names, needed, optional, source)
-            return pq.read_table(path, columns=columns, read_dictionary=_text_columns(schema, columns))
+            return _columnwise(pq.ParquetFile(path, read_dictionary=_text_columns(schema, columns)), columns)
         options = pcsv.ConvertOptions(strings_can_be_null=True)
         with pcsv.open_csv(path, convert_options=options) as reader:
             names = reader.schema.names
