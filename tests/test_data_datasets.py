@@ -138,6 +138,22 @@ def test_a_batch_with_no_good_row_writes_no_version(workspace: Workspace, credit
     assert len(store.quarantined("credit")) == 20
 
 
+def test_a_partial_batch_is_checked_on_the_columns_it_carries(workspace: Workspace, credit_df: pd.DataFrame) -> None:
+    """Labelled traffic carries a model's inputs, not every column: ``partial=True`` accepts it
+    (the rest stored as null) but still checks the columns it has; a full ingest refuses it."""
+    store = workspace.datasets
+    store.ingest(credit_df.iloc[:500], "credit")
+    suggest_contract(credit_df.iloc[:500], dataset="credit").save(store.contract_path("credit"))
+    traffic = credit_df.iloc[500:520].drop(columns=["region"])
+    traffic.loc[traffic.index[:2], "loan_amount"] = -1.0
+    with pytest.raises(ValidationFailed, match="region"):
+        store.ingest(traffic, "credit")
+    result = store.ingest(traffic, "credit", partial=True)
+    assert (result.accepted, result.quarantined) == (18, 2)
+    stored = store.load("credit").frame
+    assert len(stored) == 518 and stored["region"].iloc[500:].isna().all()
+
+
 def test_listing_ignores_the_quarantine_and_other_folders(workspace: Workspace, credit_df: pd.DataFrame) -> None:
     store = workspace.datasets
     assert store.list() == []

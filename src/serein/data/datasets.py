@@ -293,11 +293,15 @@ class DatasetStore:
         return out
 
     # -- writing -----------------------------------------------------------------------------
-    def ingest(self, source: str | os.PathLike[str] | pd.DataFrame, name: str, mode: str = "append") -> IngestResult:
+    def ingest(self, source: str | os.PathLike[str] | pd.DataFrame, name: str, mode: str = "append",
+               partial: bool = False) -> IngestResult:
         """Write a file or frame as a new version of dataset ``name`` (validated by its contract).
 
         ``mode="append"`` adds the rows (new columns are merged into the schema);
         ``mode="overwrite"`` replaces the content (earlier versions stay readable).
+        ``partial=True`` checks only the contract columns the batch carries and stores the others
+        as null: labelled production traffic carries a model's inputs and the label, not the
+        dataset's other columns (identifiers, free text) — absent by design, not broken.
         """
         import pandas as pd
 
@@ -325,7 +329,8 @@ class DatasetStore:
         if contract is not None:
             from serein.data.validation import validate
 
-            report = validate(batch, contract)
+            checked = contract.select([c for c in contract.columns if c in batch.columns]) if partial else contract
+            report = validate(batch, checked)
             _refuse_unknown_columns(report, name, label)
             good = report.data[~report.bad_rows]
         result = IngestResult(

@@ -5,7 +5,9 @@ the production traffic that received ground truth since the last retrain: those 
 logged inputs, the label as target, the prediction time as the time column when the recipe splits
 by time) are appended to the dataset as a new Delta version first, so the new model's lineage
 names a dataset version like any other. A watermark in the operational store makes sure each
-labelled prediction is added once, even when a retrain fails its gate.
+labelled prediction is added once, even when a retrain fails its gate. Those rows carry only the
+model's inputs and the label: the dataset's other columns (identifiers, say) stay null in them,
+and training checks only the columns a recipe uses against the contract.
 
 A version that fails the gate stays registered (with its verdict) and an alert says why; the
 champion keeps serving.
@@ -83,7 +85,7 @@ def _append_feedback(ws: Workspace, model: str, recipe: Recipe, dataset: str) ->
     frame, upto = feedback_frame(ws, model, recipe)
     if upto is None:
         return 0
-    result = ws.datasets.ingest(frame, dataset, mode="append")
+    result = ws.datasets.ingest(frame, dataset, mode="append", partial=True)
     ws.store.set_state(_watermark_key(model), upto)
     return int(result.accepted)
 
