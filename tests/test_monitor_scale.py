@@ -188,13 +188,14 @@ def test_a_scored_batch_is_not_scored_again_unless_another_version_scored_it(
     assert reused["estimated_performance"]["metrics"]["accuracy"]["value"] == pytest.approx(
         rescored["estimated_performance"]["metrics"]["accuracy"]["value"], abs=1e-9)
 
-    # outputs of another version (or with a row missing its prediction) are not this model's: scored again
+    # outputs of another version or model (or with a row missing its prediction) are not these: scored again
     other = written.assign(model_version=loaded.version + 1)
     other.to_parquet(tmp_path / "other.parquet")
     holed = written.astype({"prediction": "float64"})
     holed.loc[0, "prediction"] = np.nan
     holed.to_parquet(tmp_path / "holed.parquet")
-    for name in ("other", "holed"):
+    written.assign(model="another-model").to_parquet(tmp_path / "renamed.parquet")
+    for name in ("other", "holed", "renamed"):
         again = run_monitor(ws, "credit-default", current=str(tmp_path / f"{name}.parquet")).to_dict()
         assert "predictions)" not in again["window"]["source"], name
         assert again["prediction_drift"]["scores"]["score"] == pytest.approx(rescored["prediction_drift"]["scores"]["score"], abs=1e-9)

@@ -175,7 +175,7 @@ def carried_outputs(frame: pd.DataFrame, model: LoadedModel) -> tuple[np.ndarray
         return None
     if not (pd.to_numeric(frame["model_version"], errors="coerce") == model.version).all():
         return None
-    if "model" in frame.columns and not (frame["model"].astype(str) == model.name).all():
+    if "model" in frame.columns and not frame["model"].eq(model.name).all():  # no per-row strings
         return None
     if frame["prediction"].isna().any():
         return None
