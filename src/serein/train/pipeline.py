@@ -142,6 +142,33 @@ def is_fitted(estimator: Any) -> bool:
 
 
 def input_columns(pipeline: Any) -> list[str] | None:
-    """The raw column names a fitted pipeline was trained on (``feature_names_in_``), if known."""
+    """The raw columns a pipeline reads, fitted or not, if they can be known: those its leading
+    ColumnTransformer selects by name when it drops the rest (a column it never reads is no
+    input a client should have to send), else those a fitted pipeline saw (``feature_names_in_``).
+
+    >>> from sklearn.compose import make_column_transformer
+    >>> from sklearn.linear_model import LinearRegression
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    >>> input_columns(make_pipeline(make_column_transformer((StandardScaler(), ["age", "income"]),
+    ...                                                     (OneHotEncoder(), "city")), LinearRegression()))
+    ['age', 'income', 'city']
+    """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    first = pipeline.steps[0][1] if isinstance(pipeline, Pipeline) else pipeline
+    if isinstance(first, ColumnTransformer) and isinstance(first.remainder, str) and first.remainder == "drop":
+        selected: list[str] = []
+        for _, transformer, columns in first.transformers:
+            if isinstance(transformer, str) and transformer == "drop":
+                continue
+            names = [columns] if isinstance(columns, str) else list(columns) if isinstance(columns, (list, tuple)) else None
+            if names is None or not all(isinstance(n, str) for n in names):
+                selected = []  # chosen by position, mask or callable: fall back to what fitting saw
+                break
+            selected += [n for n in names if n not in selected]
+        if selected:
+            return selected
     names = getattr(pipeline, "feature_names_in_", None)
     return None if names is None else [str(n) for n in names]

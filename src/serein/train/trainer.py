@@ -183,15 +183,15 @@ def train(ws: Workspace, recipe: Recipe, data_ref: str | None = None, frame: pd.
     supplied = pipeline is not None
     prefitted = supplied and is_fitted(pipeline)
     features = resolve_features(rows, recipe.target, data.contract,
-                                (input_columns(pipeline) if prefitted else None) or recipe.features, notes)
+                                recipe.features or (input_columns(pipeline) if supplied else None), notes)
     outside = [f for f in features if f not in data.contract.columns]
     if outside:
         raise UsageError(f"feature(s) {', '.join(map(repr, outside))} are not in the contract of dataset {data.dataset!r}",
                          hint=f"add them to {data.dataset}.yaml in {ws.contracts_dir}, or leave them out of 'features'")
     feature_contract = data.contract.select(features)
     step("validating data against its contract")
-    used = {*features, recipe.target, recipe.split.column}
-    _validate(rows, data.contract.select([c for c in data.contract.columns if c in used]), notes)
+    used = [c for c in data.contract.columns if c in {*features, recipe.target, recipe.split.column}]
+    _validate(rows[used], data.contract.select(used), notes)
 
     step("splitting")
     train_rows, test = split_frame(rows, recipe.target, recipe.split, recipe.task, recipe.seed)
