@@ -18,11 +18,11 @@ CACHE = Path(os.environ.get("SEREIN_BENCH_CACHE", Path.home() / ".cache" / "sere
 
 def python(name: str, requirements: Sequence[str]) -> Path:
     """The interpreter of venv ``CACHE/name``, creating it and installing ``requirements`` when
-    missing (a ``.installed`` stamp written last marks a complete install)."""
+    missing or installed with other requirements (a ``.installed`` stamp, written last, lists them)."""
     folder = CACHE / name
     exe = folder / "bin" / "python"
     stamp = folder / ".installed"
-    if not stamp.exists():
+    if not stamp.exists() or stamp.read_text().split() != list(requirements):
         print(f"creating {folder} with {' '.join(requirements)} (first run only)", flush=True)
         venv.EnvBuilder(with_pip=True, clear=True).create(folder)
         subprocess.run([str(exe), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)

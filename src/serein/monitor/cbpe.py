@@ -42,9 +42,9 @@ import numpy as np
 
 N_DRAWS = 200
 MAX_TABLE = 200  # breakpoints kept per class (isotonic fits on big holdouts have thousands)
-N_BOOTSTRAP = 10  # calibrations refitted on resampled holdouts: the calibration's own error
+N_BOOTSTRAP = 20  # calibrations refitted on resampled holdouts: the calibration's own error
 MAX_BOOT_TABLE = 100  # breakpoints kept per class and resample (they only spread the interval)
-DRAW_BATCH = 20
+DRAW_BATCH = 10
 DRAW_MAX_ROWS = 20_000  # above this, draws run on a subsample and their spread is rescaled
 
 
