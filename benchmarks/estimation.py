@@ -41,6 +41,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -151,7 +152,8 @@ def _scenarios() -> dict[str, tuple[str, Callable[[int], Stream]]]:
     }
 
 
-def _model(name: str, seed: int):
+def _model(name: str, seed: int) -> Any:
+    """A fresh classifier: HistGradientBoosting (``hgb``) or scaled LogisticRegression."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
