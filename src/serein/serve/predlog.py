@@ -165,7 +165,7 @@ class PredictionLog:
         self.durability = durability
         self.max_pending = max_pending
         self.ship_interval = ship_interval
-        self.stats = {"groups": 0, "records": 0, "fsync_seconds": 0.0, "shipped": 0, "recovered": 0}
+        self.stats = {"groups": 0, "records": 0, "rows": 0, "fsync_seconds": 0.0, "shipped": 0, "recovered": 0}
         self._lock = threading.Condition(threading.Lock())  # counters, index and shipping hand-over
         self._queue: queue.SimpleQueue[_Entry | None] = queue.SimpleQueue()  # None: the writer stops
         self._pending = 0  # rows queued, or written but not yet in the store
@@ -230,8 +230,8 @@ class PredictionLog:
         self._threads = []
         groups, records = self.stats["groups"], self.stats["records"]
         if groups:
-            log.info("prediction log: %d record(s) in %d group commit(s), %.1f records per fdatasync, "
-                     "%.2f ms per fdatasync", records, groups, records / groups,
+            log.info("prediction log: %d request record(s) (%d rows) in %d group commit(s), %.1f records per "
+                     "fdatasync, %.2f ms per fdatasync", records, self.stats["rows"], groups, records / groups,
                      1000 * self.stats["fsync_seconds"] / groups)
 
     def flush(self, timeout: float = 30.0) -> bool:
@@ -351,6 +351,7 @@ class PredictionLog:
         self.stats["fsync_seconds"] += time.perf_counter() - started
         self.stats["groups"] += 1
         self.stats["records"] += len(records)
+        self.stats["rows"] += _rows(records)
         if self.durability == "strict":
             _notify(group)
         segment.size += len(data)
