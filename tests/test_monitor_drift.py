@@ -225,3 +225,32 @@ def test_thresholds_from_config() -> None:
         Thresholds.from_config({"pis": 0.3})
     with pytest.raises(UsageError, match="monitor.thresholds.js"):
         Thresholds.from_config({"js": "high"})
+
+
+def test_missing_rate_p_value_is_fishers_exact_test() -> None:
+    """The missing-rate test, summed over the hypergeometric support, equals
+    ``scipy.stats.fisher_exact``'s two-sided p-value: ties, empty cells, tiny and million-row
+    samples included."""
+    from scipy.stats import fisher_exact
+
+    from serein.monitor.drift import two_proportion_p
+
+    rng = np.random.default_rng(3)
+    tables = [(0, 10, 0, 10), (5, 10, 5, 10), (50, 100, 50, 100), (7, 7, 0, 9), (3, 500_000, 0, 1_000_000),
+              (0, 500_000, 0, 1_000_000), (20_000, 1_000_000, 20_500, 1_000_000), (10_000, 490_000, 20_100, 979_900)]
+    for n1, n2 in rng.integers(1, 400, (200, 2)):
+        tables.append((int(rng.integers(0, n1 + 1)), int(n1), int(rng.integers(0, n2 + 1)), int(n2)))
+    for x1, n1, x2, n2 in tables:
+        expected = fisher_exact([[x1, n1 - x1], [x2, n2 - x2]]).pvalue
+        assert two_proportion_p(x1, n1, x2, n2) == pytest.approx(expected, rel=1e-6, abs=1e-300), (x1, n1, x2, n2)
+
+
+def test_noise_floors_use_the_chi2_quantile() -> None:
+    from scipy.stats import chi2
+
+    from serein.monitor.drift import js_noise_floor, psi_noise_floor
+
+    for k in (1, 2, 10, 51, 200):
+        q = chi2.ppf(0.999, max(k - 1, 1))
+        assert psi_noise_floor(k, 1000, 5000) == pytest.approx(q * (1 / 1000 + 1 / 5000), rel=1e-12)
+        assert js_noise_floor(k, 1000, 5000) == pytest.approx(math.sqrt(q * (1 / 1000 + 1 / 5000) / (8 * math.log(2))), rel=1e-12)

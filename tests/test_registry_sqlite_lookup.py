@@ -1,6 +1,6 @@
 """The registry read straight from MLflow's SQLite database agrees with MLflow's own answers, steps
 aside (None) whenever it cannot be sure, and lets a ``--current`` monitoring run finish without
-importing MLflow or scikit-learn."""
+importing MLflow, scikit-learn or scipy.stats (seconds each on a CLI run)."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def test_lookup_steps_aside_when_unsure(trained_workspace: Workspace, tmp_path: 
     assert lookup(f"sqlite:///{copy}", TRAINED_MODEL, "champion") is None
 
 
-def test_monitoring_a_batch_imports_neither_mlflow_nor_sklearn(trained_workspace: Workspace, drifted_df: pd.DataFrame,
+def test_monitoring_a_batch_imports_neither_mlflow_sklearn_nor_scipy_stats(trained_workspace: Workspace, drifted_df: pd.DataFrame,
                                                                tmp_path: Path) -> None:
     loaded = trained_workspace.registry.load(TRAINED_MODEL, "champion")
     batch = tmp_path / "batch.parquet"
@@ -68,8 +68,9 @@ def test_monitoring_a_batch_imports_neither_mlflow_nor_sklearn(trained_workspace
         from serein.workspace import Workspace
         result = run_monitor(Workspace({str(trained_workspace.root)!r}), {TRAINED_MODEL!r}, current={str(batch)!r})
         print(json.dumps({{"mlflow": "mlflow" in sys.modules, "sklearn": "sklearn" in sys.modules,
-                          "skops": "skops" in sys.modules, "n_rows": result.n_rows}}))
+                          "skops": "skops" in sys.modules, "scipy.stats": "scipy.stats" in sys.modules,
+                          "n_rows": result.n_rows}}))
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == (
-        f'{{"mlflow": false, "sklearn": false, "skops": false, "n_rows": {len(drifted_df)}}}')
+        f'{{"mlflow": false, "sklearn": false, "skops": false, "scipy.stats": false, "n_rows": {len(drifted_df)}}}')

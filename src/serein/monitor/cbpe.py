@@ -173,7 +173,10 @@ def _estimates(P: np.ndarray, raw: np.ndarray, pred_idx: np.ndarray) -> dict[str
 
 def _draws(P: np.ndarray, raw: np.ndarray, pred_idx: np.ndarray, n_draws: int, seed: int) -> dict[str, np.ndarray]:
     """Each metric realized under ``n_draws`` label sets drawn from ``P`` (in batches, to bound memory)."""
-    from scipy.stats import rankdata
+    import pandas as pd
+
+    def rankdata(x: np.ndarray) -> np.ndarray:  # average ranks, as scipy.stats.rankdata (without importing scipy.stats)
+        return pd.Series(x).rank(method="average").to_numpy()
 
     rng = np.random.default_rng(seed)
     n, k = P.shape
