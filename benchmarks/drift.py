@@ -29,7 +29,8 @@ from ``wait4``:
 
 Medians over ``--repeat`` runs for serein and the floor; Evidently runs once (it takes minutes).
 Also timed: ``serein --help`` and a bare interpreter importing what a monitoring run needs
-(pandas, pyarrow, scipy.stats, onnxruntime), the fixed cost every run pays before reading a row.
+(pandas, pyarrow, scipy.special, onnxruntime, sqlalchemy), the fixed cost every run pays before
+reading a row.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ CATEGORIES = {"c0": 5, "c1": 20, "c2": 200, "c3": 3, "c4": 8}
 REAL = {"n0", "n1", "n2", "n9", "c0", "c3"}
 DATA_VERSION = 2  # of the current batch's shifts (the reference, and the model registered on it, never change)
 NEGLIGIBLE = {"n4", "n6", "n12", "c1"}
+RUN_IMPORTS = ("pandas", "pyarrow.parquet", "scipy.special", "onnxruntime", "sqlalchemy")  # what `serein monitor` needs
 
 
 # -- data ----------------------------------------------------------------------------------
@@ -248,7 +250,7 @@ def main(argv: list[str] | None = None) -> None:
         runs.append(timed(monitor(current)))
         scored_runs.append(timed(monitor(scored)))
         help_runs.append(timed([serein, "--help"]))
-        import_runs.append(timed([sys.executable, "-c", "import pandas, pyarrow.parquet, scipy.stats, onnxruntime"]))
+        import_runs.append(timed([sys.executable, "-c", f"import {', '.join(RUN_IMPORTS)}"]))
     result = json.loads(runs[-1][2].strip().splitlines()[-1])
     scored_result = json.loads(scored_runs[-1][2].strip().splitlines()[-1])
     if "predictions)" not in scored_result["window"]["source"]:
@@ -282,9 +284,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'contender':<40} {'wall s':>8} {'peak MB':>8}  flagged")
     for name, wall, rss, flagged, note in rows:
         print(f"{name:<40} {wall:8.2f} {rss:8.0f}  {len(flagged)}: {', '.join(flagged)}  ({note})")
-    print(f"fixed cost of a run: `serein --help` {_median([r[0] for r in help_runs]):.2f} s, importing pandas, "
-          f"pyarrow, scipy.stats and onnxruntime {_median([r[0] for r in import_runs]):.2f} s "
-          f"(medians of {args.repeat})")
+    print(f"fixed cost of a run: `serein --help` {_median([r[0] for r in help_runs]):.2f} s, importing "
+          f"{', '.join(RUN_IMPORTS)} {_median([r[0] for r in import_runs]):.2f} s (medians of {args.repeat})")
     if evidently_cols is not None:
         ev_wall, ev_rss = rows[3][1], rows[3][2]
         for name, wall, rss, flagged, _ in rows[:2]:
