@@ -133,10 +133,19 @@ def _when(ts: float | None) -> str | None:
 
 
 def _x(chunks: Sequence[Mapping[str, Any]]) -> list[Any]:
-    """Chunk positions on a chart: their start times when known, else their numbers."""
+    """Chunk positions on a chart: their start times when known and distinct to the minute, else
+    their numbers (row chunks of a burst of traffic can all start within one minute).
+
+    >>> _x([{"index": 0, "start": 0.0}, {"index": 1, "start": 3600.0}])
+    ['1970-01-01 00:00', '1970-01-01 01:00']
+    >>> _x([{"index": 0, "start": 0.0}, {"index": 1, "start": 20.0}])
+    ['chunk 1', 'chunk 2']
+    """
     if all(c.get("start") is not None for c in chunks):
-        return [_when(c["start"]) for c in chunks]
-    return [c["index"] for c in chunks]
+        times = [_when(c["start"]) for c in chunks]
+        if len(set(times)) == len(times):
+            return times
+    return [f"chunk {c['index'] + 1}" for c in chunks]
 
 
 def _band(fig: Any, x: list[Any], low: list[Any], high: list[Any], colour: str, name: str) -> None:
