@@ -1,6 +1,7 @@
 """The registry read straight from MLflow's SQLite database agrees with MLflow's own answers, steps
 aside (None) whenever it cannot be sure, and lets a ``--current`` monitoring run finish without
-importing MLflow, scikit-learn or scipy.stats (seconds each on a CLI run)."""
+importing MLflow, scikit-learn or scipy.stats (seconds each on a CLI run); a pipeline whose
+deserializing is deferred is checked against its sha256 again when first used."""
 
 from __future__ import annotations
 
@@ -74,3 +75,27 @@ def test_monitoring_a_batch_imports_neither_mlflow_sklearn_nor_scipy_stats(train
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == (
         f'{{"mlflow": false, "sklearn": false, "skops": false, "scipy.stats": false, "n_rows": {len(drifted_df)}}}')
+
+
+def test_a_deferred_pipeline_is_checked_again_when_first_used(trained_workspace: Workspace, drifted_df: pd.DataFrame) -> None:
+    """``load(pipeline=False)`` verifies the file and defers deserializing it; a file changed in
+    between is refused at first use, and the restored file loads the same pipeline."""
+    import pytest
+
+    from serein.errors import SereinError
+    from serein.registry.registry import ModelRegistry
+
+    registry = ModelRegistry(trained_workspace)  # a fresh cache: nothing deserialized yet
+    model = registry.load(TRAINED_MODEL, "champion", pipeline=False)
+    assert not model.pipeline_loaded
+    skops_file = model.__dict__["_pipeline"].path
+    original = skops_file.read_bytes()
+    skops_file.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    try:
+        with pytest.raises(SereinError, match="refusing to load a changed model file"):
+            _ = model.pipeline
+    finally:
+        skops_file.write_bytes(original)
+    X = drifted_df[model.features].head(50)
+    assert model.pipeline.predict_proba(X).tolist() == trained_workspace.registry.load(TRAINED_MODEL).pipeline.predict_proba(X).tolist()
+    assert model.pipeline_loaded and registry.load(TRAINED_MODEL, "champion") is model  # the cache holds it, loaded
