@@ -2,20 +2,23 @@
 
 A request hands ``PredictionLog.write`` one *request record* (``request_record``: its id, model
 version and timing, and its rows' inputs and outputs as lists), serialised once, on the event
-loop, into one orjson line. A writer thread takes every line queued since its last turn and
-appends them to the current *segment* (``.serein/predlog/*.jsonl``) with one ``write`` and one
-``os.fdatasync``: one device flush for many requests (group commit), off the event loop, and the
-writer handles bytes only, so it holds the GIL for microseconds per group. A 100-row request is
-one line, not 100. When a request is acknowledged depends on ``serve.durability``:
+loop, into one orjson line (a 100-row request is one line, not 100). Once per turn of the event
+loop, the lines of every request that turn are appended to the current *segment*
+(``.serein/predlog/*.jsonl``) with one ``write`` (into the page cache: microseconds), and a
+syncer thread makes them durable with one ``os.fdatasync`` covering every group written meanwhile
+(group commit). The event loop never waits for the disk, and no thread is woken per request: a
+thread taking the GIL from the busy loop once or twice per request cost about half of the
+throughput. When a request is acknowledged depends on ``serve.durability``:
 
 * ``strict`` (default): after the ``fdatasync`` of its group: it survives a power loss. One
   flush cost 0.8-4 ms on the development VM's disk (depending on other writers), which bounds
   latency at concurrency 1; under load one flush serves every request of the group (14-25 records
   per flush measured by ``benchmarks/serving.py``).
 * ``written``: once its group is written to the segment (in the kernel's page cache): it
-  survives the server being killed (SIGKILL, out of memory), and the ``fdatasync`` follows at
-  once for the rest.
-* ``relaxed``: once queued in memory: a killed process loses the last few milliseconds.
+  survives the server being killed (SIGKILL, out of memory); the ``fdatasync`` follows within
+  ``RELAXED_SYNC_SECONDS``.
+* ``relaxed``: once queued in memory, written at the end of the loop's turn: a killed process
+  loses at most that turn.
 * ``off``: nothing is logged (load tests, benchmarks; monitoring and feedback see nothing).
 
 A shipper thread moves durable records into ``store.log_predictions`` every ``ship_interval``
@@ -56,6 +59,7 @@ log = logging.getLogger(__name__)
 DURABILITY_CHOICES = ("strict", "written", "relaxed", "off")
 SEGMENT_BYTES = 4 * 1024 * 1024  # a segment is closed (and deleted once shipped) past this size
 RETRY_AFTER_SECONDS = 1
+RELAXED_SYNC_SECONDS = 0.05  # written/relaxed: one fdatasync per this interval at most (nobody waits on it)
 
 
 class LogUnavailable(SereinError):
@@ -69,13 +73,23 @@ class LogBusy(LogUnavailable):
     """Too many records are waiting to be written or shipped: back-pressure, retry shortly."""
 
 
-@dataclass
+@dataclass(eq=False)  # compared (and hashed) by identity
 class _Segment:
     """One segment file owned (and ``flock``-ed) by this process."""
 
     path: Path
     fd: int
     size: int = 0
+    named: bool = False  # its directory entry has been fsync-ed (by the syncer)
+
+
+@dataclass
+class _Group:
+    """What one turn of the event loop wrote: handed to the syncer."""
+
+    segment: _Segment
+    entries: list[_Entry]
+    closes: bool  # the segment is full: no group follows in it
 
 
 @dataclass
@@ -167,7 +181,9 @@ class PredictionLog:
         self.ship_interval = ship_interval
         self.stats = {"groups": 0, "records": 0, "rows": 0, "fsync_seconds": 0.0, "shipped": 0, "recovered": 0}
         self._lock = threading.Condition(threading.Lock())  # counters, index and shipping hand-over
-        self._queue: queue.SimpleQueue[_Entry | None] = queue.SimpleQueue()  # None: the writer stops
+        self._queue: queue.SimpleQueue[_Group | None] = queue.SimpleQueue()  # written groups; None: stop
+        self._buffer: list[_Entry] = []  # written at the end of the event loop's turn
+        self._flush_scheduled = False
         self._pending = 0  # rows queued, or written but not yet in the store
         self._unshipped: dict[str, tuple[str, int]] = {}  # request id -> (model, rows): not in the store yet
         self._to_ship: list[tuple[_Segment, list[Mapping[str, Any]] | None]] = []  # request records; None: closed
@@ -185,7 +201,7 @@ class PredictionLog:
         recovered = self.recover()
         if self.durability == "off":
             return recovered
-        self._threads = [threading.Thread(target=self._write_loop, name="serein-predlog-writer", daemon=True),
+        self._threads = [threading.Thread(target=self._sync_loop, name="serein-predlog-syncer", daemon=True),
                          threading.Thread(target=self._ship_loop, name="serein-predlog-shipper", daemon=True)]
         for thread in self._threads:
             thread.start()
@@ -268,9 +284,8 @@ class PredictionLog:
             raise LogUnavailable("the prediction log is not running", hint="retry once the server has started")
         n_rows = len(record["predictions"])
         line = orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
-        relaxed = self.durability == "relaxed"
-        loop = None if relaxed else asyncio.get_running_loop()
-        entry = _Entry(record, line, None if loop is None else loop.create_future(), loop)
+        loop = asyncio.get_running_loop()
+        entry = _Entry(record, line, None if self.durability == "relaxed" else loop.create_future(), loop)
         with self._lock:
             if self._pending + n_rows > self.max_pending:
                 raise LogBusy(f"the prediction log has {self._pending} rows waiting; the prediction was not served",
@@ -279,7 +294,10 @@ class PredictionLog:
             self._pending += n_rows
             if not record["shadow"]:
                 self._unshipped[record["request_id"]] = (record["model"], n_rows)
-        self._queue.put(entry)  # wakes the writer
+        self._buffer.append(entry)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
         if entry.done is not None:
             await asyncio.shield(entry.done)
 
@@ -291,75 +309,121 @@ class PredictionLog:
         rest = [rid for rid in request_ids if rid not in waiting]
         return {**self.store.request_rows(rest), **waiting} if rest else waiting
 
-    # -- the writer thread -------------------------------------------------------------------
+    # -- writing, on the event loop ---------------------------------------------------------
     def _open_segment(self) -> _Segment:
+        """A new segment, ``flock``-ed until it is shipped and deleted (its name is made durable
+        by the syncer, before anything in it is acknowledged as on disk)."""
         self._serial += 1
         path = self.directory / f"{time.time_ns():020d}-{os.getpid()}-{self._serial}.jsonl"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)  # held until the segment is shipped and deleted
-        dir_fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # the new file's name is durable too
-        finally:
-            os.close(dir_fd)
+        fcntl.flock(fd, fcntl.LOCK_EX)
         return _Segment(path, fd)
 
-    def _write_loop(self) -> None:
-        while True:
+    def _flush(self) -> None:
+        """Write this loop turn's lines to the segment with one ``write`` and hand the group to
+        the syncer (runs on the event loop, once per turn)."""
+        self._flush_scheduled = False
+        entries, self._buffer = self._buffer, []
+        if not entries:
+            return
+        try:
+            if self._segment is None:
+                self._segment = self._open_segment()
+            segment = self._segment
+            view = memoryview(b"".join([entry.line for entry in entries]))
+            while view:
+                written = os.write(segment.fd, view)
+                segment.size += written
+                view = view[written:]
+        except OSError as exc:
+            self._refuse(entries, exc)
+            return
+        if self.durability == "written":
+            _notify(entries)
+        closes = segment.size >= SEGMENT_BYTES
+        if closes:
+            self._segment = None
+        self._queue.put(_Group(segment, entries, closes))  # wakes the syncer
+
+    def _refuse(self, entries: list[_Entry], exc: OSError) -> None:
+        """The segment could not be written: refuse the group's predictions and start a fresh
+        segment (the old one is deleted once its acknowledged records are shipped)."""
+        records = [entry.record for entry in entries]
+        log.error("could not write %d prediction record(s) to %s: %s", len(records), self.directory, exc)
+        with self._lock:
+            if self._segment is not None:
+                self._to_ship.append((self._segment, None))
+                self._segment = None
+            self._pending -= _rows(records)
+            self._forget(records)
+            self._lock.notify_all()
+        _notify(entries, LogUnavailable(f"the prediction log could not be written ({exc.strerror or exc})",
+                                        hint="check the disk holding .serein/predlog and retry"))
+
+    # -- the syncer thread -------------------------------------------------------------------
+    def _sync_loop(self) -> None:
+        """Make the written groups durable: one ``fdatasync`` per segment for every group
+        written since the last one, then acknowledge (``strict``) and pass them to the shipper."""
+        stopping = False
+        while not stopping:
             first = self._queue.get()
-            if first is None:
-                break
-            group = [first]
+            groups = [] if first is None else [first]
+            stopping = first is None
             with suppress(queue.Empty):
-                while (entry := self._queue.get_nowait()) is not None:
-                    group.append(entry)
-                self._queue.put(None)  # the stop request comes after this group
-            records = [entry.record for entry in group]
-            try:
-                self._append(b"".join([entry.line for entry in group]), records, group)
-            except OSError as exc:
-                log.exception("could not write %d prediction record(s) to %s", len(records), self.directory)
-                with self._lock:
-                    if self._segment is not None:  # deleted once its acknowledged records are shipped
-                        self._to_ship.append((self._segment, None))
-                        self._segment = None  # the next group starts a fresh segment
-                    self._pending -= _rows(records)
-                    self._forget(records)
-                    self._lock.notify_all()
-                _notify(group, LogUnavailable(f"the prediction log could not be written ({exc.strerror or exc})",
-                                              hint="check the disk holding .serein/predlog and retry"))
-                continue
+                while not stopping:
+                    group = self._queue.get_nowait()
+                    if group is None:
+                        stopping = True
+                    else:
+                        groups.append(group)
+            if groups:
+                self._sync(groups)
+            if self.durability != "strict" and not stopping:
+                time.sleep(RELAXED_SYNC_SECONDS)  # nobody waits: gather more groups per fdatasync
         if self._segment is not None:
             with self._lock:
                 self._to_ship.append((self._segment, None))
                 self._lock.notify_all()
             self._segment = None
 
-    def _append(self, data: bytes, records: list[Mapping[str, Any]], group: list[_Entry]) -> None:
-        """Write one group's lines to the segment, make them durable, acknowledge and pass the
-        records to the shipper."""
-        if self._segment is None:
-            self._segment = self._open_segment()
-        segment = self._segment
-        view = memoryview(data)
-        while view:
-            view = view[os.write(segment.fd, view):]
-        if self.durability == "written":
-            _notify(group)
-        started = time.perf_counter()
-        os.fdatasync(segment.fd)
-        self.stats["fsync_seconds"] += time.perf_counter() - started
+    def _sync(self, groups: list[_Group]) -> None:
+        entries = [entry for group in groups for entry in group.entries]
+        try:
+            started = time.perf_counter()
+            for segment in dict.fromkeys(group.segment for group in groups):  # in order, once each
+                if not segment.named:
+                    dir_fd = os.open(self.directory, os.O_RDONLY)
+                    try:
+                        os.fsync(dir_fd)  # the new file's name is durable too
+                    finally:
+                        os.close(dir_fd)
+                    segment.named = True
+                os.fdatasync(segment.fd)
+            self.stats["fsync_seconds"] += time.perf_counter() - started
+        except OSError as exc:
+            log.exception("could not make %d prediction record(s) durable in %s", len(entries), self.directory)
+            records = [entry.record for entry in entries]
+            with self._lock:
+                for segment in dict.fromkeys(group.segment for group in groups):
+                    self._to_ship.append((segment, None))  # deleted once its acknowledged records are shipped
+                self._pending -= _rows(records)
+                self._forget(records)
+                self._lock.notify_all()
+            if self.durability == "strict":
+                _notify(entries, LogUnavailable(f"the prediction log could not be written ({exc.strerror or exc})",
+                                                hint="check the disk holding .serein/predlog and retry"))
+            return
         self.stats["groups"] += 1
-        self.stats["records"] += len(records)
-        self.stats["rows"] += _rows(records)
+        self.stats["records"] += len(entries)
         if self.durability == "strict":
-            _notify(group)
-        segment.size += len(data)
+            _notify(entries)
         with self._lock:
-            self._to_ship.append((segment, records))
-            if segment.size >= SEGMENT_BYTES:
-                self._to_ship.append((segment, None))
-                self._segment = None
+            for group in groups:
+                records = [entry.record for entry in group.entries]
+                self.stats["rows"] += _rows(records)
+                self._to_ship.append((group.segment, records))
+                if group.closes:
+                    self._to_ship.append((group.segment, None))
             self._lock.notify_all()
 
     # -- the shipper thread ------------------------------------------------------------------
