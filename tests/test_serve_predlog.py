@@ -159,3 +159,19 @@ def test_shipping_again_never_duplicates(store: OperationalStore) -> None:
     assert store.log_predictions_once(batch) == 4
     assert store.log_predictions_once(batch + [row("c")]) == 1
     assert store.count_predictions("m") == 5
+
+
+def test_relaxed_returns_at_once_and_the_loop_turn_writes_it(store: OperationalStore, tmp_path: Path) -> None:
+    log = PredictionLog(store, tmp_path / "predlog", durability="relaxed", ship_interval=0.05)
+    log.start()
+
+    async def main() -> None:
+        await log.write(record("quick", rows=3))
+        assert segment_text(tmp_path / "predlog") == b"", "written at the end of the loop's turn"
+        await asyncio.sleep(0)
+        assert segment_text(tmp_path / "predlog").count(b"\n") == 1, "one line for the 3-row request"
+
+    asyncio.run(main())
+    assert log.flush(10)
+    log.close()
+    assert store.request_rows(["quick"]) == {"quick": ("m", 3)}
