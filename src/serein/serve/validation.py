@@ -453,8 +453,7 @@ class RowValidator:
         """The rows' values in contract order (one tuple per row) and the structural problems
         (not an object, missing and unknown fields)."""
         n_features = len(self.features)
-        if all(type(row) is dict for row in rows) and (
-                not self._reject_unknown or all(len(row) == n_features for row in rows)):
+        if set(map(type, rows)) == {dict} and (not self._reject_unknown or set(map(len, rows)) == {n_features}):
             try:  # every row holds every feature and, being of the right size, nothing else
                 return list(map(self._values, rows)), []
             except KeyError:
