@@ -205,3 +205,47 @@ def test_compiled_preprocessing_matches_the_fitted_column_transformer(credit_df:
 
     pipeline.steps[0][1].transformers_[0][1].steps[0] = ("impute", KNNImputer())
     assert ArrowFeatures.compile(pipeline, contract) is None
+
+
+def test_estimator_part_is_cut_from_the_export(scoring, credit_df: pd.DataFrame, tmp_path: Path) -> None:
+    """The estimator's part of a whole-pipeline export (trees; a linear model with its probability
+    normalisation) scores the preprocessed matrix as scikit-learn's estimator does; a graph whose
+    inputs reach an output by two paths has no such part."""
+    import onnx
+    from onnx import TensorProto, helper
+    from sklearn.linear_model import LogisticRegression
+
+    from serein.batch import estimator_model
+    from serein.data.profiling import suggest_contract
+    from serein.registry.onnx_export import convert, onnx_feeds, onnx_inputs, session
+    from serein.train.pipeline import build_pipeline
+
+    ws, frame = scoring
+    trees = ws.registry.load(MODEL, 1)
+    numeric, categorical = ["age", "income", "credit_score"], ["employment", "region"]
+    train = credit_df.iloc[:800].reset_index(drop=True)
+    linear = build_pipeline(numeric, categorical, LogisticRegression(max_iter=300), scale=True)
+    linear.fit(train[numeric + categorical], train["default"])
+    linear_path = tmp_path / "linear.onnx"
+    contract = suggest_contract(train[numeric + categorical])
+    linear_path.write_bytes(convert(linear, onnx_inputs(contract, numeric + categorical), classifier=True))
+
+    for pipeline, path, contract in ((trees.pipeline, trees.onnx_path, trees.contract),
+                                     (linear, str(linear_path), contract)):
+        columns = list(pipeline[0].feature_names_in_)
+        X = pipeline[:-1].transform(frame[columns]).astype(np.float32)
+        label, proba = session(estimator_model(path, X.shape[1])).run(None, {"X": X})
+        whole_label, whole_proba = session(path).run(None, onnx_feeds(frame[columns], onnx_inputs(contract, columns)))
+        np.testing.assert_allclose(proba, whole_proba, atol=1e-5)  # the same trees/coefficients as the export
+        assert (label == whole_label).mean() > 0.995
+        expected = pipeline[-1].predict_proba(X.astype(np.float64))  # scikit-learn, float32 thresholds aside
+        np.testing.assert_allclose(np.median(np.abs(proba - expected)), 0.0, atol=1e-5)
+        assert (label == pipeline[-1].classes_[expected.argmax(axis=1)]).mean() > 0.99
+
+    two_paths = helper.make_model(helper.make_graph(
+        [helper.make_node("Add", ["a", "b"], ["s"]), helper.make_node("Mul", ["s", "a"], ["y"])], "g",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [None, 1]) for n in "ab"],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])]))
+    onnx.save(two_paths, tmp_path / "two.onnx")
+    with pytest.raises(ValueError, match="no single tensor"):
+        estimator_model(str(tmp_path / "two.onnx"), 2)

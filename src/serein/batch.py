@@ -304,6 +304,57 @@ class ArrowFeatures:
         return len(categories)
 
 
+def _estimator_nodes(graph: Any, cut: str) -> list[Any] | None:
+    """The nodes of ``graph`` that compute its outputs from tensor ``cut`` and constants, in graph
+    order; None when a path from a graph input to an output avoids ``cut``."""
+    producer = {out: node for node in graph.node for out in node.output}
+    stops = {cut, ""} | {t.name for t in graph.initializer}
+    inputs = {t.name for t in graph.input} - stops
+    needed: set[int] = set()
+    stack = [t.name for t in graph.output]
+    while stack:
+        name = stack.pop()
+        if name in stops:
+            continue
+        if name in inputs:
+            return None
+        node = producer[name]
+        if id(node) not in needed:
+            needed.add(id(node))
+            stack.extend(node.input)
+    return [node for node in graph.node if id(node) in needed]
+
+
+def estimator_model(export: str, width: int) -> bytes:
+    """The estimator's part of a whole-pipeline ONNX export as a model of one float input ``X`` of
+    ``width`` columns: the nodes after the preprocessed matrix, which is the tensor nearest the
+    outputs that every path from the inputs goes through. Read from the verified export, so
+    scoring needs no converter. Raises ValueError when the graph has no such tensor."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(export)
+    graph = model.graph
+    outputs = {t.name for t in graph.output}
+    produced = {out for node in graph.node for out in node.output}
+    for node in reversed(graph.node):  # topological order: the first cut found is the nearest the outputs
+        for cut in node.input:
+            if cut not in produced or cut in outputs:
+                continue
+            nodes = _estimator_nodes(graph, cut)
+            if nodes is None:
+                continue
+            for kept in nodes:
+                kept.input[:] = ["X" if name == cut else name for name in kept.input]
+            used = {name for kept in nodes for name in kept.input}
+            matrix = helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, width])
+            sub = helper.make_graph(nodes, "estimator", [matrix], list(graph.output),
+                                    [t for t in graph.initializer if t.name in used])
+            cut_out = helper.make_model(sub, opset_imports=list(model.opset_import), ir_version=model.ir_version)
+            return cut_out.SerializeToString()
+    raise ValueError(f"{export}: no single tensor between the inputs and the outputs")
+
+
 class ChunkScorer:
     """Validated feature frames (or Arrow batches) in, prediction arrays out: ONNX Runtime or the
     pipeline.
@@ -315,8 +366,8 @@ class ChunkScorer:
     pipeline) scores it."""
 
     def __init__(self, model: LoadedModel, prefer_onnx: bool, arrow_path: bool = False) -> None:
-        """``arrow_path``: set up the Arrow path for :meth:`score_arrow` (a conversion and a check
-        costing ~0.1 s, ~1 s with skl2onnx's first import: worth it for batch scoring only)."""
+        """``arrow_path``: set up the Arrow path for :meth:`score_arrow` (the estimator's part of the
+        export cut out and checked, ~50 ms: worth it for batch scoring only)."""
         from serein.serve.runtime import make_runtime
 
         self.model = model
@@ -344,15 +395,8 @@ class ChunkScorer:
         if features is None or not sample or any(f not in sample for f in self.model.features):
             return
         try:
-            from skl2onnx import convert_sklearn
-            from skl2onnx.common.data_types import FloatTensorType
-
-            estimator = self.model.pipeline.steps[-1][1]
-            options = {id(estimator): {"zipmap": False}} if self.classes is not None else None
-            blob = convert_sklearn(estimator, initial_types=[("X", FloatTensorType([None, features.width]))],
-                                   options=options).SerializeToString()
-            candidate = session(blob)
-        except Exception as exc:  # noqa: BLE001 - any converter failure: the whole export still scores
+            candidate = session(estimator_model(self.model.onnx_path, features.width))
+        except Exception as exc:  # noqa: BLE001 - no usable estimator part: the whole export still scores
             log.info("%s v%s: estimator-only ONNX path unavailable (%s)", self.model.name, self.model.version, exc)
             return
         import pandas as pd
