@@ -203,6 +203,10 @@ def test_compiled_preprocessing_matches_the_fitted_column_transformer(credit_df:
                                          names=batch.schema.names)
     np.testing.assert_array_equal(compiled.matrix(encoded), compiled.matrix(batch))
 
+    assert compiled.nan_free
+    compiled.blocks[0].fill[1] = np.nan  # e.g. the median of a column that was empty in training
+    assert not compiled.nan_free
+
     pipeline.steps[0][1].transformers_[0][1].steps[0] = ("impute", KNNImputer())
     assert ArrowFeatures.compile(pipeline, contract) is None
 
@@ -235,6 +239,10 @@ def test_estimator_part_is_cut_from_the_export(scoring, credit_df: pd.DataFrame,
         columns = list(pipeline[0].feature_names_in_)
         X = pipeline[:-1].transform(frame[columns]).astype(np.float32)
         label, proba = session(estimator_model(path, X.shape[1])).run(None, {"X": X})
+        stripped = estimator_model(path, X.shape[1], nan_free=True)  # X holds no NaN: the same scores
+        assert all(a.name != "nodes_missing_value_tracks_true" for n in onnx.load_from_string(stripped).graph.node
+                   for a in n.attribute)
+        np.testing.assert_array_equal(session(stripped).run(None, {"X": X})[1], proba)
         whole_label, whole_proba = session(path).run(None, onnx_feeds(frame[columns], onnx_inputs(contract, columns)))
         np.testing.assert_allclose(proba, whole_proba, atol=1e-5)  # the same trees/coefficients as the export
         assert (label == whole_label).mean() > 0.995

