@@ -542,15 +542,16 @@ class ChunkJob:
 
 
 def scored_chunks(source: Source, job: ChunkJob, chunk_rows: int, threads: int) -> Iterator[ScoredChunk]:
-    """The chunks of ``source`` scored by ``threads`` workers, yielded in input order (at most
-    ``threads + 1`` chunks in memory at once)."""
+    """The chunks of ``source`` scored by ``threads`` workers, yielded in input order. Up to
+    ``2 * threads`` chunks are in flight: while the caller writes one, each worker that finishes
+    finds the next chunk already queued instead of waiting for the caller to read it."""
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="serein-batch") as pool:
         pending: list[Future[ScoredChunk]] = []
         offset = 0
         for batch in source.batches(chunk_rows):
             pending.append(pool.submit(job, offset, batch))
             offset += batch.num_rows
-            if len(pending) > threads:
+            if len(pending) >= 2 * threads:
                 yield pending.pop(0).result()
         for future in pending:
             yield future.result()
