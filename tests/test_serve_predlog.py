@@ -116,9 +116,8 @@ from serein.serve.predlog import PredictionLog, request_record
 from serein.store import OperationalStore
 
 store = OperationalStore(sys.argv[1])
-log = PredictionLog(store, sys.argv[2], ship_interval=1.0)
-log.start()
-log.store = None  # nothing ever reaches the store: only the segment holds the records
+log = PredictionLog(store, sys.argv[2], ship_interval=60.0)  # killed before any shipment: only the segment
+log.start()                                                   # holds the records
 
 async def main():
     for i in range(30):
@@ -175,3 +174,24 @@ def test_relaxed_returns_at_once_and_the_loop_turn_writes_it(store: OperationalS
     assert log.flush(10)
     log.close()
     assert store.request_rows(["quick"]) == {"quick": ("m", 3)}
+
+
+def test_a_dead_shipper_process_is_restarted_and_ships_every_row_once(store: OperationalStore, tmp_path: Path) -> None:
+    log = PredictionLog(store, tmp_path / "predlog", ship_interval=0.05)
+    log.start()
+    shipper = log._shipper._proc
+    assert shipper is not None and shipper.poll() is None, "the store rows are written by a separate process"
+
+    async def write(prefix: str) -> None:
+        await asyncio.gather(*(log.write(record(f"{prefix}{i}", rows=2)) for i in range(20)))
+
+    asyncio.run(write("before"))
+    assert log.flush(10)
+    shipper.kill()
+    shipper.wait()
+    asyncio.run(write("after"))
+    assert log.flush(30), "the next batch starts a new shipper process"
+    assert log._shipper._proc is not shipper
+    log.close()
+    assert store.count_predictions("m") == 80
+    assert store.request_rows(["before0", "after19"]) == {"before0": ("m", 2), "after19": ("m", 2)}

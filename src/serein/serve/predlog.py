@@ -21,10 +21,15 @@ throughput. When a request is acknowledged depends on ``serve.durability``:
   loses at most that turn.
 * ``off``: nothing is logged (load tests, benchmarks; monitoring and feedback see nothing).
 
-A shipper thread moves durable records into ``store.log_predictions`` every ``ship_interval``
-seconds, expanded to one row each (``expand``: the store, monitoring and feedback see rows), and
-deletes a segment once all of its records are there. Each process holds an exclusive ``flock`` on the segments it owns, so at start-up
-``PredictionLog.start`` ships every segment no live process holds: those a killed server left.
+Every ``ship_interval`` seconds a shipper thread hands the byte ranges of the durable groups to a
+shipper *process* (``serein.serve.predlog_shipper``), which reads them back, expands each record
+to one row per predicted row (``expand``: the store, monitoring and feedback see rows) and writes
+them with ``store.log_predictions``; the thread then deletes a segment once all of its records
+are there. In the serving process SQLite took and released the GIL once per row, against the
+event loop; in its own it costs the server a pipe round trip per batch. A batch retried after a
+failure (which may have committed: the shipper process died) is shipped with
+``log_predictions_once``. Each process holds an exclusive ``flock`` on the segments it owns, so
+at start-up ``PredictionLog.start`` ships every segment no live process holds: those a killed server left.
 That shipping is idempotent by ``(request_id, row, shadow)`` (a crash between shipping and
 deleting never duplicates a row), and a torn last line (written by a process killed mid-write,
 never acknowledged) is skipped.
@@ -52,6 +57,7 @@ from typing import Any
 import orjson
 
 from serein.errors import SereinError
+from serein.serve.predlog_shipper import ShipperProcess
 from serein.store import OperationalStore
 
 log = logging.getLogger(__name__)
@@ -89,7 +95,20 @@ class _Group:
 
     segment: _Segment
     entries: list[_Entry]
+    start: int  # the group's lines are bytes [start, end) of the segment
+    end: int
     closes: bool  # the segment is full: no group follows in it
+
+
+@dataclass
+class _Shipment:
+    """Durable records waiting for the shipper: a group's bytes ``[start, end)`` of ``segment``
+    and its request records, or (``records`` None) the segment closed, to delete once shipped."""
+
+    segment: _Segment
+    start: int = 0
+    end: int = 0
+    records: list[Mapping[str, Any]] | None = None
 
 
 @dataclass
@@ -186,7 +205,8 @@ class PredictionLog:
         self._flush_scheduled = False
         self._pending = 0  # rows queued, or written but not yet in the store
         self._unshipped: dict[str, tuple[str, int]] = {}  # request id -> (model, rows): not in the store yet
-        self._to_ship: list[tuple[_Segment, list[Mapping[str, Any]] | None]] = []  # request records; None: closed
+        self._to_ship: list[_Shipment] = []  # durable groups, and closed segments
+        self._shipper: ShipperProcess | None = None
         self._segment: _Segment | None = None
         self._serial = 0
         self._stop_shipping = False  # the shipper stops once nothing is left to ship
@@ -201,6 +221,8 @@ class PredictionLog:
         recovered = self.recover()
         if self.durability == "off":
             return recovered
+        self._shipper = ShipperProcess(self.store.uri)
+        self._shipper.start()
         self._threads = [threading.Thread(target=self._sync_loop, name="serein-predlog-syncer", daemon=True),
                          threading.Thread(target=self._ship_loop, name="serein-predlog-shipper", daemon=True)]
         for thread in self._threads:
@@ -244,6 +266,8 @@ class PredictionLog:
             self._lock.notify_all()
         shipper.join(timeout)  # a store that is down leaves the rest on disk for the next start
         self._threads = []
+        if self._shipper is not None:
+            self._shipper.close()
         groups, records = self.stats["groups"], self.stats["records"]
         if groups:
             log.info("prediction log: %d request record(s) (%d rows) in %d group commit(s), %.1f records per "
@@ -330,6 +354,7 @@ class PredictionLog:
             if self._segment is None:
                 self._segment = self._open_segment()
             segment = self._segment
+            start = segment.size
             view = memoryview(b"".join([entry.line for entry in entries]))
             while view:
                 written = os.write(segment.fd, view)
@@ -343,7 +368,7 @@ class PredictionLog:
         closes = segment.size >= SEGMENT_BYTES
         if closes:
             self._segment = None
-        self._queue.put(_Group(segment, entries, closes))  # wakes the syncer
+        self._queue.put(_Group(segment, entries, start, segment.size, closes))  # wakes the syncer
 
     def _refuse(self, entries: list[_Entry], exc: OSError) -> None:
         """The segment could not be written: refuse the group's predictions and start a fresh
@@ -352,7 +377,7 @@ class PredictionLog:
         log.error("could not write %d prediction record(s) to %s: %s", len(records), self.directory, exc)
         with self._lock:
             if self._segment is not None:
-                self._to_ship.append((self._segment, None))
+                self._to_ship.append(_Shipment(self._segment))
                 self._segment = None
             self._pending -= _rows(records)
             self._forget(records)
@@ -382,7 +407,7 @@ class PredictionLog:
                 time.sleep(RELAXED_SYNC_SECONDS)  # nobody waits: gather more groups per fdatasync
         if self._segment is not None:
             with self._lock:
-                self._to_ship.append((self._segment, None))
+                self._to_ship.append(_Shipment(self._segment))
                 self._lock.notify_all()
             self._segment = None
 
@@ -405,7 +430,7 @@ class PredictionLog:
             records = [entry.record for entry in entries]
             with self._lock:
                 for segment in dict.fromkeys(group.segment for group in groups):
-                    self._to_ship.append((segment, None))  # deleted once its acknowledged records are shipped
+                    self._to_ship.append(_Shipment(segment))  # deleted once its acknowledged records are shipped
                 self._pending -= _rows(records)
                 self._forget(records)
                 self._lock.notify_all()
@@ -421,14 +446,15 @@ class PredictionLog:
             for group in groups:
                 records = [entry.record for entry in group.entries]
                 self.stats["rows"] += _rows(records)
-                self._to_ship.append((group.segment, records))
+                self._to_ship.append(_Shipment(group.segment, group.start, group.end, records))
                 if group.closes:
-                    self._to_ship.append((group.segment, None))
+                    self._to_ship.append(_Shipment(group.segment))
             self._lock.notify_all()
 
     # -- the shipper thread ------------------------------------------------------------------
     def _ship_loop(self) -> None:
         backoff = self.ship_interval
+        retrying = False  # the last attempt failed, perhaps after its commit: ship only what is new
         while True:
             with self._lock:  # every ship interval, unless asked sooner (flush, shutdown)
                 deadline = time.monotonic() + backoff
@@ -440,9 +466,12 @@ class PredictionLog:
                 if self._stop_shipping:
                     return
                 continue
-            records = [r for _, group in batch if group for r in group]
+            records = [r for shipment in batch if shipment.records for r in shipment.records]
+            spans = _spans(batch)
             try:
-                self.store.log_predictions([row for record in records for row in expand(record)])
+                if spans:
+                    assert self._shipper is not None
+                    self._shipper.ship(spans, once=retrying)
             except Exception:
                 log.exception("could not ship %d prediction record(s) to the store; they are safe in %s, retrying",
                               len(records), self.directory)
@@ -451,13 +480,14 @@ class PredictionLog:
                 if self._stop_shipping:  # shutting down: the segments stay on disk for the next start
                     return
                 backoff = min(backoff * 2, 5.0)
+                retrying = True
                 continue
-            backoff = self.ship_interval
+            backoff, retrying = self.ship_interval, False
             self.stats["shipped"] += _rows(records)
-            for segment, group in batch:
-                if group is None:  # closed, and everything before it is in the store
-                    segment.path.unlink(missing_ok=True)
-                    os.close(segment.fd)
+            for shipment in batch:
+                if shipment.records is None:  # closed, and everything before it is in the store
+                    shipment.segment.path.unlink(missing_ok=True)
+                    os.close(shipment.segment.fd)
             with self._lock:
                 self._pending -= _rows(records)
                 self._forget(records)
@@ -468,6 +498,20 @@ class PredictionLog:
         for record in records:
             if not record["shadow"]:
                 self._unshipped.pop(record["request_id"], None)
+
+
+def _spans(batch: Sequence[_Shipment]) -> list[tuple[Path, int, int]]:
+    """The byte ranges holding ``batch``'s records, adjacent groups of a segment merged (a
+    segment's groups are written, and synced, in order)."""
+    spans: list[tuple[Path, int, int]] = []
+    for shipment in batch:
+        if shipment.records is None:
+            continue
+        if spans and spans[-1][0] == shipment.segment.path and spans[-1][2] == shipment.start:
+            spans[-1] = (spans[-1][0], spans[-1][1], shipment.end)
+        else:
+            spans.append((shipment.segment.path, shipment.start, shipment.end))
+    return spans
 
 
 def _rows(records: Sequence[Mapping[str, Any]]) -> int:

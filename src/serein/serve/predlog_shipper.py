@@ -1,0 +1,131 @@
+"""Shipping prediction-log segments to the store from a separate process.
+
+The serving process writes request records to segment files (``serein.serve.predlog``); turning
+them into store rows (one per predicted row, payloads as JSON text, a SQLite ``executemany``)
+costs tens of microseconds a row, and in the serving process SQLite hands the GIL back and forth
+with the event loop once per row. Here that work runs in a child process
+(``python -m serein.serve.predlog_shipper STORE_URI``), so the server only appends and
+``fdatasync``s.
+
+Protocol, one JSON line each way over the child's stdin/stdout: the server sends
+``{"spans": [[path, start, end], ...], "once": bool}`` (byte ranges of durable, whole lines);
+the child ships every record in them in one transaction — ``once``: only rows not in the store
+yet (a retry after a failure that may have committed) — and answers ``{"rows": n}`` or
+``{"error": "..."}``. Its first line, ``{"ready": true}``, says the store is open. The child exits when its stdin closes (the server stopped or was killed).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from serein.errors import SereinError
+
+log = logging.getLogger(__name__)
+
+
+class ShipperFailed(SereinError):
+    """The shipper process could not ship a batch (the store refused it, or the process died)."""
+
+
+def span_rows(path: Path, start: int, end: int) -> list[dict[str, Any]]:
+    """The store rows of the records in bytes ``[start, end)`` of a segment (whole lines)."""
+    from serein.serve.predlog import expand
+
+    with open(path, "rb") as segment:
+        segment.seek(start)
+        data = segment.read(end - start)
+    if len(data) != end - start:
+        raise ShipperFailed(f"{path.name} holds {start + len(data)} bytes, {end} expected")
+    return [row for line in data.split(b"\n") if line for row in expand(orjson.loads(line))]
+
+
+class ShipperProcess:
+    """The server's handle on one shipper child process (started on first use, restarted after
+    it dies). ``ship`` blocks the calling thread, not the GIL, while the child works."""
+
+    def __init__(self, store_uri: str) -> None:
+        self.store_uri = store_uri
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the child, if it is not running, and wait until its store is open."""
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        self.close()
+        self._proc = subprocess.Popen([sys.executable, "-m", __name__, self.store_uri],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self._call(None)
+
+    def ship(self, spans: Sequence[tuple[Path, int, int]], once: bool) -> int:
+        """Ship the records in ``spans``; returns the rows written. Raises ``ShipperFailed``."""
+        self.start()
+        answer = self._call({"spans": [[str(p), s, e] for p, s, e in spans], "once": once})
+        if "error" in answer:
+            raise ShipperFailed(f"the store refused the prediction records: {answer['error']}")
+        return int(answer["rows"])
+
+    def _call(self, request: dict[str, Any] | None) -> dict[str, Any]:
+        """Send ``request`` (None: nothing, read the greeting) and read the child's answer."""
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        try:
+            if request is not None:
+                proc.stdin.write(orjson.dumps(request) + b"\n")
+                proc.stdin.flush()
+            reply = proc.stdout.readline()
+        except OSError as exc:
+            self.close()
+            raise ShipperFailed(f"the prediction-log shipper process failed: {exc}") from exc
+        if not reply:
+            self.close()
+            raise ShipperFailed("the prediction-log shipper process exited")
+        answer: dict[str, Any] = orjson.loads(reply)
+        return answer
+
+    def close(self) -> None:
+        """End the child (it exits when its stdin closes)."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def serve(store_uri: str, requests: IO[bytes], replies: IO[bytes]) -> None:
+    """The child's loop: ship each request's spans, answer, until ``requests`` closes."""
+    from serein.store import OperationalStore
+
+    store = OperationalStore(store_uri)
+    replies.write(b'{"ready": true}\n')
+    replies.flush()
+    for line in requests:
+        try:
+            request = orjson.loads(line)
+            rows = [row for path, start, end in request["spans"] for row in span_rows(Path(path), start, end)]
+            written = store.log_predictions_once(rows) if request["once"] else store.log_predictions(rows)
+            answer: dict[str, Any] = {"rows": written}
+        except Exception as exc:  # the server retries; the records are safe in their segments
+            log.warning("could not ship prediction records: %s", exc)
+            answer = {"error": str(exc)[:500]}
+        replies.write(orjson.dumps(answer) + b"\n")
+        replies.flush()
+
+
+if __name__ == "__main__":
+    os.nice(5)  # behind the server's requests when the cores are busy
+    serve(sys.argv[1], sys.stdin.buffer, sys.stdout.buffer)
