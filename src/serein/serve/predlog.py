@@ -323,7 +323,7 @@ class PredictionLog:
             self._flush_scheduled = True
             loop.call_soon(self._flush)
         if entry.done is not None:
-            await asyncio.shield(entry.done)
+            await entry.done  # its own future: a cancelled request cancels only its own wait
 
     def known(self, request_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
         """For each known request id, logged or still on its way to the store: its model and
