@@ -17,7 +17,6 @@ yet (a retry after a failure that may have committed) — and answers ``{"rows":
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -127,5 +126,4 @@ def serve(store_uri: str, requests: IO[bytes], replies: IO[bytes]) -> None:
 
 
 if __name__ == "__main__":
-    os.nice(5)  # behind the server's requests when the cores are busy
     serve(sys.argv[1], sys.stdin.buffer, sys.stdout.buffer)
