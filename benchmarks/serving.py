@@ -262,12 +262,15 @@ def main() -> None:
             ratio = m["rps"] / med["mlflow", label]["rps"]
             print(f"{name:16s} {label:15s} {m['rps']:9.1f} {m['rps'] * n:10.0f} {m['p50_ms']:8.2f} {m['p99_ms']:8.2f} "
                   f"{m['failed']:6.0f} {ratio:9.1f}x")
-    print("\nthe cost of logging (throughput with the log off / with it on, same run):")
+    print("\nthe cost of logging (1 - throughput with the log on / with it off: of the medians, then per round,\n"
+          "each round's servers a minute apart):")
     for durability in DURABILITIES[:-1]:
         costs = []
         for label, _, _ in SCENARIOS:
             cost = 1 - med[f"serein {durability}", label]["rps"] / med["serein off", label]["rps"]
-            costs.append(f"{label}: {100 * cost:+.1f}%")
+            rounds = "/".join(f"{100 * (1 - on['rps'] / off['rps']):.0f}" for on, off in
+                              zip(results[f"serein {durability}", label], results["serein off", label], strict=True))
+            costs.append(f"{label}: {100 * cost:.1f}% ({rounds})")
         print(f"  {durability:8s} " + "   ".join(costs))
     print("\nin-process floors (median per call, single thread):")
     for n in (1, 100):
@@ -277,7 +280,7 @@ def main() -> None:
           "answer at concurrency 1")
     for name, lines in log_lines.items():
         for line in lines:
-            print(f"  {name}: {line.split('prediction log: ', 1)[-1]}")
+            print(f"  {name}: {line.split('prediction log: ', 1)[-1].removesuffix(chr(34) + '}')}")
     targets = [
         ("1-row throughput at c=16 >= 30x MLflow", med["serein strict", "1 row, c=16"]["rps"] / med["mlflow", "1 row, c=16"]["rps"], 30),
         ("100-row rows/s at c=4 >= 20x MLflow", med["serein strict", "100 rows, c=4"]["rps"] / med["mlflow", "100 rows, c=4"]["rps"], 20),
