@@ -279,8 +279,9 @@ def main() -> None:
     print(f"\none fdatasync on the workspace's disk: {fsync:.2f} ms (median of 100): the floor of a strict "
           "answer at concurrency 1")
     for name, lines in log_lines.items():
-        for line in lines:
-            print(f"  {name}: {line.split('prediction log: ', 1)[-1].removesuffix(chr(34) + '}')}")
+        for line in lines:  # JSON log lines: the message, without the closing quote and brace
+            message = line.split("prediction log: ", 1)[-1].removesuffix('"}')
+            print(f"  {name}: {message}")
     targets = [
         ("1-row throughput at c=16 >= 30x MLflow", med["serein strict", "1 row, c=16"]["rps"] / med["mlflow", "1 row, c=16"]["rps"], 30),
         ("100-row rows/s at c=4 >= 20x MLflow", med["serein strict", "100 rows, c=4"]["rps"] / med["mlflow", "100 rows, c=4"]["rps"], 20),
