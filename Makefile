@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench clean bench-batch bench-detection bench-monitor-window bench-drift bench-serving bench-estimation
+.PHONY: demo test install clean bench-batch bench-detection bench-monitor-window bench-drift bench-serving bench-estimation
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "serein needs Python >= 3.11")'
