@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from serein.serve.predlog import LogBusy, LogUnavailable, PredictionLog, expand, read_segment, request_record
+from serein.serve.predlog import LogBusy, LogUnavailable, PredictionLog, read_segment, request_record
+from serein.serve.predlog_shipper import expand
 from serein.store import OperationalStore, predictions
 
 

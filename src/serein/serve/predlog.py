@@ -57,7 +57,7 @@ from typing import Any
 import orjson
 
 from serein.errors import SereinError
-from serein.serve.predlog_shipper import ShipperProcess
+from serein.serve.predlog_shipper import ShipperProcess, expand
 from serein.store import OperationalStore
 
 log = logging.getLogger(__name__)
@@ -129,21 +129,6 @@ def request_record(*, request_id: str, model: str, version: int, inputs: Sequenc
     return {"request_id": request_id, "model": model, "version": version,
             "ts": time.time() if ts is None else ts, "latency_ms": latency_ms, "shadow": shadow,
             "inputs": inputs, "predictions": predictions, "probabilities": probabilities, "scores": scores}
-
-
-def expand(record: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The store's rows (one per predicted row: ``request_id, row, model, version, inputs,
-    prediction, probabilities, score, latency_ms, ts, shadow``) of a request record. A record
-    written by an earlier serein, one row already, is returned as it is."""
-    if "row" in record:
-        return [dict(record)]
-    n_rows = len(record["predictions"])
-    probabilities = record["probabilities"] or [None] * n_rows
-    common = {"request_id": record["request_id"], "model": record["model"], "version": record["version"],
-              "latency_ms": record["latency_ms"], "ts": record["ts"], "shadow": record["shadow"]}
-    return [{**common, "row": i, "inputs": inputs, "prediction": label, "probabilities": proba, "score": score}
-            for i, (inputs, label, proba, score) in enumerate(
-                zip(record["inputs"], record["predictions"], probabilities, record["scores"], strict=True))]
 
 
 def _settle(entries: list[_Entry], error: BaseException | None) -> None:

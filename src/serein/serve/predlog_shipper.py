@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -34,10 +34,23 @@ class ShipperFailed(SereinError):
     """The shipper process could not ship a batch (the store refused it, or the process died)."""
 
 
+def expand(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The store's rows (one per predicted row: ``request_id, row, model, version, inputs,
+    prediction, probabilities, score, latency_ms, ts, shadow``) of a request record. A record
+    written by an earlier serein, one row already, is returned as it is."""
+    if "row" in record:
+        return [dict(record)]
+    n_rows = len(record["predictions"])
+    probabilities = record["probabilities"] or [None] * n_rows
+    common = {"request_id": record["request_id"], "model": record["model"], "version": record["version"],
+              "latency_ms": record["latency_ms"], "ts": record["ts"], "shadow": record["shadow"]}
+    return [{**common, "row": i, "inputs": inputs, "prediction": label, "probabilities": proba, "score": score}
+            for i, (inputs, label, proba, score) in enumerate(
+                zip(record["inputs"], record["predictions"], probabilities, record["scores"], strict=True))]
+
+
 def span_rows(path: Path, start: int, end: int) -> list[dict[str, Any]]:
     """The store rows of the records in bytes ``[start, end)`` of a segment (whole lines)."""
-    from serein.serve.predlog import expand
-
     with open(path, "rb") as segment:
         segment.seek(start)
         data = segment.read(end - start)
