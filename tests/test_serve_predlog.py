@@ -111,6 +111,35 @@ def test_write_before_start_is_refused(store: OperationalStore, tmp_path: Path) 
         asyncio.run(log.write(record("early")))
 
 
+def test_a_disk_that_refuses_writes_refuses_the_prediction_and_keeps_no_count(
+        store: OperationalStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed segment write (a full disk) refuses the prediction (not acknowledged), frees its
+    back-pressure count, and the next write, on a fresh segment, goes through."""
+    import errno
+
+    from serein.serve import predlog
+
+    log = PredictionLog(store, tmp_path / "predlog")
+    log.start()
+    real_write = os.write
+
+    def full_disk(fd: int, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    async def main() -> None:
+        monkeypatch.setattr(predlog.os, "write", full_disk)
+        with pytest.raises(LogUnavailable, match="No space left on device"):
+            await log.write(record("lost"))
+        assert log.pending == 0 and log.known(["lost"]) == {}
+        monkeypatch.setattr(predlog.os, "write", real_write)
+        await log.write(record("kept"))
+
+    asyncio.run(main())
+    assert log.flush(10)
+    log.close()
+    assert store.request_rows(["lost", "kept"]) == {"kept": ("m", 1)}
+
+
 KILLED_WRITER = """
 import asyncio, os, signal, sys
 from serein.serve.predlog import PredictionLog, request_record

@@ -358,17 +358,25 @@ class PredictionLog:
     def _refuse(self, entries: list[_Entry], exc: OSError) -> None:
         """The segment could not be written: refuse the group's predictions and start a fresh
         segment (the old one is deleted once its acknowledged records are shipped)."""
-        records = [entry.record for entry in entries]
-        log.error("could not write %d prediction record(s) to %s: %s", len(records), self.directory, exc)
+        log.error("could not write %d prediction record(s) to %s: %s", len(entries), self.directory, exc)
         with self._lock:
-            if self._segment is not None:
-                self._to_ship.append(_Shipment(self._segment))
-                self._segment = None
+            segments = [] if self._segment is None else [self._segment]
+            self._segment = None
+        self._abandon(entries, segments, exc, refuse=True)
+
+    def _abandon(self, entries: list[_Entry], segments: Sequence[_Segment], exc: OSError, refuse: bool) -> None:
+        """Give up on ``entries`` after ``exc``: their rows leave the back-pressure count, the
+        ``segments`` close (deleted once their acknowledged records are shipped), and, when
+        ``refuse``, their waiters learn the predictions must not be acknowledged."""
+        records = [entry.record for entry in entries]
+        with self._lock:
+            self._to_ship.extend(_Shipment(segment) for segment in segments)
             self._pending -= _rows(records)
             self._forget(records)
             self._lock.notify_all()
-        _notify(entries, LogUnavailable(f"the prediction log could not be written ({exc.strerror or exc})",
-                                        hint="check the disk holding .serein/predlog and retry"))
+        if refuse:
+            _notify(entries, LogUnavailable(f"the prediction log could not be written ({exc.strerror or exc})",
+                                            hint="check the disk holding .serein/predlog and retry"))
 
     # -- the syncer thread -------------------------------------------------------------------
     def _sync_loop(self) -> None:
@@ -412,16 +420,8 @@ class PredictionLog:
             self.stats["fsync_seconds"] += time.perf_counter() - started
         except OSError as exc:
             log.exception("could not make %d prediction record(s) durable in %s", len(entries), self.directory)
-            records = [entry.record for entry in entries]
-            with self._lock:
-                for segment in dict.fromkeys(group.segment for group in groups):
-                    self._to_ship.append(_Shipment(segment))  # deleted once its acknowledged records are shipped
-                self._pending -= _rows(records)
-                self._forget(records)
-                self._lock.notify_all()
-            if self.durability == "strict":
-                _notify(entries, LogUnavailable(f"the prediction log could not be written ({exc.strerror or exc})",
-                                                hint="check the disk holding .serein/predlog and retry"))
+            self._abandon(entries, list(dict.fromkeys(group.segment for group in groups)), exc,
+                          refuse=self.durability == "strict")
             return
         self.stats["groups"] += 1
         self.stats["records"] += len(entries)
