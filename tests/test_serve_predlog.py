@@ -140,6 +140,32 @@ def test_a_disk_that_refuses_writes_refuses_the_prediction_and_keeps_no_count(
     assert store.request_rows(["lost", "kept"]) == {"kept": ("m", 1)}
 
 
+def test_a_failed_fdatasync_refuses_the_prediction_and_later_writes_reach_the_store(
+        store: OperationalStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from serein.serve import predlog
+
+    log = PredictionLog(store, tmp_path / "predlog")
+    log.start()
+    real_fdatasync = os.fdatasync
+
+    def failing(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    async def main() -> None:
+        monkeypatch.setattr(predlog.os, "fdatasync", failing)
+        with pytest.raises(LogUnavailable, match="Input/output error"):
+            await log.write(record("lost"))
+        monkeypatch.setattr(predlog.os, "fdatasync", real_fdatasync)
+        await log.write(record("kept"))
+
+    asyncio.run(main())
+    assert log.flush(10)
+    log.close()
+    assert store.request_rows(["lost", "kept"]) == {"kept": ("m", 1)}
+
+
 KILLED_WRITER = """
 import asyncio, os, signal, sys
 from serein.serve.predlog import PredictionLog, request_record

@@ -87,6 +87,7 @@ class _Segment:
     fd: int
     size: int = 0
     named: bool = False  # its directory entry has been fsync-ed (by the syncer)
+    failed: bool = False  # an fdatasync failed: closed for shipping, the next write starts a fresh one
 
 
 @dataclass
@@ -336,7 +337,7 @@ class PredictionLog:
         if not entries:
             return
         try:
-            if self._segment is None:
+            if self._segment is None or self._segment.failed:
                 self._segment = self._open_segment()
             segment = self._segment
             start = segment.size
@@ -420,8 +421,10 @@ class PredictionLog:
             self.stats["fsync_seconds"] += time.perf_counter() - started
         except OSError as exc:
             log.exception("could not make %d prediction record(s) durable in %s", len(entries), self.directory)
-            self._abandon(entries, list(dict.fromkeys(group.segment for group in groups)), exc,
-                          refuse=self.durability == "strict")
+            failed = list(dict.fromkeys(group.segment for group in groups))
+            for segment in failed:
+                segment.failed = True
+            self._abandon(entries, failed, exc, refuse=self.durability == "strict")
             return
         self.stats["groups"] += 1
         self.stats["records"] += len(entries)
