@@ -161,7 +161,8 @@ def test_parquet_bad_rows_take_the_arrow_path_with_the_same_verdict(scoring, tmp
     assert sorted(fast.failures, key=key) == sorted(exact.failures, key=key)
     assert sorted(fast.warnings, key=key) == sorted(exact.warnings, key=key)
 
-    assert ChunkScorer(loaded, prefer_onnx=True, arrow_path=True).features is not None  # numpy preprocessing + estimator ONNX
+    scorer = ChunkScorer(loaded, prefer_onnx=True, arrow_path=True)
+    assert scorer.features is not None and scorer.estimator_kind == "tables"  # numpy preprocessing + tree tables
     result = predict_batch(ws, MODEL, str(tmp_path / "in.parquet"), str(tmp_path / "out.parquet"), chunk_rows=25)
     bad = np.flatnonzero(exact.bad_rows).tolist()
     assert {10, 20, 40} <= set(bad)  # unseen categories are rejected or only flagged, per the contract

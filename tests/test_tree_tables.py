@@ -1,0 +1,126 @@
+"""TableTrees (``serein.tree_tables``) against ONNX Runtime on the same exported trees: binary
+HistGradientBoosting classifiers (31 and up to 64 leaves per tree) and a regressor, probed on, just
+below and just above every threshold, with NaN, infinities and unseen categories; and the
+ensembles it declines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pandas as pd
+import pytest
+from onnx import helper
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+from serein.batch import estimator_model
+from serein.data.profiling import suggest_contract
+from serein.registry.onnx_export import convert, onnx_inputs, session
+from serein.train.pipeline import build_pipeline
+from serein.tree_tables import TableTrees
+
+NUMERIC = ["age", "income", "credit_score", "term_months"]
+CATEGORICAL = ["employment", "region"]
+
+
+def _cut(credit_df: pd.DataFrame, tmp_path: Path, estimator: Any, target: pd.Series,
+         classifier: bool) -> tuple[bytes, list[int | None]]:
+    """The estimator's part (no missing-value tracks) of the export of ``estimator`` fitted on
+    1,500 applications, and its matrix layout (numbers first, then one-hot text columns)."""
+    columns = NUMERIC + CATEGORICAL
+    train = credit_df[columns].iloc[:1500]
+    pipeline = build_pipeline(NUMERIC, CATEGORICAL, estimator, scale=False).fit(train, target.iloc[:1500])
+    path = tmp_path / "model.onnx"
+    path.write_bytes(convert(pipeline, onnx_inputs(suggest_contract(train), columns), classifier=classifier))
+    layout = [None] * len(NUMERIC) + [len(c) for c in pipeline[0].named_transformers_["categorical"][-1].categories_]
+    width = sum(1 if k is None else k for k in layout)
+    return estimator_model(str(path), width, nan_free=True), layout
+
+
+def _ensemble(model: bytes) -> tuple[onnx.NodeProto, dict[str, Any]]:
+    node = onnx.load_from_string(model).graph.node[0]
+    return node, {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _probe(model: bytes, layout: list[int | None], rows: int, seed: int = 0) -> list[np.ndarray]:
+    """Inputs for ``layout``: each number drawn from its column's thresholds, the next float32
+    below and above each, NaN, +-inf and 0; each category code from all codes (the last: unseen)."""
+    _, attrs = _ensemble(model)
+    rng = np.random.default_rng(seed)
+    inputs, at = [], 0
+    for k in layout:
+        if k is None:
+            cuts = np.array([v for f, v, m in zip(attrs["nodes_featureids"], attrs["nodes_values"],
+                                                  attrs["nodes_modes"], strict=True) if f == at and m != b"LEAF"],
+                            dtype=np.float32)
+            values = np.concatenate([cuts, np.nextafter(cuts, np.float32(np.inf)),
+                                     np.nextafter(cuts, np.float32(-np.inf)),
+                                     np.array([np.nan, np.inf, -np.inf, 0.0], dtype=np.float32)])
+            inputs.append(rng.choice(values, rows))
+            at += 1
+        else:
+            inputs.append(rng.integers(0, k + 1, rows))
+            at += k
+    return inputs
+
+
+def _matrix(inputs: list[np.ndarray], layout: list[int | None]) -> np.ndarray:
+    """The float32 matrix the inputs stand for: numbers as they are, codes one-hot."""
+    parts = [values.reshape(-1, 1) if k is None else np.eye(k + 1, k, dtype=np.float32)[values]
+             for values, k in zip(inputs, layout, strict=True)]
+    return np.hstack(parts).astype(np.float32)
+
+
+def _leaves_per_tree(model: bytes) -> int:
+    _, attrs = _ensemble(model)
+    trees = [t for t, m in zip(attrs["nodes_treeids"], attrs["nodes_modes"], strict=True) if m == b"LEAF"]
+    return int(np.bincount(trees).max())
+
+
+@pytest.mark.parametrize("leaves", [31, 60])
+def test_classifier_matches_onnx_runtime(credit_df: pd.DataFrame, tmp_path: Path, leaves: int) -> None:
+    estimator = HistGradientBoostingClassifier(max_iter=25, max_leaf_nodes=leaves, min_samples_leaf=5, random_state=0)
+    cut, layout = _cut(credit_df, tmp_path, estimator, credit_df["default"], classifier=True)
+    assert (_leaves_per_tree(cut) > 32) == (leaves > 32)  # 60: the 64-bit masks
+    trees = TableTrees.compile(cut, layout)
+    assert trees is not None
+    inputs = _probe(cut, layout, 20_000)
+    label, proba = trees.run(inputs)
+    expected_label, expected_proba = session(cut).run(None, {"X": _matrix(inputs, layout)})
+    np.testing.assert_allclose(proba, expected_proba, atol=1e-6)
+    np.testing.assert_array_equal(label, expected_label)
+
+
+def test_regressor_matches_onnx_runtime(credit_df: pd.DataFrame, tmp_path: Path) -> None:
+    estimator = HistGradientBoostingRegressor(max_iter=30, random_state=0)
+    cut, layout = _cut(credit_df, tmp_path, estimator, credit_df["loan_amount"], classifier=False)
+    trees = TableTrees.compile(cut, layout)
+    assert trees is not None
+    inputs = _probe(cut, layout, 20_000, seed=1)
+    (predicted,) = trees.run(inputs)
+    (expected,) = session(cut).run(None, {"X": _matrix(inputs, layout)})
+    assert predicted.shape == expected.shape
+    np.testing.assert_allclose(predicted, expected, rtol=1e-5)
+
+
+def test_declines_what_it_does_not_reproduce(credit_df: pd.DataFrame, tmp_path: Path) -> None:
+    """More than 64 leaves in a tree, several classes, tests that send NaN to their true branch."""
+    wide = HistGradientBoostingClassifier(max_iter=3, max_leaf_nodes=200, min_samples_leaf=2, random_state=0)
+    cut, layout = _cut(credit_df, tmp_path, wide, credit_df["default"], classifier=True)
+    assert _leaves_per_tree(cut) > 64
+    assert TableTrees.compile(cut, layout) is None
+
+    three = pd.cut(credit_df["credit_score"], 3, labels=False)
+    cut, layout = _cut(credit_df, tmp_path, HistGradientBoostingClassifier(max_iter=5), three, classifier=True)
+    assert TableTrees.compile(cut, layout) is None
+
+    cut, layout = _cut(credit_df, tmp_path, HistGradientBoostingClassifier(max_iter=5), credit_df["default"],
+                       classifier=True)
+    assert TableTrees.compile(cut, layout) is not None
+    model = onnx.load_from_string(cut)
+    _, attrs = _ensemble(cut)
+    model.graph.node[0].attribute.append(helper.make_attribute("nodes_missing_value_tracks_true",
+                                                               [1] * len(attrs["nodes_modes"])))
+    assert TableTrees.compile(model.SerializeToString(), layout) is None
