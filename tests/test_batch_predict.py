@@ -3,6 +3,7 @@ CSV and Delta inputs, Parquet and dataset outputs, bad rows set aside, refusals.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -173,6 +174,50 @@ def test_parquet_bad_rows_take_the_arrow_path_with_the_same_verdict(scoring, tmp
     assert rejected["_reason"].tolist() == [exact.row_reasons[i] for i in bad]
 
 
+def test_the_checked_arrow_path_is_remembered(scoring, tmp_path: Path) -> None:
+    """The first run checks the Arrow path against scikit-learn and remembers the outcome; a run in
+    a fresh process then scores without deserializing the pipeline (no scikit-learn import). A plan
+    for other artifacts, or an unreadable one, is checked again; a remembered "no Arrow path" holds."""
+    from serein.batch import PLAN_FILE, ChunkScorer
+    from serein.batch_plan import ArrowPlan
+
+    ws, frame = scoring
+    source, first, second = tmp_path / "in.parquet", tmp_path / "first.parquet", tmp_path / "second.parquet"
+    frame.to_parquet(source)
+    plan_file = ws.state_dir / "cache" / MODEL / "1" / PLAN_FILE
+    plan_file.unlink(missing_ok=True)
+    predict_batch(ws, f"{MODEL}@1", str(source), str(first))
+    loaded = ws.registry.load(MODEL, 1)
+    plan = ArrowPlan.recall(plan_file, loaded)
+    assert plan is not None and plan.estimator == "tables"
+
+    script = ("import sys; from serein.batch import predict_batch; from serein.workspace import Workspace; "
+              f"r = predict_batch(Workspace(sys.argv[1]), '{MODEL}@1', sys.argv[2], sys.argv[3]); "
+              "print(r.rows_scored, 'sklearn' in sys.modules, 'skops' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script, str(ws.root), str(source), str(second)],
+                          capture_output=True, text=True, timeout=180, check=False)
+    assert done.stdout.split() == ["1000", "False", "False"], done.stderr
+    pd.testing.assert_frame_equal(pq.read_table(second).to_pandas(), pq.read_table(first).to_pandas())
+
+    stale = json.loads(plan_file.read_text())
+    stale["key"]["onnx_sha256"] = "0" * 64
+    for content in (json.dumps(stale), "{not json"):
+        plan_file.write_text(content)
+        assert ArrowPlan.recall(plan_file, loaded) is None
+        assert ChunkScorer(loaded, prefer_onnx=True, arrow_path=True, plan_file=plan_file).estimator_kind == "tables"
+        assert ArrowPlan.recall(plan_file, loaded).estimator == "tables"  # checked again and rewritten
+
+    ArrowPlan(None, None).save(plan_file, loaded)
+    whole = ChunkScorer(loaded, prefer_onnx=True, arrow_path=True, plan_file=plan_file)
+    assert whole.runtime == "onnx" and whole.estimator is None  # the whole export scores
+    import pyarrow as pa
+
+    batch = pa.RecordBatch.from_pandas(frame[loaded.features], preserve_index=False)
+    np.testing.assert_allclose(whole.score_arrow(batch)[1], pq.read_table(first).to_pandas()[["proba_0", "proba_1"]],
+                               atol=1e-5)
+    plan_file.unlink()
+
+
 def test_compiled_preprocessing_matches_the_fitted_column_transformer(credit_df: pd.DataFrame) -> None:
     """ArrowFeatures reproduces imputation, scaling and one-hot encoding (unseen categories and
     nulls included) from Arrow columns, and declines steps it does not know."""
@@ -180,7 +225,7 @@ def test_compiled_preprocessing_matches_the_fitted_column_transformer(credit_df:
     from sklearn.impute import KNNImputer
     from sklearn.linear_model import LogisticRegression
 
-    from serein.batch import ArrowFeatures
+    from serein.arrow_features import ArrowFeatures
     from serein.data.profiling import suggest_contract
     from serein.train.pipeline import build_pipeline
 
@@ -203,6 +248,10 @@ def test_compiled_preprocessing_matches_the_fitted_column_transformer(credit_df:
                                           pa.types.is_large_string(c.type) else c for c in batch.columns],
                                          names=batch.schema.names)
     np.testing.assert_array_equal(compiled.matrix(encoded), compiled.matrix(batch))
+    restored = ArrowFeatures.from_dict(json.loads(json.dumps(compiled.to_dict())))  # as a batch plan keeps it
+    assert restored.layout == compiled.layout == [None] * len(numeric) + [
+        len(c) for c in pipeline[0].named_transformers_["categorical"][-1].categories_]
+    np.testing.assert_array_equal(restored.matrix(batch), compiled.matrix(batch))
 
     assert compiled.nan_free
     compiled.blocks[0].fill[1] = np.nan  # e.g. the median of a column that was empty in training

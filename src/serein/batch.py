@@ -41,13 +41,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from serein.arrow_features import ArrowFeatures
 from serein.errors import ConflictError, NotFoundError, UsageError
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-    from serein.data.contract import Contract
+    from serein.batch_plan import ArrowPlan
     from serein.registry.loaded import LoadedModel
     from serein.workspace import Workspace
 
@@ -59,8 +60,8 @@ MODES = ("append", "overwrite")
 RUNTIMES = ("auto", "sklearn")
 OUTPUT_COLUMNS = ("prediction", "model", "model_version")
 PROBA_PREFIX = "proba_"
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 MISSING_TRACKS = "nodes_missing_value_tracks_true"  # ONNX tree ensembles: where NaN goes at each node
+PLAN_FILE = "batch-plan.json"  # in the version's cache folder (serein.batch_plan)
 
 
 @dataclass
@@ -182,149 +183,6 @@ def open_source(ws: Workspace, text: str) -> Source:
 
 
 # -- scoring -----------------------------------------------------------------------------------
-@dataclass
-class _Block:
-    """Columns of the preprocessed matrix from input columns: numbers (imputed, maybe scaled) or
-    text columns one-hot encoded."""
-
-    columns: list[str]
-    fill: np.ndarray  # the imputer's statistics, one per column
-    mean: np.ndarray | None = None  # StandardScaler, numbers only
-    scale: np.ndarray | None = None
-    categories: list[list[str]] | None = None  # OneHotEncoder's categories per column: a one-hot block
-
-    @property
-    def width(self) -> int:
-        return len(self.columns) if self.categories is None else sum(map(len, self.categories))
-
-
-def _block(trans: Any, columns: list[str], kinds: dict[str, str]) -> _Block | None:
-    """A :class:`_Block` for a fitted ColumnTransformer branch made of a SimpleImputer followed by
-    an optional StandardScaler (numbers) or a OneHotEncoder ignoring unknown categories (one text
-    column); None for anything else."""
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    steps = [step for _, step in trans.steps] if isinstance(trans, Pipeline) else [trans]
-    imputer, *rest = steps
-    if not isinstance(imputer, SimpleImputer) or imputer.add_indicator or len(rest) > 1:
-        return None
-    fill = np.asarray(imputer.statistics_)
-    numeric = all(kinds.get(c) in ("integer", "float") for c in columns)
-    if fill.dtype == object and not all(kinds.get(c) == "string" for c in columns):
-        return None
-    if fill.dtype != object and not numeric:
-        return None
-    if not rest:
-        return _Block(columns, fill.astype(np.float64)) if fill.dtype != object else None
-    step = rest[0]
-    if isinstance(step, StandardScaler) and fill.dtype != object:
-        return _Block(columns, fill.astype(np.float64),
-                      mean=step.mean_ if step.with_mean else None, scale=step.scale_ if step.with_std else None)
-    if (isinstance(step, OneHotEncoder) and step.handle_unknown == "ignore" and step.drop is None
-            and not getattr(step, "_infrequent_enabled", False) and not step.sparse_output
-            and all(isinstance(c, str) for cats in step.categories_ for c in cats)):
-        return _Block(columns, fill, categories=[list(cats) for cats in step.categories_])
-    return None
-
-
-class ArrowFeatures:
-    """The fitted preprocessing of serein's recipes (a ColumnTransformer of imputers, scalers and
-    one-hot encoders) computed straight from Arrow columns with numpy, into the float32 matrix the
-    estimator takes: text columns are one-hot encoded through their dictionary (each distinct
-    category looked up once), numbers are imputed in place. The estimator alone then runs in ONNX
-    Runtime, without the string operators of the whole-pipeline export."""
-
-    def __init__(self, blocks: list[_Block]) -> None:
-        self.blocks = blocks
-        self.width = sum(b.width for b in blocks)
-
-    @property
-    def nan_free(self) -> bool:
-        """Whether :meth:`matrix` never holds NaN: nulls and NaN take finite fills, infinities are
-        clipped, so only a non-finite fill, mean or scale could bring one in."""
-        return all(bool(np.isfinite(part).all()) for b in self.blocks if b.categories is None
-                   for part in (b.fill, b.mean, b.scale) if part is not None)
-
-    @classmethod
-    def compile(cls, pipeline: Any, contract: Contract) -> ArrowFeatures | None:
-        """The compiled preprocessing of ``pipeline`` (``Pipeline([ColumnTransformer, estimator])``)
-        for inputs typed by ``contract``, or None when a step is not one this class reproduces."""
-        from sklearn.compose import ColumnTransformer
-        from sklearn.pipeline import Pipeline
-
-        if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 2:
-            return None
-        pre = pipeline.steps[0][1]
-        if not isinstance(pre, ColumnTransformer):
-            return None
-        kinds = {name: spec.type for name, spec in contract.columns.items()}
-        blocks = []
-        for name, trans, columns in pre.transformers_:
-            if trans == "drop" or (name == "remainder" and not len(columns)):
-                continue
-            block = None if isinstance(trans, str) else _block(trans, list(columns), kinds)
-            if block is None:
-                return None
-            blocks.append(block)
-        return cls(blocks)
-
-    @property
-    def layout(self) -> list[int | None]:
-        """The matrix's inputs in column order: None for a number (one column), the category count
-        for a one-hot encoded text column (as :meth:`inputs` gives them)."""
-        return [None if b.categories is None else len(b.categories[k]) for b in self.blocks for k in range(len(b.columns))]
-
-    def inputs(self, batch: pa.RecordBatch) -> list[np.ndarray]:
-        """One array per input of :attr:`layout` for the rows of ``batch``: a number column imputed,
-        scaled and clipped to float32 (the matrix column itself), a text column as the position of
-        each row's category (its hot column), the category count for an unseen one (no column)."""
-        return [self._number(batch.column(name), block, k) if block.categories is None
-                else self._codes(batch.column(name), block.categories[k], str(block.fill[k]))
-                for block in self.blocks for k, name in enumerate(block.columns)]
-
-    def matrix(self, batch: pa.RecordBatch) -> np.ndarray:
-        """The ``(rows, width)`` float32 input of the estimator for the rows of ``batch``."""
-        out = np.zeros((batch.num_rows, self.width), dtype=np.float32)
-        at = 0
-        for values, count in zip(self.inputs(batch), self.layout, strict=True):
-            if count is None:
-                out[:, at] = values
-                at += 1
-            else:
-                rows = np.flatnonzero(values < count)
-                out[rows, at + values[rows]] = 1.0
-                at += count
-        return out
-
-    @staticmethod
-    def _number(column: pa.Array, block: _Block, k: int) -> np.ndarray:
-        """Column ``k`` of a numeric block: nulls imputed, scaled, clipped to float32's range."""
-        values = column.to_numpy(zero_copy_only=False).astype(np.float64)
-        values[np.isnan(values)] = block.fill[k]
-        if block.mean is not None:
-            values -= block.mean[k]
-        if block.scale is not None:
-            values /= block.scale[k]
-        return np.clip(values, -FLOAT32_MAX, FLOAT32_MAX, out=values).astype(np.float32)  # as the whole export does
-
-    @staticmethod
-    def _codes(column: pa.Array, categories: list[str], fill: str) -> np.ndarray:
-        """The position in ``categories`` of each row's value, ``len(categories)`` for an unseen
-        one. Each distinct value is looked up once (through the column's dictionary); a null
-        takes the imputed ``fill``."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        encoded = column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
-        lookup = {c: i for i, c in enumerate(categories)}
-        unseen = len(categories)
-        positions = np.array([lookup.get(v, unseen) for v in encoded.dictionary.to_pylist()] +
-                             [lookup.get(fill, unseen)], dtype=np.intp)
-        return positions[encoded.indices.fill_null(len(positions) - 1).to_numpy(zero_copy_only=False)]
-
-
 def _estimator_nodes(graph: Any, cut: str) -> list[Any] | None:
     """The nodes of ``graph`` that compute its outputs from tensor ``cut`` and constants, in graph
     order; None when a path from a graph input to an output avoids ``cut``."""
@@ -391,9 +249,12 @@ class ChunkScorer:
     reference sample with the registration tolerances (``serein.registry.onnx_export``);
     otherwise the whole-pipeline export (or the pipeline) scores it."""
 
-    def __init__(self, model: LoadedModel, prefer_onnx: bool, arrow_path: bool = False) -> None:
-        """``arrow_path``: set up the Arrow path for :meth:`score_arrow` (the estimator's part of the
-        export cut out and checked, ~50 ms: worth it for batch scoring only)."""
+    def __init__(self, model: LoadedModel, prefer_onnx: bool, arrow_path: bool = False,
+                 plan_file: Path | None = None) -> None:
+        """``arrow_path``: set up the Arrow path for :meth:`score_arrow` (worth it for batch scoring
+        only). ``plan_file``: where the outcome of checking that path is remembered for this
+        version (:mod:`serein.batch_plan`): when it holds a plan for the version's artifacts, the
+        path is set up from it without deserializing the pipeline."""
         from serein.serve.runtime import make_runtime
 
         self.model = model
@@ -404,43 +265,77 @@ class ChunkScorer:
         self.session = getattr(runtime, "session", None) if runtime.name == "onnx" else None
         self.features: ArrowFeatures | None = None
         self.estimator: Callable[[pa.RecordBatch], list[Any]] | None = None  # the Arrow path's estimator
-        self.estimator_kind: str | None = None  # "tables" or "onnxruntime"
+        self.estimator_kind: str | None = None  # one of serein.batch_plan.ESTIMATORS
         if arrow_path and self.session is not None:
-            self._compile_estimator()
+            self._set_up_arrow_path(plan_file)
 
-    def _compile_estimator(self) -> None:
+    def _set_up_arrow_path(self, plan_file: Path | None) -> None:
+        """The Arrow path from the remembered plan, else checked now (and remembered)."""
+        from serein.batch_plan import ArrowPlan
+
+        recalled = None if plan_file is None else ArrowPlan.recall(plan_file, self.model)
+        if recalled is not None and (recalled.features is None or self._adopt(recalled.features, recalled.estimator)):
+            return
+        plan = self._check_arrow_path()
+        if plan_file is not None:
+            plan.save(plan_file, self.model)
+
+    def _check_arrow_path(self) -> ArrowPlan:
         """Set up the Arrow path (see the class docstring) when it reproduces the pipeline: the
         trees as look-up tables (:class:`serein.tree_tables.TableTrees`, about twice as fast as
-        ONNX Runtime's traversal) where they compile and agree, else ONNX Runtime."""
-        from serein.registry.onnx_export import session
-        from serein.tree_tables import TableTrees
-
-        features = ArrowFeatures.compile(self.model.pipeline, self.model.contract)
-        sample = (self.model.profile or {}).get("sample", {}).get("columns", {})
-        if features is None or not sample or any(f not in sample for f in self.model.features):
-            return
-        try:
-            cut = estimator_model(self.model.onnx_path, features.width, features.nan_free)
-            candidate = session(cut)
-        except Exception as exc:  # noqa: BLE001 - no usable estimator part: the whole export still scores
-            log.info("%s v%s: estimator-only ONNX path unavailable (%s)", self.model.name, self.model.version, exc)
-            return
+        ONNX Runtime's traversal) where they compile and agree, else ONNX Runtime. Returns what
+        was set up, to be remembered."""
         import pandas as pd
         import pyarrow as pa
 
+        from serein.batch_plan import ArrowPlan
+
+        none = ArrowPlan(None, None)
+        features = ArrowFeatures.compile(self.model.pipeline, self.model.contract)
+        sample = (self.model.profile or {}).get("sample", {}).get("columns", {})
+        if features is None or not sample or any(f not in sample for f in self.model.features):
+            return none
+        try:
+            estimators = self._estimators(features)
+        except Exception as exc:  # noqa: BLE001 - no usable estimator part: the whole export still scores
+            log.info("%s v%s: estimator-only ONNX path unavailable (%s)", self.model.name, self.model.version, exc)
+            return none
         frame = pd.DataFrame({f: sample[f] for f in self.model.features})
         table = pa.RecordBatch.from_pandas(frame, preserve_index=False)
-        trees = TableTrees.compile(cut, features.layout)
-        estimators: list[tuple[str, Callable[[pa.RecordBatch], list[Any]]]] = [
-            ("onnxruntime", lambda batch: candidate.run(None, {"X": features.matrix(batch)}))]
-        if trees is not None:
-            estimators.insert(0, ("tables", lambda batch: trees.run(features.inputs(batch))))
-        for kind, estimate in estimators:
+        for kind, estimate in estimators.items():
             if self._agrees(estimate(table), frame):
                 self.features, self.estimator, self.estimator_kind = features, estimate, kind
-                return
+                return ArrowPlan(features, kind)
         log.info("%s v%s: the estimator-only path disagrees with scikit-learn on the reference sample; "
                  "scoring with the whole export", self.model.name, self.model.version)
+        return none
+
+    def _adopt(self, features: ArrowFeatures, kind: str | None) -> bool:
+        """Set up the Arrow path a plan names; False when it no longer builds."""
+        try:
+            estimate = self._estimators(features).get(kind or "")
+        except Exception as exc:  # noqa: BLE001 - checked again from the pipeline
+            log.info("%s v%s: the remembered batch plan does not build (%s)", self.model.name, self.model.version, exc)
+            return False
+        if estimate is None:
+            return False
+        self.features, self.estimator, self.estimator_kind = features, estimate, kind
+        return True
+
+    def _estimators(self, features: ArrowFeatures) -> dict[str, Callable[[pa.RecordBatch], list[Any]]]:
+        """The ways to run the estimator's part of the export on Arrow batches, fastest first:
+        look-up tables when its trees compile to them, ONNX Runtime always."""
+        from serein.registry.onnx_export import session
+        from serein.tree_tables import TableTrees
+
+        cut = estimator_model(self.model.onnx_path, features.width, features.nan_free)
+        candidate = session(cut)
+        trees = TableTrees.compile(cut, features.layout)
+        estimators: dict[str, Callable[[pa.RecordBatch], list[Any]]] = {}
+        if trees is not None:
+            estimators["tables"] = lambda batch: trees.run(features.inputs(batch))
+        estimators["onnxruntime"] = lambda batch: candidate.run(None, {"X": features.matrix(batch)})
+        return estimators
 
     def _agrees(self, outputs: list[Any], frame: pd.DataFrame) -> bool:
         """Whether estimator ``outputs`` for ``frame`` agree with the pipeline within the
@@ -717,10 +612,14 @@ def predict_batch(ws: Workspace, model: str, input: str, output: str, chunk_rows
     sink = Sink(ws, output, mode)
     source = open_source(ws, input)
     name, ref = split_ref(model)
-    loaded = ws.registry.load(name, ref or CHAMPION)  # refuses artifacts whose sha256 changed
+    # refuses artifacts whose sha256 changed; the pipeline is deserialized only if something needs it
+    loaded = ws.registry.load(name, ref or CHAMPION, pipeline=False)
+    if runtime == "sklearn" or loaded.onnx_path is None:
+        loaded.loaded(pipeline=True)  # now: the thread limits below then cover its OpenMP pool
     keep = _output_columns(loaded, source, id_column)
+    plan_file = ws.state_dir / "cache" / loaded.name / str(loaded.version) / PLAN_FILE
     with threadpool_limits(limits=1):  # parallelism comes from the chunk workers, not nested pools
-        scorer = ChunkScorer(loaded, prefer_onnx=runtime == "auto", arrow_path=True)
+        scorer = ChunkScorer(loaded, prefer_onnx=runtime == "auto", arrow_path=True, plan_file=plan_file)
         result = BatchResult(model=loaded.name, version=loaded.version, runtime=scorer.runtime,
                              input=source.label, output=output)
         job = ChunkJob(loaded, scorer, keep, source.label)

@@ -1,0 +1,184 @@
+"""The fitted preprocessing of serein's recipe pipelines computed from Arrow columns with numpy.
+
+:class:`ArrowFeatures` reproduces a ``ColumnTransformer`` of imputers, scalers and one-hot encoders
+(what ``serein.train.pipeline.build_pipeline`` makes) without scikit-learn at scoring time: it is
+compiled once from the fitted objects and can be saved as JSON (:meth:`ArrowFeatures.to_dict`), so
+a later batch run sets it up without importing scikit-learn (see ``serein.batch``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from serein.data.contract import Contract
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+@dataclass
+class _Block:
+    """Columns of the preprocessed matrix from input columns: numbers (imputed, maybe scaled) or
+    text columns one-hot encoded."""
+
+    columns: list[str]
+    fill: np.ndarray  # the imputer's statistics, one per column
+    mean: np.ndarray | None = None  # StandardScaler, numbers only
+    scale: np.ndarray | None = None
+    categories: list[list[str]] | None = None  # OneHotEncoder's categories per column: a one-hot block
+
+    @property
+    def width(self) -> int:
+        return len(self.columns) if self.categories is None else sum(map(len, self.categories))
+
+
+def _block(trans: Any, columns: list[str], kinds: dict[str, str]) -> _Block | None:
+    """A :class:`_Block` for a fitted ColumnTransformer branch made of a SimpleImputer followed by
+    an optional StandardScaler (numbers) or a OneHotEncoder ignoring unknown categories (one text
+    column); None for anything else."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    steps = [step for _, step in trans.steps] if isinstance(trans, Pipeline) else [trans]
+    imputer, *rest = steps
+    if not isinstance(imputer, SimpleImputer) or imputer.add_indicator or len(rest) > 1:
+        return None
+    fill = np.asarray(imputer.statistics_)
+    numeric = all(kinds.get(c) in ("integer", "float") for c in columns)
+    if fill.dtype == object and not all(kinds.get(c) == "string" for c in columns):
+        return None
+    if fill.dtype != object and not numeric:
+        return None
+    if not rest:
+        return _Block(columns, fill.astype(np.float64)) if fill.dtype != object else None
+    step = rest[0]
+    if isinstance(step, StandardScaler) and fill.dtype != object:
+        return _Block(columns, fill.astype(np.float64),
+                      mean=step.mean_ if step.with_mean else None, scale=step.scale_ if step.with_std else None)
+    if (isinstance(step, OneHotEncoder) and step.handle_unknown == "ignore" and step.drop is None
+            and not getattr(step, "_infrequent_enabled", False) and not step.sparse_output
+            and all(isinstance(c, str) for cats in step.categories_ for c in cats)):
+        return _Block(columns, fill, categories=[list(cats) for cats in step.categories_])
+    return None
+
+
+class ArrowFeatures:
+    """The fitted preprocessing of serein's recipes (a ColumnTransformer of imputers, scalers and
+    one-hot encoders) computed straight from Arrow columns with numpy, into the float32 matrix the
+    estimator takes: text columns are one-hot encoded through their dictionary (each distinct
+    category looked up once), numbers are imputed in place. The estimator alone then runs in ONNX
+    Runtime, without the string operators of the whole-pipeline export."""
+
+    def __init__(self, blocks: list[_Block]) -> None:
+        self.blocks = blocks
+        self.width = sum(b.width for b in blocks)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The compiled preprocessing as JSON-ready values (:meth:`from_dict` reverses it)."""
+        def floats(values: np.ndarray | None) -> list[float] | None:
+            return None if values is None else [float(v) for v in values]
+
+        return {"blocks": [{"columns": b.columns, "categories": b.categories,
+                            "fill": [str(v) for v in b.fill] if b.categories is not None else floats(b.fill),
+                            "mean": floats(b.mean), "scale": floats(b.scale)} for b in self.blocks]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ArrowFeatures:
+        """The preprocessing :meth:`to_dict` saved."""
+        def array(values: list[Any] | None, dtype: Any) -> np.ndarray | None:
+            return None if values is None else np.asarray(values, dtype=dtype)
+
+        return cls([_Block(list(b["columns"]), array(b["fill"], object if b["categories"] is not None else np.float64),
+                           array(b["mean"], np.float64), array(b["scale"], np.float64),
+                           None if b["categories"] is None else [list(c) for c in b["categories"]])
+                    for b in data["blocks"]])
+
+    @property
+    def nan_free(self) -> bool:
+        """Whether :meth:`matrix` never holds NaN: nulls and NaN take finite fills, infinities are
+        clipped, so only a non-finite fill, mean or scale could bring one in."""
+        return all(bool(np.isfinite(part).all()) for b in self.blocks if b.categories is None
+                   for part in (b.fill, b.mean, b.scale) if part is not None)
+
+    @classmethod
+    def compile(cls, pipeline: Any, contract: Contract) -> ArrowFeatures | None:
+        """The compiled preprocessing of ``pipeline`` (``Pipeline([ColumnTransformer, estimator])``)
+        for inputs typed by ``contract``, or None when a step is not one this class reproduces."""
+        from sklearn.compose import ColumnTransformer
+        from sklearn.pipeline import Pipeline
+
+        if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 2:
+            return None
+        pre = pipeline.steps[0][1]
+        if not isinstance(pre, ColumnTransformer):
+            return None
+        kinds = {name: spec.type for name, spec in contract.columns.items()}
+        blocks = []
+        for name, trans, columns in pre.transformers_:
+            if trans == "drop" or (name == "remainder" and not len(columns)):
+                continue
+            block = None if isinstance(trans, str) else _block(trans, list(columns), kinds)
+            if block is None:
+                return None
+            blocks.append(block)
+        return cls(blocks)
+
+    @property
+    def layout(self) -> list[int | None]:
+        """The matrix's inputs in column order: None for a number (one column), the category count
+        for a one-hot encoded text column (as :meth:`inputs` gives them)."""
+        return [None if b.categories is None else len(b.categories[k]) for b in self.blocks for k in range(len(b.columns))]
+
+    def inputs(self, batch: pa.RecordBatch) -> list[np.ndarray]:
+        """One array per input of :attr:`layout` for the rows of ``batch``: a number column imputed,
+        scaled and clipped to float32 (the matrix column itself), a text column as the position of
+        each row's category (its hot column), the category count for an unseen one (no column)."""
+        return [self._number(batch.column(name), block, k) if block.categories is None
+                else self._codes(batch.column(name), block.categories[k], str(block.fill[k]))
+                for block in self.blocks for k, name in enumerate(block.columns)]
+
+    def matrix(self, batch: pa.RecordBatch) -> np.ndarray:
+        """The ``(rows, width)`` float32 input of the estimator for the rows of ``batch``."""
+        out = np.zeros((batch.num_rows, self.width), dtype=np.float32)
+        at = 0
+        for values, count in zip(self.inputs(batch), self.layout, strict=True):
+            if count is None:
+                out[:, at] = values
+                at += 1
+            else:
+                rows = np.flatnonzero(values < count)
+                out[rows, at + values[rows]] = 1.0
+                at += count
+        return out
+
+    @staticmethod
+    def _number(column: pa.Array, block: _Block, k: int) -> np.ndarray:
+        """Column ``k`` of a numeric block: nulls imputed, scaled, clipped to float32's range."""
+        values = column.to_numpy(zero_copy_only=False).astype(np.float64)
+        values[np.isnan(values)] = block.fill[k]
+        if block.mean is not None:
+            values -= block.mean[k]
+        if block.scale is not None:
+            values /= block.scale[k]
+        return np.clip(values, -FLOAT32_MAX, FLOAT32_MAX, out=values).astype(np.float32)  # as the whole export does
+
+    @staticmethod
+    def _codes(column: pa.Array, categories: list[str], fill: str) -> np.ndarray:
+        """The position in ``categories`` of each row's value, ``len(categories)`` for an unseen
+        one. Each distinct value is looked up once (through the column's dictionary); a null
+        takes the imputed ``fill``."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        encoded = column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
+        lookup = {c: i for i, c in enumerate(categories)}
+        unseen = len(categories)
+        positions = np.array([lookup.get(v, unseen) for v in encoded.dictionary.to_pylist()] +
+                             [lookup.get(fill, unseen)], dtype=np.intp)
+        return positions[encoded.indices.fill_null(len(positions) - 1).to_numpy(zero_copy_only=False)]

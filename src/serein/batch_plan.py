@@ -1,0 +1,75 @@
+"""How batch scoring runs a model version on Arrow batches, worked out once and remembered.
+
+Working it out (``serein.batch.ChunkScorer``) compiles the pipeline's preprocessing
+(:class:`serein.arrow_features.ArrowFeatures`) from the fitted scikit-learn objects and checks the
+estimator's part of the verified ONNX export against scikit-learn on the version's reference
+sample: that deserializes the pipeline, importing scikit-learn and skops (~1.6 s of a CLI run,
+longer than scoring a million rows). The outcome, an :class:`ArrowPlan`, is saved next to the
+version's cached artifacts, keyed by the sha256 recorded for its pipeline file and its ONNX export
+(and this module's ``PLAN_FORMAT``), so later runs set the same path up without scikit-learn. A
+plan that is missing, unreadable or keyed to other artifacts is worked out again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from serein.arrow_features import ArrowFeatures
+
+if TYPE_CHECKING:
+    from serein.registry.loaded import LoadedModel
+
+log = logging.getLogger(__name__)
+
+PLAN_FORMAT = 1  # bump when what a saved plan means changes
+ESTIMATORS = ("tables", "onnxruntime")  # serein.tree_tables.TableTrees, or ONNX Runtime on the estimator's part
+
+
+@dataclass
+class ArrowPlan:
+    """The compiled preprocessing and the estimator that agreed with scikit-learn on the reference
+    sample (one of ``ESTIMATORS``); ``estimator`` None: no Arrow path (the whole export scores)."""
+
+    features: ArrowFeatures | None
+    estimator: str | None
+
+    def save(self, path: Path, model: LoadedModel) -> None:
+        """Write the plan for ``model`` to ``path`` (atomically: a reader never sees half a file)."""
+        data = {"key": _key(model), "estimator": self.estimator,
+                "features": None if self.features is None else self.features.to_dict()}
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text(json.dumps(data))
+            os.replace(partial, path)
+        except OSError as exc:  # a read-only cache only costs the next run the check again
+            log.info("could not save the batch plan of %s v%s to %s (%s)", model.name, model.version, path, exc)
+        finally:
+            partial.unlink(missing_ok=True)
+
+    @classmethod
+    def recall(cls, path: Path, model: LoadedModel) -> ArrowPlan | None:
+        """The plan saved for ``model``'s current artifacts, or None."""
+        try:
+            data = json.loads(path.read_text())
+            if data["key"] != _key(model) or data["estimator"] not in (*ESTIMATORS, None):
+                return None
+            features = None if data["features"] is None else ArrowFeatures.from_dict(data["features"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if (features is None) != (data["estimator"] is None):
+            return None
+        return cls(features, data["estimator"])
+
+
+def _key(model: LoadedModel) -> dict[str, object]:
+    """What a plan is valid for: the sha256 of the version's pipeline file and ONNX export."""
+    from serein.registry.registry import ONNX_SHA_TAG, SHA_TAG
+
+    return {"format": PLAN_FORMAT, "model": f"{model.name}@{model.version}",
+            "pipeline_sha256": model.tags.get(SHA_TAG), "onnx_sha256": model.tags.get(ONNX_SHA_TAG)}
