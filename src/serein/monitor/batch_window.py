@@ -1,13 +1,16 @@
 """A ``--current`` batch for monitoring, read and scored fast and lean.
 
 ``serein monitor NAME --current X`` compares a whole batch with the model's reference profile.
-On a million rows the time goes to reading and scoring, and the memory to Python objects, so:
+On a million rows the time goes to reading, scoring and importing, and the memory to Python
+objects, so the batch stays an Arrow table from the file to the verdicts (pandas is imported only
+to score a batch, or for the rare columns Arrow cannot type):
 
 - only the columns the model needs are read (its features; its target and a scored batch's
-  outputs when the batch has them), straight from Parquet or CSV with pyarrow, or from a Delta
-  table or dataset version without loading its other columns or hashing its content;
-- text columns are kept dictionary-encoded (pandas categoricals: one small code per row, each
-  distinct category stored once) and numbers as plain numpy columns, never as Python objects;
+  outputs when the batch has them), straight from Parquet (memory-mapped, decoded on all cores)
+  or CSV with pyarrow, or from a Delta table or dataset version without loading its other columns
+  or hashing its content;
+- text columns are kept dictionary-encoded (one small code per row, each distinct category
+  stored once: drift counts the codes) and numbers as Arrow columns, never as Python objects;
 - a batch that already carries the model's outputs — ``serein predict`` writes ``prediction``,
   ``proba_<class>`` and ``model`` / ``model_version`` columns — is not scored again when those
   say the outputs come from the version being monitored (``carried_outputs``);
@@ -31,14 +34,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from serein.errors import UsageError
+from serein.monitor.profile import numeric_values
 
 if TYPE_CHECKING:
-    import pandas as pd
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     from serein.registry.loaded import LoadedModel
     from serein.workspace import Workspace
 
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 # is already amortised at a few thousand rows.
 CHUNK_ROWS = 20_000
 HINT = "pass a Parquet/CSV file, a Delta table folder or a dataset ref such as credit@3 (see `serein data list`)"
+UTC_TIME = pa.timestamp("us", tz="UTC")  # serein.data.casting.TIME_DTYPE in Arrow
 
 
 def _select(schema_names: Sequence[str], needed: Sequence[str], optional: Sequence[str], source: str) -> list[str]:
@@ -57,32 +60,33 @@ def _select(schema_names: Sequence[str], needed: Sequence[str], optional: Sequen
     return [*needed, *(c for c in optional if c in schema_names and c not in needed)]
 
 
-def _text_columns(schema: pa.Schema, columns: Sequence[str]) -> list[str]:
-    import pyarrow as pa
-
-    return [c for c in columns if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)]
+def _is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
 
 def _dictionary_text(table: pa.Table) -> pa.Table:
     """``table`` with its plain text columns dictionary-encoded (each distinct value stored once)."""
-    import pyarrow.compute as pc
-
-    for name in _text_columns(table.schema, table.schema.names):
-        at = table.schema.get_field_index(name)
-        table = table.set_column(at, name, pc.dictionary_encode(table.column(name)))
+    for at, field in enumerate(table.schema):
+        if _is_text(field.type):
+            table = table.set_column(at, field.name, pc.dictionary_encode(table.column(at)))
     return table
 
 
-def _columnwise(parquet: pq.ParquetFile, columns: Sequence[str]) -> pd.DataFrame:
-    """The ``columns`` of a Parquet file as a frame, read and converted one column at a time: each
-    decoded Arrow column is freed before the next is read, so the peak is the frame plus one
-    column (reading them all at once held the decoded file and its pandas copy together)."""
-    import pandas as pd
+def _from_frame(frame: object) -> pa.Table:
+    """A pandas frame (JSON Lines) as an Arrow table; a column mixing types (numbers and text)
+    Arrow cannot hold as one is kept as text, which drift parses as numbers where it can and the
+    contract's checks flag."""
+    columns = {}
+    for name in frame.columns:  # type: ignore[attr-defined]
+        values = frame[name]  # type: ignore[index]
+        try:
+            columns[name] = pa.Array.from_pandas(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            columns[name] = pa.array([None if v is None or v != v else str(v) for v in values], pa.string())
+    return pa.table(columns)
 
-    return pd.DataFrame({name: parquet.read(columns=[name]).column(0).to_pandas() for name in columns}, copy=False)
 
-
-def _read_file(path: Path, needed: Sequence[str], optional: Sequence[str]) -> pa.Table | pd.DataFrame:
+def _read_file(path: Path, needed: Sequence[str], optional: Sequence[str]) -> pa.Table:
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
 
@@ -92,14 +96,16 @@ def _read_file(path: Path, needed: Sequence[str], optional: Sequence[str]) -> pa
     source = f"file {path}"
     if kind == "jsonl":  # pyarrow refuses JSON whose field types change between rows
         frame = read_table(path)
-        return frame[_select(list(frame.columns), needed, optional, source)]
+        return _from_frame(frame[_select(list(frame.columns), needed, optional, source)])
     if path.stat().st_size == 0:
         raise UsageError(f"{path} is empty (0 bytes)", hint="give a file with a header and at least one row")
     try:
         if kind == "parquet":
             schema = pq.read_schema(path)
             columns = _select(schema.names, needed, optional, source)
-            return _columnwise(pq.ParquetFile(path, read_dictionary=_text_columns(schema, columns)), columns)
+            text = [c for c in columns if _is_text(schema.field(c).type)]
+            # ParquetFile, not read_table: the latter goes through pyarrow.dataset, which imports pandas
+            return pq.ParquetFile(path, memory_map=True, read_dictionary=text).read(columns=columns)
         options = pcsv.ConvertOptions(strings_can_be_null=True)
         with pcsv.open_csv(path, convert_options=options) as reader:
             names = reader.schema.names
@@ -121,15 +127,37 @@ def _read_delta(path: str, version: int | None, needed: Sequence[str], optional:
     return _dictionary_text(dataset.to_table(columns=_select(dataset.schema.names, needed, optional, source)))
 
 
+def _looks_iso(column: pa.ChunkedArray) -> bool:
+    """Whether the first non-null values of a text column look like ISO date-times (as
+    ``serein.data.readers`` decides before parsing a column as times)."""
+    from serein.data.readers import ISO_DATETIME, ISO_SAMPLE
+
+    sample = pc.drop_null(column).slice(0, ISO_SAMPLE).to_pylist()
+    return bool(sample) and all(isinstance(v, str) and ISO_DATETIME.match(v) for v in sample)
+
+
+def utc_times(table: pa.Table) -> pa.Table:
+    """``table`` with date-times as UTC microseconds (naive ones taken to be UTC) and ISO 8601 text
+    parsed when every value parses: ``serein.data.readers.normalise_times`` on Arrow columns
+    (text that looks like times goes through it, the rest never meets pandas)."""
+    for at, field in enumerate(table.schema):
+        column = table.column(at)
+        if pa.types.is_timestamp(field.type) and field.type != UTC_TIME:
+            table = table.set_column(at, field.name, pc.cast(column, UTC_TIME, safe=False))
+        elif (_is_text(field.type) or (pa.types.is_dictionary(field.type) and _is_text(field.type.value_type))) \
+                and _looks_iso(column):
+            from serein.data.readers import normalise_times
+
+            parsed = normalise_times(pa.table({field.name: column}).to_pandas())[field.name]
+            table = table.set_column(at, field.name, pa.Array.from_pandas(parsed))
+    return table
+
+
 def read_batch(ws: Workspace, current: str, needed: Sequence[str],
-               optional: Sequence[str] = ()) -> tuple[pd.DataFrame, str]:
-    """The ``needed`` columns (and those of ``optional`` present) of the batch ``current`` as a
-    pandas frame with UTC timestamps — numbers as numpy columns, text as categoricals — and a
-    label for it (``file ...``, ``dataset NAME@V``)."""
-    import pandas as pd
-
-    from serein.data.readers import normalise_times
-
+               optional: Sequence[str] = ()) -> tuple[pa.Table, str]:
+    """The ``needed`` columns (and those of ``optional`` present) of the batch ``current`` as an
+    Arrow table with UTC timestamps — text dictionary-encoded — and a label for it (``file ...``,
+    ``dataset NAME@V``)."""
     path = Path(current)
     if (path / "_delta_log").is_dir():
         data, source = _read_delta(str(path.resolve()), None, needed, optional, f"Delta table {path}"), f"Delta table {path}"
@@ -147,12 +175,9 @@ def read_batch(ws: Workspace, current: str, needed: Sequence[str],
         name, version = ws.datasets.resolve(ref)
         source = f"dataset {name}@{version}"
         data = _read_delta(ws.datasets.path(name), version, needed, optional, source)
-    # self_destruct: each Arrow column is freed once converted, so the batch is never held twice
-    frame = data if isinstance(data, pd.DataFrame) else data.to_pandas(split_blocks=True, self_destruct=True)
-    del data
-    if frame.empty:
+    if data.num_rows == 0:
         raise UsageError(f"{source} has no rows to monitor")
-    return normalise_times(frame), source
+    return utc_times(data), source
 
 
 def output_columns(model: LoadedModel) -> list[str]:
@@ -162,46 +187,76 @@ def output_columns(model: LoadedModel) -> list[str]:
     return [*OUTPUT_COLUMNS, *(f"{PROBA_PREFIX}{c}" for c in model.classes or [])]
 
 
-def carried_outputs(frame: pd.DataFrame, model: LoadedModel) -> tuple[np.ndarray, np.ndarray | None] | None:
+def _all_equal(column: pa.ChunkedArray, value: object) -> bool:
+    """Whether every row of ``column`` is ``value`` (a null is not; numbers compare as numbers,
+    text that is not one never equals a number)."""
+    if column.null_count:
+        return False
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    if isinstance(value, int) and not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
+        try:
+            column = pc.cast(column, pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return False
+    try:
+        return bool(pc.all(pc.equal(column, value)).as_py())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):  # e.g. a name against numbers
+        return False
+
+
+def _complete(column: pa.ChunkedArray) -> bool:
+    """No nulls (and, for numbers, no NaN)."""
+    if column.null_count:
+        return False
+    return not (pa.types.is_floating(column.type) and pc.any(pc.is_nan(column)).as_py())
+
+
+def carried_outputs(table: pa.Table, model: LoadedModel) -> tuple[np.ndarray, np.ndarray | None] | None:
     """``(predictions, class probabilities or None)`` carried by a scored batch, or None when it
     must be scored: outputs are used only when every row has a prediction (and, for a classifier,
     every class probability) and its ``model`` / ``model_version`` columns name ``model``'s name
     and version on every row — outputs of another version say nothing about this one."""
-    import pandas as pd
-
     from serein.batch import PROBA_PREFIX
 
-    if "prediction" not in frame.columns or "model_version" not in frame.columns:
+    names = table.schema.names
+    if "prediction" not in names or "model_version" not in names:
         return None
-    if not (pd.to_numeric(frame["model_version"], errors="coerce") == model.version).all():
+    if not _all_equal(table.column("model_version"), model.version):
         return None
-    if "model" in frame.columns and not frame["model"].eq(model.name).all():  # no per-row strings
+    if "model" in names and not _all_equal(table.column("model"), model.name):
         return None
-    if frame["prediction"].isna().any():
+    if not _complete(table.column("prediction")):
         return None
     proba = None
     if model.is_classifier:
         columns = [f"{PROBA_PREFIX}{c}" for c in model.classes or []]
-        if not columns or any(c not in frame.columns for c in columns) or frame[columns].isna().any().any():
+        if not columns or any(c not in names or not _complete(table.column(c)) for c in columns):
             return None
-        proba = frame[columns].to_numpy(dtype=np.float64)
-    return frame["prediction"].to_numpy(), proba
+        proba = np.column_stack([numeric_values(table.column(c)) for c in columns])
+        if np.isnan(proba).any():  # text that is not a number: not outputs of this model
+            return None
+    predictions = table.column("prediction")
+    if pa.types.is_dictionary(predictions.type):
+        predictions = predictions.cast(predictions.type.value_type)
+    return predictions.to_numpy(), proba
 
 
-def score_batch(model: LoadedModel, X: pd.DataFrame,
+def score_batch(model: LoadedModel, X: pa.Table,
                 progress: Callable[[str, int, int], None] | None = None,
                 chunk_rows: int = CHUNK_ROWS, workers: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(predictions, class probabilities or None)`` of ``model`` on the rows of ``X`` (its
-    feature columns), chunk by chunk; ``progress("scoring", rows_done, rows)`` after each chunk."""
+    """``(predictions, class probabilities or None)`` of ``model`` on the rows of the Arrow table
+    ``X`` (its feature columns), chunk by chunk, each chunk handed to the model as a pandas frame
+    (text as categoricals); ``progress("scoring", rows_done, rows)`` after each chunk."""
     from serein.batch import ChunkScorer
 
     scorer = ChunkScorer(model, prefer_onnx=True)
-    n = len(X)
+    n = X.num_rows
     starts = range(0, n, chunk_rows)
     done = 0
 
     def score(start: int) -> tuple[np.ndarray, np.ndarray | None]:
-        return scorer.score(X.iloc[start:start + chunk_rows])
+        return scorer.score(X.slice(start, chunk_rows).to_pandas())
 
     predictions: list[np.ndarray] = []
     probabilities: list[np.ndarray] = []

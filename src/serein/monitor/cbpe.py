@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from serein.monitor.profile import factorize
+
 N_DRAWS = 200
 MAX_TABLE = 200  # breakpoints kept per class (isotonic fits on big holdouts have thousands)
 N_BOOTSTRAP = 20  # calibrations refitted on resampled holdouts: the calibration's own error
@@ -132,15 +134,15 @@ def expected_auc(scores: np.ndarray, p: np.ndarray) -> float:
     >>> expected_auc(np.array([0.9, 0.1]), np.array([1.0, 0.0]))
     1.0
     """
-    order = np.argsort(scores, kind="stable")
-    s, pp = scores[order], p[order]
-    neg = 1.0 - pp
-    uniq, start = np.unique(s, return_index=True)
-    group_neg = np.add.reduceat(neg, start)
+    order = np.argsort(scores)
+    ordered = scores[order]
+    group = np.empty(scores.size, dtype=np.intp)  # each row's rank among the distinct scores
+    group[order] = np.cumsum(np.concatenate(([True], ordered[1:] != ordered[:-1]))) - 1
+    neg = 1.0 - p
+    group_neg = np.bincount(group, weights=neg)  # summed in row order: the same whatever the sort's tie order
     below = np.concatenate([[0.0], np.cumsum(group_neg)[:-1]])
-    idx = np.searchsorted(uniq, s)
-    wins = pp * (below[idx] + 0.5 * group_neg[idx]) - 0.5 * pp * neg  # a row is not paired with itself
-    pairs = pp.sum() * neg.sum() - float(np.sum(pp * neg))
+    wins = p * (below[group] + 0.5 * group_neg[group]) - 0.5 * p * neg  # a row is not paired with itself
+    pairs = p.sum() * neg.sum() - float(np.sum(p * neg))
     return float(wins.sum() / pairs) if pairs > 0 else float("nan")
 
 
@@ -171,17 +173,36 @@ def _estimates(P: np.ndarray, raw: np.ndarray, pred_idx: np.ndarray) -> dict[str
     return out
 
 
-def _draws(P: np.ndarray, raw: np.ndarray, pred_idx: np.ndarray, n_draws: int, seed: int) -> dict[str, np.ndarray]:
+def rankdata(x: np.ndarray) -> np.ndarray:
+    """Average ranks from 1, ties sharing the mean of their ranks (``scipy.stats.rankdata``'s
+    default, without importing scipy.stats).
+
+    >>> rankdata(np.array([10.0, 20.0, 10.0, 5.0])).tolist()
+    [2.5, 4.0, 2.5, 1.0]
+    """
+    order = np.argsort(x, kind="stable")
+    ordered = x[order]
+    new_value = np.concatenate(([True], ordered[1:] != ordered[:-1]))
+    starts = np.flatnonzero(new_value)
+    ends = np.append(starts[1:], x.size)  # one past each tie group's last position
+    ranks = np.empty(x.size)
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    return ranks
+
+
+def _score_ranks(raw: np.ndarray) -> list[np.ndarray | None]:
+    """The average ranks of each class's scores (binary: the positive class's only), which every
+    draw's realized ROC AUC reads."""
+    k = raw.shape[1]
+    return [rankdata(raw[:, j]) for j in range(k)] if k > 2 else [None, rankdata(raw[:, 1])]
+
+
+def _draws(P: np.ndarray, ranks: list[np.ndarray | None], pred_idx: np.ndarray, n_draws: int,
+           seed: int) -> dict[str, np.ndarray]:
     """Each metric realized under ``n_draws`` label sets drawn from ``P`` (in batches, to bound memory)."""
-    import pandas as pd
-
-    def rankdata(x: np.ndarray) -> np.ndarray:  # average ranks, as scipy.stats.rankdata (without importing scipy.stats)
-        return pd.Series(x).rank(method="average").to_numpy()
-
     rng = np.random.default_rng(seed)
     n, k = P.shape
     cum = np.cumsum(P, axis=1)
-    ranks = [rankdata(raw[:, j]) for j in range(k)] if k > 2 else [None, rankdata(raw[:, 1])]
     out: dict[str, list[np.ndarray]] = {}
     for start in range(0, n_draws, DRAW_BATCH):
         d = min(DRAW_BATCH, n_draws - start)
@@ -218,9 +239,7 @@ def estimate_performance(calibration: Mapping[str, Any], proba: Any, predictions
     if raw.shape[0] == 0 or raw.shape[1] != len(names):
         return None
     index = {name: i for i, name in enumerate(names)}
-    import pandas as pd
-
-    codes, distinct = pd.factorize(np.asarray(predictions))  # each distinct class looked up once; a null is -1
+    codes, distinct = factorize(predictions)  # each distinct class looked up once; a null is -1
     pred_idx = np.array([*(index.get(str(v), -1) for v in distinct), -1], dtype=np.int64)[codes]
     if (pred_idx < 0).any():
         return None
@@ -235,11 +254,12 @@ def estimate_performance(calibration: Mapping[str, Any], proba: Any, predictions
     centre = point if scale == 1.0 else _estimates(P[sub], raw_s, pred_s)
     refits = calibration.get("bootstrap") or [None]
     per_refit = max(1, n_draws // len(refits))
+    ranks = _score_ranks(raw_s)
     deviations: dict[str, list[np.ndarray]] = {}
     for j, tables in enumerate(refits):
         Pj = P[sub] if tables is None else calibrate(calibration, raw_s, tables)
         expected = centre if tables is None else _estimates(Pj, raw_s, pred_s)
-        for name, d in _draws(Pj, raw_s, pred_s, per_refit, seed + j).items():
+        for name, d in _draws(Pj, ranks, pred_s, per_refit, seed + j).items():
             # the refit's shift of the expectation stays whole; the labels' chance around it scales
             deviations.setdefault(name, []).append(expected[name] - centre[name] + (d - expected[name]) * scale)
     metrics = {}

@@ -61,15 +61,18 @@ score is *below* the threshold (``direction: "below"``); the distances are still
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
 
 from serein.errors import UsageError
-from serein.monitor.profile import (OTHER, UNSEEN, category_counts, mid_levels, numeric_values, sorted_bin_counts,
-                                    sorted_quantiles)
+from serein.monitor.gamma import chi2_upper_quantile
+from serein.monitor.profile import (OTHER, UNSEEN, bin_counts, category_counts, column_names, mid_levels, numeric_values,
+                                    quantiles)
 
 SMOOTHING = 0.5  # pseudo-count added to every bin before PSI
 FISHER_TIE = 1e-7  # relative difference under which two tables' probabilities count as equal
@@ -161,25 +164,29 @@ def two_proportion_p(x1: int, n1: int, x2: int, n2: int) -> float:
     (unlike the z-test it stays honest for a handful of rows or a rare event), i.e. the total
     hypergeometric probability of the tables with the same margins that are no more likely than
     the observed one. That is ``scipy.stats.fisher_exact``'s two-sided p-value, summed here over
-    the support with ``scipy.special.gammaln``: every run tests every feature's missing rate, and
-    importing ``scipy.stats`` alone cost a monitoring run seconds.
+    the support with numpy (each probability from the previous one by the hypergeometric ratio):
+    every run tests every feature's missing rate, and importing ``scipy.stats`` alone cost a
+    monitoring run seconds (``scipy.special`` a tenth of one).
 
     >>> two_proportion_p(2, 100, 2, 10) < 0.05, two_proportion_p(1, 10, 1, 10)
     (True, 1.0)
     """
     if n1 == 0 or n2 == 0:
         return 1.0
-    from scipy.special import gammaln
-
-    def log_choose(n: int, k: Any) -> Any:
-        return gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
-
     total = x1 + x2  # the tables' first-column margin
     k = np.arange(max(0, total - n2), min(total, n1) + 1)
-    log_p = log_choose(n1, k) + log_choose(n2, total - k) - log_choose(n1 + n2, total)
-    # tables as likely as the observed one count too; the tolerance absorbs gammaln's rounding
+    # log P(k) from the first table's by the hypergeometric ratio P(k+1)/P(k), summed up
+    j = k[:-1].astype(float)
+    ratios = np.log((n1 - j) * (total - j) / ((j + 1.0) * (n2 - total + j + 1.0)))
+    log_p = _log_choose(n1, int(k[0])) + _log_choose(n2, total - int(k[0])) - _log_choose(n1 + n2, total) \
+        + np.concatenate(([0.0], np.cumsum(ratios)))
+    # tables as likely as the observed one count too; the tolerance absorbs the sums' rounding
     as_extreme = log_p <= log_p[x1 - k[0]] + FISHER_TIE
     return float(min(1.0, np.exp(log_p[as_extreme]).sum()))
+
+
+def _log_choose(n: int, k: int) -> float:
+    return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
 
 
 # -- tests for small windows ---------------------------------------------------------------
@@ -262,10 +269,8 @@ def _use_test(out: dict[str, Any], method: str, statistic: float, p_value: float
 # -- noise floors --------------------------------------------------------------------------
 def _chi2_999(dof: int) -> float:
     """The 99.9th percentile of χ² with ``dof`` degrees of freedom (``scipy.stats.chi2.ppf(0.999,
-    dof)``, through ``scipy.special``, which imports in a fraction of ``scipy.stats``'s time)."""
-    from scipy.special import chdtri
-
-    return float(chdtri(max(dof, 1), 0.001))
+    dof)``, to 1e-12; see :func:`serein.monitor.gamma.chi2_upper_quantile`)."""
+    return chi2_upper_quantile(0.001, max(dof, 1))
 
 
 def psi_noise_floor(k: int, n_ref: int, n_cur: int) -> float:
@@ -337,11 +342,10 @@ def numeric_drift(ref: Mapping[str, Any], values: Any, t: Thresholds = Threshold
     out["threshold"] = max(t.psi, floor)
     if (done := _insufficient(out, int(x.size), t)) is not None:
         return done
-    x.sort()  # one sort gives both the bin counts and the quantiles (x is a private copy)
-    counts = sorted_bin_counts(x, ref["edges"])
+    counts = bin_counts(x, ref["edges"])
     out["score"] = out["psi"] = psi(ref["counts"], counts)
     out["current_counts"] = counts.tolist()
-    out["wasserstein"] = wasserstein_normalised(ref["quantiles"], sorted_quantiles(x, mid_levels()), ref["std"])
+    out["wasserstein"] = wasserstein_normalised(ref["quantiles"], quantiles(x, mid_levels()), ref["std"])
     out["wasserstein_threshold"] = max(t.wasserstein, wasserstein_noise_floor(ref_n, x.size))
     out.update(mean_ref=ref["mean"], mean=float(x.mean()), std_ref=ref["std"], std=float(x.std()))
     if x.size < t.test_below:
@@ -406,9 +410,17 @@ def _sample(profile: Mapping[str, Any], part: str, name: str | None = None) -> S
 
 
 def features_drift(profile: Mapping[str, Any], X: Any, t: Thresholds = Thresholds()) -> dict[str, dict[str, Any]]:
-    """Drift of every profiled feature present in the frame ``X``, tests corrected together."""
-    out = {name: feature_drift(ref, X[name], t, _sample(profile, "columns", name))
-           for name, ref in profile["features"].items() if name in X.columns}
+    """Drift of every profiled feature present in ``X`` (a pandas frame or an Arrow table), tests
+    corrected together. Features are judged concurrently, one per core: the work on a column
+    (Arrow conversion, comparisons, counting, sorting a few buckets) runs mostly without the GIL."""
+    present = set(column_names(X))
+    names = [name for name in profile["features"] if name in present]
+
+    def judge(name: str) -> dict[str, Any]:
+        return feature_drift(profile["features"][name], X[name], t, _sample(profile, "columns", name))
+
+    with ThreadPoolExecutor(max_workers=max(1, min(len(names), os.cpu_count() or 1))) as pool:
+        out = dict(zip(names, pool.map(judge, names)))
     correct_tests(out, t)
     return out
 

@@ -48,10 +48,13 @@ Settings (``serein.yaml``, all optional)::
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
 
 from serein.errors import UsageError
 from serein.monitor.drift import (
@@ -71,7 +74,6 @@ from serein.monitor.performance import (
 from serein.monitor.window import parse_chunk, parse_since
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
 
     from serein.registry.loaded import LoadedModel
@@ -82,13 +84,20 @@ PERFORMANCE_KEYS = ("tolerance", "tolerance_relative", "min_labels", "z")
 Progress = Callable[[str, int, int], None]  # (what, done, total)
 
 
+def _pick(values: Sequence[Any], rows: np.ndarray) -> Sequence[Any]:
+    """``values`` at positions ``rows``: an array's as an array, a list's as a list."""
+    return values[rows] if isinstance(values, np.ndarray) else [values[i] for i in rows]
+
+
 @dataclass
 class Window:
-    """The rows under test: features, the model's outputs, and labels where known."""
+    """The rows under test: features, the model's outputs, and labels where known. Logged
+    traffic comes as a pandas frame and lists; a batch as an Arrow table and numpy arrays (a
+    million rows never become Python objects)."""
 
-    X: pd.DataFrame
-    predictions: list[Any]
-    scores: list[Any] | None
+    X: pd.DataFrame | pa.Table
+    predictions: Sequence[Any]
+    scores: Sequence[Any] | None
     labels: list[Any] | None
     source: str
     start: float | None = None
@@ -98,14 +107,17 @@ class Window:
 
     def take(self, rows: np.ndarray) -> Window:
         """The sub-window of the rows at positions ``rows``."""
-        def pick(values: list[Any] | None) -> list[Any] | None:
-            return None if values is None else [values[i] for i in rows]
-
         return Window(
-            X=self.X.iloc[rows].reset_index(drop=True), predictions=pick(self.predictions) or [],
-            scores=pick(self.scores), labels=pick(self.labels), source=self.source,
+            X=self.X.take(rows) if isinstance(self.X, pa.Table) else self.X.iloc[rows].reset_index(drop=True),
+            predictions=_pick(self.predictions, rows),
+            scores=None if self.scores is None else _pick(self.scores, rows),
+            labels=None if self.labels is None else list(_pick(self.labels, rows)), source=self.source,
             ts=None if self.ts is None else self.ts[rows], proba=None if self.proba is None else self.proba[rows],
         )
+
+    def frame(self) -> pd.DataFrame:
+        """The features as a pandas frame (for the domain classifier)."""
+        return self.X.to_pandas() if isinstance(self.X, pa.Table) else self.X
 
 
 @dataclass
@@ -145,7 +157,6 @@ class MonitorResult:
 
 def _window_from_log(ws: Workspace, loaded: LoadedModel, since: str | None, until: str | None,
                      last: int | None, cumulative: bool) -> Window:
-    import numpy as np
     import pandas as pd
 
     start = None
@@ -184,17 +195,17 @@ def _window_from_log(ws: Workspace, loaded: LoadedModel, since: str | None, unti
 def _window_from_batch(ws: Workspace, loaded: LoadedModel, current: str, progress: Progress | None = None) -> Window:
     from serein.monitor.batch_window import carried_outputs, output_columns, read_batch, score_batch, scores_of
 
-    frame, source = read_batch(ws, current, loaded.features, optional=[loaded.target, *output_columns(loaded)])
-    X = frame[loaded.features]
-    carried = carried_outputs(frame, loaded)
+    table, source = read_batch(ws, current, loaded.features, optional=[loaded.target, *output_columns(loaded)])
+    X = table.select(loaded.features)
+    carried = carried_outputs(table, loaded)
     if carried is None:
         predictions, proba = score_batch(loaded, X, progress)
     else:
         predictions, proba = carried
         source += f" (its v{loaded.version} predictions)"
-    scores = None if proba is None else scores_of(proba).tolist()
-    labels = frame[loaded.target].tolist() if loaded.target in frame.columns else None
-    return Window(X=X, predictions=predictions.tolist(), scores=scores, labels=labels, source=source, proba=proba)
+    scores = None if proba is None else scores_of(proba)
+    labels = table.column(loaded.target).to_pylist() if loaded.target in table.schema.names else None
+    return Window(X=X, predictions=predictions, scores=scores, labels=labels, source=source, proba=proba)
 
 
 def _settings(ws: Workspace) -> dict[str, Any]:
@@ -216,8 +227,9 @@ def _labelled(loaded: LoadedModel, window: Window) -> tuple[list[int], list[Any]
     given = window.labels or []
     keep = [i for i, label in enumerate(given) if label is not None]
     binary = loaded.is_classifier and loaded.classes is not None and len(loaded.classes) == 2
-    scores = [window.scores[i] for i in keep] if window.scores is not None and binary else None
-    return keep, [given[i] for i in keep], [window.predictions[i] for i in keep], scores
+    rows = np.asarray(keep, dtype=np.intp)
+    scores = list(_pick(window.scores, rows)) if window.scores is not None and binary else None
+    return keep, [given[i] for i in keep], list(_pick(window.predictions, rows)), scores
 
 
 def _performance(loaded: LoadedModel, window: Window, settings: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -431,7 +443,7 @@ def run_monitor(ws: Workspace, model: str, since: str | None = None, last: int |
     if multivariate:
         from serein.monitor.multivariate import domain_classifier_drift
 
-        result.multivariate = domain_classifier_drift(profile, window.X)
+        result.multivariate = domain_classifier_drift(profile, window.frame())
     if chunk:
         result.chunks = _chunk_series(loaded, window, chunk, settings, progress)
     result.alerts = _raise_alerts(ws, result)

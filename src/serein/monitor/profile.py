@@ -28,10 +28,13 @@ labels).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from serein.errors import UsageError
 
@@ -48,12 +51,30 @@ OTHER = "__other__"
 UNSEEN = "__unseen__"
 TASKS = ("classification", "regression")
 SAMPLE_SIZE = 1000  # holdout rows kept as a reference sample (KS tests, domain classifier)
+SELECT_BUCKETS = 1 << 16  # buckets order_statistics spreads values over (a 512 kB count table)
+
+
+def column_names(X: Any) -> list[str]:
+    """The column names of a pandas frame or an Arrow table (a window's features come as either)."""
+    return list(X.column_names if isinstance(X, pa.Table) else X.columns)
 
 
 def numeric_values(values: Any) -> np.ndarray:
     """``values`` as a float array with NaN for missing (text that is not a number counts as
-    missing: the contract check, not drift, reports it). Numeric columns are converted without
-    a per-value pass; only text goes through ``pandas.to_numeric``."""
+    missing: the contract check, not drift, reports it). Arrow columns and numpy arrays of numbers
+    are converted without pandas and without a per-value pass; only text goes through
+    ``pandas.to_numeric``.
+
+    >>> numeric_values(pa.chunked_array([[1, None], [3]])).tolist()
+    [1.0, nan, 3.0]
+    """
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        kind = values.type
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
+            return pc.fill_null(values.cast(pa.float64()), np.nan).to_numpy()
+        values = values.to_pandas()  # text, decimals, ...: coerced below like any other series
+    if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
+        return values.astype(float)
     import pandas as pd
 
     series = values if isinstance(values, pd.Series) else pd.Series(values)
@@ -64,11 +85,56 @@ def numeric_values(values: Any) -> np.ndarray:
     return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
+def _arrow_values(values: Any) -> pa.ChunkedArray | None:
+    """``values`` as an Arrow column with NaN as missing, or None when Arrow cannot hold them as
+    one type (a list mixing numbers and text, say)."""
+    if isinstance(values, pa.Array):
+        values = pa.chunked_array([values])
+    if not isinstance(values, pa.ChunkedArray):
+        if not isinstance(values, np.ndarray) and type(values).__module__.startswith("pandas"):
+            return None  # pandas objects keep their own path (hashing, categoricals)
+        try:
+            values = pa.chunked_array([pa.array(values, from_pandas=True)])
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            return None
+    if pa.types.is_floating(values.type):
+        values = pc.if_else(pc.is_nan(values), pa.scalar(None, values.type), values)
+    return values
+
+
+def factorize(values: Any) -> tuple[np.ndarray, list[Any]]:
+    """``(codes, distinct)``: each value's index among the ``distinct`` values, -1 where missing
+    (None or NaN), as ``pandas.factorize`` gives them (the distinct values' order may differ).
+    Arrow columns, numpy arrays and lists are hashed by Arrow (a dictionary-encoded column is
+    taken as it is); pandas objects, and lists Arrow cannot type, go through pandas.
+
+    >>> factorize(["b", None, "a", "b"])
+    (array([ 0, -1,  1,  0]), ['b', 'a'])
+    """
+    column = _arrow_values(values)
+    if column is None:
+        import pandas as pd
+
+        codes, uniques = pd.factorize(np.asarray(values, dtype=object) if isinstance(values, list) else values)
+        return np.asarray(codes, dtype=np.int64), list(uniques)
+    return _dictionary_codes(column)
+
+
+def _dictionary_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[Any]]:
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(column)
+    column = column.unify_dictionaries()  # chunks may each carry their own dictionary
+    distinct = column.chunk(0).dictionary.to_pylist() if column.num_chunks else []
+    parts = [pc.fill_null(chunk.indices.cast(pa.int64()), -1).to_numpy() for chunk in column.chunks]
+    return (np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)), distinct
+
+
 def category_counts(values: Any) -> tuple[dict[str, int], int]:
     """How often each non-missing value of ``values`` occurs, keyed by its string form (the form
-    categories take in JSON), and the number of missing values. Counted by hashing (pandas
-    ``value_counts``; on a categorical, by counting its codes), so only the distinct values are
-    ever turned into strings; categories that do not occur are left out.
+    categories take in JSON), and the number of missing values. Counted by hashing (Arrow's
+    dictionary encoding; pandas ``value_counts`` for pandas objects), or on a categorical or a
+    dictionary-encoded column by counting its codes, so only the distinct values are ever turned
+    into strings; categories that do not occur are left out.
 
     >>> category_counts(["a", "b", "a", None])
     ({'a': 2, 'b': 1}, 1)
@@ -76,16 +142,23 @@ def category_counts(values: Any) -> tuple[dict[str, int], int]:
     >>> category_counts(pd.Series(["a", None], dtype=pd.CategoricalDtype(["a", "b"])))
     ({'a': 1}, 1)
     """
-    import pandas as pd
+    column = _arrow_values(values)
+    if column is None:
+        import pandas as pd
 
-    series = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
-    freq = series.value_counts(dropna=True, sort=False)
-    freq = freq[freq.to_numpy() > 0]
+        series = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
+        freq = series.value_counts(dropna=True, sort=False)
+        distinct, tally, n_missing = freq.index.tolist(), freq.to_numpy().tolist(), len(series) - int(freq.sum())
+    else:
+        codes, distinct = _dictionary_codes(column)
+        present = codes[codes >= 0]
+        tally, n_missing = np.bincount(present, minlength=len(distinct)).tolist(), codes.size - present.size
     counts: dict[str, int] = {}
-    for value, count in zip(freq.index.tolist(), freq.to_numpy().tolist()):
-        key = str(value)
-        counts[key] = counts.get(key, 0) + int(count)
-    return counts, int(len(series) - int(freq.sum()))
+    for value, count in zip(distinct, tally):
+        if count > 0:
+            key = str(value)
+            counts[key] = counts.get(key, 0) + int(count)
+    return counts, int(n_missing)
 
 
 def sorted_bin_counts(xs: np.ndarray, edges: Sequence[float]) -> np.ndarray:
@@ -111,6 +184,80 @@ def sorted_quantiles(xs: np.ndarray, levels: np.ndarray) -> np.ndarray:
     lo = np.floor(pos).astype(np.intp)
     hi = np.minimum(lo + 1, xs.size - 1)
     return xs[lo] + (pos - lo) * (xs[hi] - xs[lo])
+
+
+def bin_counts(x: np.ndarray, edges: Sequence[float]) -> np.ndarray:
+    """:func:`sorted_bin_counts` of ``x`` in any order (no NaN): one vectorised comparison per
+    edge (a handful of edges: cheaper than sorting the values or searching each one).
+
+    >>> bin_counts(np.array([9.0, 1.0, 0.0, 1.5]), [1.0, 2.0]).tolist()
+    [2, 1, 1]
+    """
+    below = [np.count_nonzero(x <= edge) for edge in np.asarray(edges, dtype=float)]
+    return np.diff(np.array([0, *below, x.size], dtype=np.int64))
+
+
+def order_statistics(x: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """``np.sort(x)[ranks]`` for a float array without NaN, without sorting all of ``x``.
+
+    The values are spread over ``SELECT_BUCKETS`` equal-width buckets between the minimum and the
+    maximum; bucket order follows value order (subtracting the minimum, scaling and truncating are
+    all monotone in floating point), so the cumulative bucket counts say which bucket holds each
+    wanted rank, and only those buckets' values are sorted. A bucket holding a single distinct
+    value (integer codes, ties) gives it without sorting. Infinite or constant data, and arrays
+    with fewer values than buckets, are simply sorted.
+
+    >>> x = np.array([5.0, 1.0, 4.0, 2.0, 3.0])
+    >>> order_statistics(x, np.array([0, 2, 4])).tolist()
+    [1.0, 3.0, 5.0]
+    """
+    ranks = np.asarray(ranks, dtype=np.intp)
+    low, high = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
+    span = high - low
+    if x.size <= SELECT_BUCKETS or not (math.isfinite(span) and span > 0 and math.isfinite(SELECT_BUCKETS / span)):
+        return np.sort(x)[ranks]
+    idx = ((x - low) * (SELECT_BUCKETS / span)).astype(np.intp)
+    np.minimum(idx, SELECT_BUCKETS - 1, out=idx)  # the maximum itself lands on the upper bound
+    counts = np.bincount(idx, minlength=SELECT_BUCKETS)
+    first = np.cumsum(counts) - counts  # rank of each bucket's smallest value
+    owner = np.searchsorted(first + counts, ranks, side="right")  # the bucket holding each rank
+    wanted = np.zeros(SELECT_BUCKETS, dtype=bool)
+    wanted[owner] = True
+    chosen = wanted[idx]
+    values, buckets = x[chosen], idx[chosen]
+    out = np.empty(ranks.size)
+    single = np.zeros(SELECT_BUCKETS, dtype=bool)
+    if values.size > x.size // 8:  # ties fill the wanted buckets: take single-valued ones as they are
+        smallest = np.full(SELECT_BUCKETS, np.inf)
+        largest = np.full(SELECT_BUCKETS, -np.inf)
+        np.minimum.at(smallest, buckets, values)
+        np.maximum.at(largest, buckets, values)
+        single = wanted & (smallest == largest)
+        values = values[~single[buckets]]
+        wanted &= ~single
+        out[single[owner]] = smallest[owner[single[owner]]]
+    values.sort()
+    kept = np.where(wanted, counts, 0)
+    before = np.cumsum(kept) - kept  # sorted values of the wanted buckets below each bucket
+    sort = ~single[owner]
+    out[sort] = values[before[owner[sort]] + ranks[sort] - first[owner[sort]]]
+    return out
+
+
+def quantiles(x: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """:func:`sorted_quantiles` of ``x`` in any order (no NaN), read off :func:`order_statistics`:
+    the same values, without sorting the whole array.
+
+    >>> quantiles(np.array([4.0, 1.0, 2.0]), np.array([0.0, 0.25, 0.5, 1.0])).tolist()
+    [1.0, 1.5, 2.0, 4.0]
+    """
+    pos = np.asarray(levels, dtype=float) * (x.size - 1)
+    lo = np.floor(pos).astype(np.intp)
+    hi = np.minimum(lo + 1, x.size - 1)
+    ranks, where = np.unique(np.concatenate([lo, hi]), return_inverse=True)
+    found = order_statistics(x, ranks)[where]
+    x_lo, x_hi = found[:lo.size], found[lo.size:]
+    return x_lo + (pos - lo) * (x_hi - x_lo)
 
 
 def mid_levels(n: int = N_QUANTILES) -> np.ndarray:

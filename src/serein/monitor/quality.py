@@ -1,7 +1,8 @@
 """Data quality of production traffic: the model's contract checked on a window of inputs.
 
 The same contract that validated the training data and every serving request is run on the
-window as a whole, one call per window, compiled to vectorised Arrow compute over whole columns
+window as a whole (an Arrow table as read from a batch, or logged traffic converted to one), one
+call per window, compiled to vectorised Arrow compute over whole columns
 (``serein.data.validation.validate_arrow``: ranges, nulls, categories, regexes once per distinct
 value, rules); pandera gives the exact verdict for the rows that screen flags, and checks the
 whole window when a column's type is not its contract's (numbers stored as text, say) or the
@@ -35,6 +36,7 @@ from serein.errors import UsageError
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
     from serein.data.contract import Contract
     from serein.data.validation import ValidationReport
@@ -63,12 +65,15 @@ def check_name(entry: Mapping[str, Any]) -> str:
     return f"{entry['column']}: {entry['check']}" if entry.get("column") else str(entry["check"])
 
 
-def validate_window(X: pd.DataFrame, contract: Contract) -> ValidationReport:
-    """The contract's findings on the window ``X`` (see the module docstring)."""
+def validate_window(X: pd.DataFrame | pa.Table, contract: Contract) -> ValidationReport:
+    """The contract's findings on the window ``X``, a pandas frame or an Arrow table (see the
+    module docstring)."""
     import pyarrow as pa
 
     from serein.data.validation import validate, validate_arrow
 
+    if isinstance(X, pa.Table):
+        return validate_arrow(X, contract)
     try:
         table = pa.Table.from_pandas(X, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):  # e.g. numbers and text in one column
@@ -76,7 +81,7 @@ def validate_window(X: pd.DataFrame, contract: Contract) -> ValidationReport:
     return validate_arrow(table, contract)
 
 
-def window_quality(X: pd.DataFrame, contract: Contract, max_rate: float = MAX_RATE,
+def window_quality(X: pd.DataFrame | pa.Table, contract: Contract, max_rate: float = MAX_RATE,
                    min_count: int = MIN_COUNT) -> dict[str, Any]:
     """Violation rates per contract check on the window ``X`` (failures and warnings), the share
     of rows with any failure, and the checks ``breached`` (rate ≥ ``max_rate`` and count ≥
