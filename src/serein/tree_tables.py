@@ -44,6 +44,36 @@ class _Tests:
 
 
 @dataclass
+class _Cuts:
+    """The sorted distinct thresholds of a number input, padded with +inf to ``2**m - 1`` entries
+    so that :meth:`failing` can search them level by level without branches."""
+
+    padded: np.ndarray
+    count: int
+
+    @classmethod
+    def of(cls, cuts: np.ndarray) -> _Cuts:
+        padded = np.full((1 << len(cuts).bit_length()) - 1, np.inf, dtype=np.float32)
+        padded[:len(cuts)] = cuts
+        return cls(padded, len(cuts))
+
+    def failing(self, values: np.ndarray) -> np.ndarray:
+        """For each value ``x``, how many thresholds ``t`` fail the test ``x <= t``: those below
+        ``x``, every one for NaN (``np.searchsorted(cuts, values)``, which it matches, costs ~2.5x
+        more: a binary search per value, whose branches the CPU cannot predict)."""
+        found = np.zeros(len(values), dtype=np.intp)
+        probe = np.empty(len(values), dtype=np.float32)
+        fails = np.empty(len(values), dtype=np.bool_)
+        step = (len(self.padded) + 1) // 2
+        while step:  # invariant: the tests of padded[:found] fail, and those of padded[found + 2 * step - 1:] pass
+            np.take(self.padded, found + (step - 1), out=probe)
+            np.logical_not(np.less_equal(values, probe, out=fails), out=fails)
+            found += np.multiply(fails, step, dtype=np.intp)  # (faster than a masked add)
+            step //= 2
+        return np.minimum(found, self.count, out=found)  # NaN fails the +inf padding too
+
+
+@dataclass
 class _Table:
     """Per-tree leaf bitmasks by code, and how a row's code is computed from the inputs: input
     ``k`` contributes ``code_k * radix_k``; ``cuts`` turns a number input into its code."""
@@ -51,7 +81,7 @@ class _Table:
     masks: np.ndarray  # (codes, trees)
     inputs: list[int]
     radixes: list[int]
-    cuts: list[np.ndarray | None]  # sorted thresholds for a number input, None for a category code
+    cuts: list[_Cuts | None]  # a number input's thresholds, None for a category code
 
 
 class TableTrees:
@@ -98,7 +128,7 @@ class TableTrees:
                 continue  # no test reads this input
             if k is None:
                 cuts, masks = _column_table(tests[columns[0]], n_trees, dtype)
-                tables.append(_Table(masks, [position], [1], [cuts]))
+                tables.append(_Table(masks, [position], [1], [_Cuts.of(cuts)]))
             else:
                 tables.append(_Table(_one_hot_table(tests, columns, n_trees, dtype), [position], [1], [None]))
         return cls(_merged(tables), leaf_values, base, labels)
@@ -138,7 +168,7 @@ class TableTrees:
         """Each row's index into ``table``."""
         code: np.ndarray | None = None
         for position, radix, cuts in zip(table.inputs, table.radixes, table.cuts, strict=True):
-            part = inputs[position] if cuts is None else np.searchsorted(cuts, inputs[position])
+            part = inputs[position] if cuts is None else cuts.failing(inputs[position])
             part = part.astype(np.intp, copy=False)
             code = part * radix if code is None else code + part * radix
         assert code is not None
