@@ -95,6 +95,7 @@ class TableTrees:
         self.base = base
         self.labels = labels  # the two class labels of a classifier, None for a regressor
         self.offsets = np.arange(leaf_values.shape[0], dtype=np.intp) * leaf_values.shape[1]
+        self.ones = np.ones(leaf_values.shape[0])  # sums a row's leaf values over the trees
 
     @classmethod
     def compile(cls, model: bytes, layout: Sequence[int | None]) -> TableTrees | None:
@@ -148,7 +149,7 @@ class TableTrees:
             for table, code in zip(self.tables[1:], codes[1:], strict=True):
                 np.take(table.masks, code[start:stop], axis=0, out=tmp)
                 np.bitwise_and(acc, tmp, out=acc)
-            scores[start:stop] = self.leaf_values.take(self._leaves(acc, tmp)).sum(axis=1)
+            scores[start:stop] = self.leaf_values.take(self._leaves(acc, tmp)) @ self.ones  # (BLAS: faster than .sum)
         scores += self.base
         if self.labels is None:
             return [scores.reshape(-1, 1)]
