@@ -8,10 +8,13 @@ never the whole input as Python objects), and for each chunk:
    (:func:`serein.data.validation.validate_arrow`: Arrow compute over the columns, the exact
    pandera-based check only for suspect rows): rows that break it are set aside with their
    reasons, never scored and never silently dropped (written to the quarantine, see below);
-2. scores the valid rows with ONNX Runtime when the version has a verified export (else with the
-   scikit-learn pipeline), feeding whole columns as arrays; for serein's recipe pipelines the
-   preprocessing runs in numpy straight from the Arrow columns (:class:`ArrowFeatures`) and only
-   the estimator in ONNX Runtime;
+2. scores the valid rows with the version's verified ONNX export (else with the scikit-learn
+   pipeline), feeding whole columns as arrays; for serein's recipe pipelines the preprocessing
+   runs in numpy straight from the Arrow columns (:class:`serein.arrow_features.ArrowFeatures`)
+   and only the estimator's part of the export runs: its trees as look-up tables
+   (:mod:`serein.tree_tables`), else in ONNX Runtime. That path is checked against scikit-learn
+   once per version and remembered (:mod:`serein.batch_plan`), so later runs do not deserialize
+   the pipeline;
 3. writes the input columns (or only ``id_column``) followed by ``prediction``, one
    ``proba_<class>`` column per class for a classifier, and ``model`` / ``model_version``.
 
@@ -43,6 +46,7 @@ import numpy as np
 
 from serein.arrow_features import ArrowFeatures
 from serein.errors import ConflictError, NotFoundError, UsageError
+from serein.tree_tables import MISSING_TRACKS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -60,7 +64,6 @@ MODES = ("append", "overwrite")
 RUNTIMES = ("auto", "sklearn")
 OUTPUT_COLUMNS = ("prediction", "model", "model_version")
 PROBA_PREFIX = "proba_"
-MISSING_TRACKS = "nodes_missing_value_tracks_true"  # ONNX tree ensembles: where NaN goes at each node
 PLAN_FILE = "batch-plan.json"  # in the version's cache folder (serein.batch_plan)
 
 

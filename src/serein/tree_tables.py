@@ -30,7 +30,7 @@ import numpy as np
 BLOCK_ROWS = 4096  # rows per pass: the running masks (rows x trees) stay in the core's cache
 TABLE_BYTES = 256 * 1024  # inputs are merged into one table while it stays this small
 ENSEMBLES = ("TreeEnsembleClassifier", "TreeEnsembleRegressor")
-MISSING_TRACKS = "nodes_missing_value_tracks_true"
+MISSING_TRACKS = "nodes_missing_value_tracks_true"  # ONNX tree ensembles: where NaN goes at each node
 
 
 @dataclass
