@@ -174,6 +174,29 @@ def test_parquet_bad_rows_take_the_arrow_path_with_the_same_verdict(scoring, tmp
     assert rejected["_reason"].tolist() == [exact.row_reasons[i] for i in bad]
 
 
+@pytest.mark.parametrize("tables", ["do not compile", "disagree"])
+def test_the_arrow_path_falls_back_to_onnx_runtime(scoring, monkeypatch: pytest.MonkeyPatch, tables: str) -> None:
+    """Trees that do not compile to look-up tables, or tables that disagree with scikit-learn on
+    the reference sample, leave the estimator's part to ONNX Runtime, which still agrees."""
+    import pyarrow as pa
+
+    from serein.batch import ChunkScorer
+    from serein.tree_tables import TableTrees
+
+    ws, frame = scoring
+    loaded = ws.registry.load(MODEL, 1)
+    if tables == "do not compile":
+        monkeypatch.setattr(TableTrees, "compile", lambda model, layout: None)
+    else:
+        run = TableTrees.run
+        monkeypatch.setattr(TableTrees, "run", lambda self, inputs: [out[::-1] for out in run(self, inputs)])
+    scorer = ChunkScorer(loaded, prefer_onnx=True, arrow_path=True)
+    assert scorer.estimator_kind == "onnxruntime"
+    batch = pa.RecordBatch.from_pandas(frame[loaded.features], preserve_index=False)
+    expected = loaded.pipeline.predict_proba(frame[loaded.features])
+    np.testing.assert_allclose(scorer.score_arrow(batch)[1], expected, atol=1e-3)  # float32 trees
+
+
 def test_the_checked_arrow_path_is_remembered(scoring, tmp_path: Path) -> None:
     """The first run checks the Arrow path against scikit-learn and remembers the outcome; a run in
     a fresh process then scores without deserializing the pipeline (no scikit-learn import). A plan
