@@ -13,6 +13,7 @@ from serein.monitor.cbpe import (
     estimate_performance,
     expected_auc,
     fit_calibration,
+    rankdata,
 )
 
 IDENTITY = {"classes": ["0", "1"], "tables": {"1": {"x": [0.0, 1.0], "y": [0.0, 1.0]}}}
@@ -39,6 +40,23 @@ def test_expected_auc_counts_ties_half() -> None:
     scores, p = np.array([0.5, 0.5, 0.1]), np.array([1.0, 0.0, 0.0])
     # positive row 0 vs negatives 1 (tie: half) and 2 (win): (0.5 + 1) / 2
     assert expected_auc(scores, p) == pytest.approx(0.75)
+
+
+def test_expected_auc_equals_the_pairwise_sum_with_many_ties() -> None:
+    rng = np.random.default_rng(11)
+    scores, p = rng.integers(0, 12, 300) / 11.0, rng.random(300)
+    i, j = np.meshgrid(np.arange(300), np.arange(300), indexing="ij")
+    weight = np.where(i != j, p[i] * (1 - p[j]), 0.0)
+    won = (scores[i] > scores[j]) + 0.5 * (scores[i] == scores[j])
+    assert expected_auc(scores, p) == pytest.approx((weight * won).sum() / weight.sum(), rel=1e-12)
+
+
+def test_average_ranks_equal_scipys() -> None:
+    from scipy.stats import rankdata as scipy_rankdata
+
+    rng = np.random.default_rng(12)
+    for x in (rng.normal(size=1000), rng.integers(0, 20, 1000).astype(float), np.array([1.0]), np.zeros(5)):
+        assert rankdata(x).tolist() == scipy_rankdata(x).tolist()
 
 
 def test_calibration_table_is_sklearns_isotonic_fit() -> None:

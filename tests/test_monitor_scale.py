@@ -201,3 +201,61 @@ def test_a_scored_batch_is_not_scored_again_unless_another_version_scored_it(
         again = run_monitor(ws, "credit-default", current=str(tmp_path / f"{name}.parquet")).to_dict()
         assert "predictions)" not in again["window"]["source"], name
         assert again["prediction_drift"]["scores"]["score"] == pytest.approx(rescored["prediction_drift"]["scores"]["score"], abs=1e-9)
+
+
+def test_carried_outputs_are_read_from_arrow_only_when_every_row_names_this_version() -> None:
+    from types import SimpleNamespace
+
+    from serein.monitor.batch_window import carried_outputs
+
+    model = SimpleNamespace(name="m", version=3, is_classifier=True, classes=[0, 1])
+    good = {"prediction": [1, 0], "proba_0": [0.2, 0.7], "proba_1": [0.8, 0.3], "model": ["m", "m"], "model_version": [3, 3]}
+    predictions, proba = carried_outputs(pa.table(good), model)
+    assert predictions.tolist() == [1, 0] and proba.tolist() == [[0.2, 0.8], [0.7, 0.3]]
+    text_version = pa.table({**good, "model_version": ["3", "3.0"],
+                             "model": pa.array(["m", "m"]).dictionary_encode()})
+    assert carried_outputs(text_version, model) is not None  # versions written as text still read as numbers
+    for change in ({"model_version": [3, None]}, {"model_version": ["3", "three"]}, {"model_version": [3, 4]},
+                   {"model": ["m", "other"]}, {"model": ["m", None]}, {"prediction": [1, None]},
+                   {"proba_1": [0.8, float("nan")]}, {"proba_1": [0.8, None]}):
+        assert carried_outputs(pa.table({**good, **change}), model) is None, change
+    assert carried_outputs(pa.table({k: v for k, v in good.items() if k != "proba_0"}), model) is None
+
+
+def test_batch_times_are_utc_and_mixed_json_columns_are_text(workspace: Workspace, tmp_path: Path) -> None:
+    frame = pd.DataFrame({"x": [1.0, 2.0], "at": pd.to_datetime(["2026-01-01T10:00", "2026-01-02T11:30"]),
+                          "iso": ["2026-01-01T10:00:00Z", "2026-01-03"]})
+    frame.to_parquet(tmp_path / "times.parquet")
+    table, _ = read_batch(workspace, str(tmp_path / "times.parquet"), ["x", "at", "iso"])
+    assert table.schema.field("at").type == pa.timestamp("us", tz="UTC")
+    assert table.schema.field("iso").type == pa.timestamp("us", tz="UTC")
+    assert table.column("at").to_pylist()[1].isoformat() == "2026-01-02T11:30:00+00:00"
+    (tmp_path / "mixed.jsonl").write_text('{"x": 1, "c": "a"}\n{"x": "two", "c": "b"}\n')
+    table, _ = read_batch(workspace, str(tmp_path / "mixed.jsonl"), ["x", "c"])
+    assert table.column("x").to_pylist() == ["1", "two"]
+
+
+def test_monitoring_a_scored_batch_imports_no_scipy_sklearn_or_onnxruntime(
+        trained_workspace: Workspace, drifted_df: pd.DataFrame, tmp_path: Path) -> None:
+    """A scored batch needs no scoring (ONNX Runtime), no scipy (the noise floors' chi-square
+    quantile and the missing-rate test are computed in ``serein.monitor.gamma`` and numpy) and no
+    scikit-learn: each costs a CLI run a tenth of a second or more to import."""
+    import subprocess
+    import sys
+    import textwrap
+
+    loaded = trained_workspace.registry.load("credit-default", "champion")
+    raw, scored = tmp_path / "raw.parquet", tmp_path / "scored.parquet"
+    drifted_df[loaded.features].to_parquet(raw)
+    trained_workspace.predict("credit-default", str(raw), str(scored))
+    script = textwrap.dedent(f"""
+        import json, sys
+        from serein.monitor.monitor import run_monitor
+        from serein.workspace import Workspace
+        result = run_monitor(Workspace({str(trained_workspace.root)!r}), "credit-default", current={str(scored)!r})
+        print(json.dumps({{"heavy": sorted(m for m in ("scipy", "sklearn", "onnxruntime", "mlflow", "pandera")
+                                           if m in sys.modules), "source": result.window["source"]}}))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    last = json.loads(out.stdout.strip().splitlines()[-1])
+    assert last["heavy"] == [] and last["source"].endswith("predictions)"), last

@@ -148,8 +148,11 @@ def utc_times(table: pa.Table) -> pa.Table:
                 and _looks_iso(column):
             from serein.data.readers import normalise_times
 
-            parsed = normalise_times(pa.table({field.name: column}).to_pandas())[field.name]
-            table = table.set_column(at, field.name, pa.Array.from_pandas(parsed))
+            plain = column.cast(field.type.value_type) if pa.types.is_dictionary(field.type) else column
+            frame = pa.table({field.name: plain}).to_pandas()
+            parsed = normalise_times(frame)
+            if parsed is not frame:  # every value parsed (otherwise the text stays as it was)
+                table = table.set_column(at, field.name, pa.Array.from_pandas(parsed[field.name]))
     return table
 
 
@@ -187,22 +190,14 @@ def output_columns(model: LoadedModel) -> list[str]:
     return [*OUTPUT_COLUMNS, *(f"{PROBA_PREFIX}{c}" for c in model.classes or [])]
 
 
-def _all_equal(column: pa.ChunkedArray, value: object) -> bool:
-    """Whether every row of ``column`` is ``value`` (a null is not; numbers compare as numbers,
-    text that is not one never equals a number)."""
-    if column.null_count:
-        return False
-    if pa.types.is_dictionary(column.type):
-        column = column.cast(column.type.value_type)
-    if isinstance(value, int) and not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
-        try:
-            column = pc.cast(column, pa.float64())
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return False
+def _number(value: object) -> float | None:
+    """``value`` as a number (text that reads as one included, as ``pandas.to_numeric``), else None."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
     try:
-        return bool(pc.all(pc.equal(column, value)).as_py())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):  # e.g. a name against numbers
-        return False
+        return float(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def _complete(column: pa.ChunkedArray) -> bool:
@@ -222,9 +217,10 @@ def carried_outputs(table: pa.Table, model: LoadedModel) -> tuple[np.ndarray, np
     names = table.schema.names
     if "prediction" not in names or "model_version" not in names:
         return None
-    if not _all_equal(table.column("model_version"), model.version):
+    # distinct values only (hashed by Arrow): no per-row Python objects
+    if any(_number(v) != model.version for v in pc.unique(table.column("model_version")).to_pylist()):
         return None
-    if "model" in names and not _all_equal(table.column("model"), model.name):
+    if "model" in names and pc.unique(table.column("model")).to_pylist() != [model.name]:
         return None
     if not _complete(table.column("prediction")):
         return None

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -279,22 +280,28 @@ def _estimated(loaded: LoadedModel, window: Window, settings: Mapping[str, Any],
 
 def assess(loaded: LoadedModel, window: Window, settings: Mapping[str, Any], quality: bool = True) -> dict[str, Any]:
     """Everything judged on one window (or chunk): drift of features, outputs and labels,
-    realized and estimated performance, and (``quality``) the contract's checks."""
+    realized and estimated performance, and (``quality``) the contract's checks. The CBPE
+    estimate and the contract's checks run beside the features' drift, each in its own thread:
+    all three spend their time in numpy and Arrow, which release the GIL."""
     from serein.monitor.quality import window_quality
 
     t = settings["thresholds"]
     profile = loaded.profile
-    features = features_drift(profile, window.X, t)
     performance = _performance(loaded, window, settings["performance"])
-    return {
-        "features": features,
-        "drifted": [name for name, f in features.items() if f["drifted"]],
-        "prediction_drift": prediction_drift(profile["prediction"], window.predictions, window.scores, t, profile),
-        "label_drift": label_drift(profile, window.labels, t),
-        "performance": performance,
-        "estimated_performance": _estimated(loaded, window, settings["performance"], performance),
-        "quality": window_quality(window.X, loaded.contract, **settings["quality"]) if quality else None,
-    }
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        estimated = pool.submit(_estimated, loaded, window, settings["performance"], performance)
+        checked = pool.submit(window_quality, window.X, loaded.contract, **settings["quality"]) if quality else None
+        features = features_drift(profile, window.X, t)
+        predictions = prediction_drift(profile["prediction"], window.predictions, window.scores, t, profile)
+        return {
+            "features": features,
+            "drifted": [name for name, f in features.items() if f["drifted"]],
+            "prediction_drift": predictions,
+            "label_drift": label_drift(profile, window.labels, t),
+            "performance": performance,
+            "estimated_performance": estimated.result(),
+            "quality": None if checked is None else checked.result(),
+        }
 
 
 def _chunk_series(loaded: LoadedModel, window: Window, chunk: str, settings: Mapping[str, Any],
