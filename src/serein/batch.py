@@ -309,9 +309,9 @@ class ChunkScorer:
             if self._agrees(estimate(table), frame):
                 self.features, self.estimator, self.estimator_kind = features, estimate, kind
                 return ArrowPlan(features, kind)
-        log.info("%s v%s: the estimator-only path disagrees with scikit-learn on the reference sample; "
-                 "scoring with the whole export", self.model.name, self.model.version)
-        return none
+            log.info("%s v%s: the estimator's part run by %s disagrees with scikit-learn on the reference sample",
+                     self.model.name, self.model.version, kind)
+        return none  # the whole export scores
 
     def _adopt(self, features: ArrowFeatures, kind: str | None) -> bool:
         """Set up the Arrow path a plan names; False when it no longer builds."""
