@@ -4,6 +4,7 @@ once durable, shipping to the store, back-pressure, and recovery of what a kille
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import signal
 import subprocess
@@ -11,10 +12,12 @@ import sys
 import textwrap
 from pathlib import Path
 
+import orjson
 import pytest
 
 from serein.serve.predlog import LogBusy, LogUnavailable, PredictionLog, read_segment, request_record
 from serein.serve.predlog_shipper import expand
+from serein.serve.predlog_syncer import SyncerProcess
 from serein.store import OperationalStore, predictions
 
 
@@ -142,28 +145,76 @@ def test_a_disk_that_refuses_writes_refuses_the_prediction_and_keeps_no_count(
 
 def test_a_failed_fdatasync_refuses_the_prediction_and_later_writes_reach_the_store(
         store: OperationalStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import errno
-
-    from serein.serve import predlog
-
+    """The syncer process reports a failed ``fdatasync`` (as ``serve`` answers one, tested
+    below): the group is refused, and the next write, on a fresh segment, goes through."""
     log = PredictionLog(store, tmp_path / "predlog")
     log.start()
-    real_fdatasync = os.fdatasync
+    real_answers = SyncerProcess.answers
 
-    def failing(fd: int) -> None:
-        raise OSError(errno.EIO, "Input/output error")
+    def failed_fdatasync(self: SyncerProcess) -> list[dict]:
+        return [{"seq": a["seq"], "error": "Input/output error"} for a in real_answers(self)]
 
     async def main() -> None:
-        monkeypatch.setattr(predlog.os, "fdatasync", failing)
+        monkeypatch.setattr(SyncerProcess, "answers", failed_fdatasync)
         with pytest.raises(LogUnavailable, match="Input/output error"):
             await log.write(record("lost"))
-        monkeypatch.setattr(predlog.os, "fdatasync", real_fdatasync)
+        assert log.pending == 0 and log.known(["lost"]) == {}
+        monkeypatch.setattr(SyncerProcess, "answers", real_answers)
         await log.write(record("kept"))
 
     asyncio.run(main())
     assert log.flush(10)
     log.close()
     assert store.request_rows(["lost", "kept"]) == {"kept": ("m", 1)}
+    assert os.listdir(tmp_path / "predlog") == [], "the failed segment is closed, shipped and deleted too"
+
+
+def test_the_syncer_answers_each_request_after_fdatasync_or_with_its_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from serein.serve import predlog_syncer
+
+    segment = tmp_path / "a.jsonl"
+    segment.write_bytes(b"{}\n")
+    synced: list[int] = []
+    real_fdatasync = os.fdatasync
+
+    def fdatasync(fd: int) -> None:
+        if len(synced) == 1:
+            raise OSError(errno.EIO, "Input/output error")
+        real_fdatasync(fd)
+        synced.append(fd)
+
+    monkeypatch.setattr(predlog_syncer.os, "fdatasync", fdatasync)
+    requests = io.BytesIO(b'{"seq": 1, "paths": ["%s"]}\n{"seq": 2, "paths": ["%s"]}\n' % (
+        str(segment).encode(), str(segment).encode()))
+    replies = io.BytesIO()
+    predlog_syncer.serve(requests, replies, pause=0.0)
+    greeting, first, second = (orjson.loads(line) for line in replies.getvalue().splitlines())
+    assert greeting == {"ready": True}
+    assert first["seq"] == 1 and first["seconds"] >= 0 and len(synced) == 1
+    assert second == {"seq": 2, "error": "Input/output error"}
+
+
+def test_a_killed_syncer_is_restarted_and_strict_writes_still_wait_for_fdatasync(
+        store: OperationalStore, tmp_path: Path) -> None:
+    log = PredictionLog(store, tmp_path / "predlog", ship_interval=0.05)
+    log.start()
+    syncer = log._syncer._proc
+    assert syncer is not None and syncer.poll() is None, "segments are fdatasync-ed by a separate process"
+
+    async def write(prefix: str) -> None:
+        await asyncio.gather(*(log.write(record(f"{prefix}{i}")) for i in range(20)))
+
+    asyncio.run(write("before"))
+    syncer.kill()
+    syncer.wait()
+    asyncio.run(write("after"))  # acknowledged only once a new syncer has made them durable
+    assert log._syncer._proc is not syncer and log.stats["records"] == 40
+    assert log.flush(10)
+    log.close()
+    assert store.count_predictions("m") == 40
 
 
 KILLED_WRITER = """

@@ -5,18 +5,22 @@ version and timing, and its rows' inputs and outputs as lists), serialised once,
 loop, into one orjson line (a 100-row request is one line, not 100). Once per turn of the event
 loop, the lines of every request that turn are appended to the current *segment*
 (``.serein/predlog/*.jsonl``) with one ``write`` (into the page cache: microseconds), and a
-syncer thread makes them durable with one ``os.fdatasync`` covering every group written meanwhile
-(group commit). The event loop never waits for the disk, and no thread is woken per request: a
-thread taking the GIL from the busy loop once or twice per request cost about half of the
-throughput. When a request is acknowledged depends on ``serve.durability``:
+*syncer process* (``serein.serve.predlog_syncer``) makes them durable with one ``fdatasync``
+covering every group written since its previous one (group commit: one request to it is
+outstanding at a time). The event loop reads the syncer's answers from a pipe it watches like a
+socket, so it never waits for the disk and no thread of the server wakes per request or per
+group: a thread taking the GIL from the busy loop once or twice per request cost about half of
+the throughput, and with a syncer thread (a few GIL hand-offs per group) the server spent about
+0.2 ms more CPU per request at concurrency 1.
+When a request is acknowledged depends on ``serve.durability``:
 
 * ``strict`` (default): after the ``fdatasync`` of its group: it survives a power loss. One
   flush cost 0.8-4 ms on the development VM's disk (depending on other writers), which bounds
   latency at concurrency 1; under load one flush serves every request of the group (14-25 records
   per flush measured by ``benchmarks/serving.py``).
 * ``written``: once its group is written to the segment (in the kernel's page cache): it
-  survives the server being killed (SIGKILL, out of memory); the ``fdatasync`` follows within
-  ``RELAXED_SYNC_SECONDS``.
+  survives the server being killed (SIGKILL, out of memory); the syncer pauses
+  ``RELAXED_SYNC_SECONDS`` after each ``fdatasync``, so one covers many groups.
 * ``relaxed``: once queued in memory, written at the end of the loop's turn: a killed process
   loses at most that turn.
 * ``off``: nothing is logged (load tests, benchmarks; monitoring and feedback see nothing).
@@ -45,7 +49,6 @@ import asyncio
 import fcntl
 import logging
 import os
-import queue
 import threading
 import time
 from contextlib import suppress
@@ -58,6 +61,7 @@ import orjson
 
 from serein.errors import SereinError
 from serein.serve.predlog_shipper import ShipperProcess, expand
+from serein.serve.predlog_syncer import SyncerFailed, SyncerProcess
 from serein.store import OperationalStore
 
 log = logging.getLogger(__name__)
@@ -66,6 +70,7 @@ DURABILITY_CHOICES = ("strict", "written", "relaxed", "off")
 SEGMENT_BYTES = 4 * 1024 * 1024  # a segment is closed (and deleted once shipped) past this size
 RETRY_AFTER_SECONDS = 1
 RELAXED_SYNC_SECONDS = 0.05  # written/relaxed: one fdatasync per this interval at most (nobody waits on it)
+SYNCER_RESTARTS = 3  # a syncer that dies this many times in a row without answering: refuse, not retry
 
 
 class LogUnavailable(SereinError):
@@ -86,13 +91,12 @@ class _Segment:
     path: Path
     fd: int
     size: int = 0
-    named: bool = False  # its directory entry has been fsync-ed (by the syncer)
     failed: bool = False  # an fdatasync failed: closed for shipping, the next write starts a fresh one
 
 
 @dataclass
 class _Group:
-    """What one turn of the event loop wrote: handed to the syncer."""
+    """What one turn of the event loop wrote: made durable by the syncer."""
 
     segment: _Segment
     entries: list[_Entry]
@@ -143,16 +147,30 @@ def _settle(entries: list[_Entry], error: BaseException | None) -> None:
 
 
 def _notify(entries: list[_Entry], error: BaseException | None = None) -> None:
-    """Hand ``entries``' outcome to their event loop(s), one wake-up per loop."""
+    """Hand ``entries``' outcome to their event loop(s): directly on the loop running this call,
+    with one wake-up per other loop."""
     by_loop: dict[asyncio.AbstractEventLoop, list[_Entry]] = {}
     for entry in entries:
         if entry.done is not None and entry.loop is not None:
             by_loop.setdefault(entry.loop, []).append(entry)
+    try:
+        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
     for loop, group in by_loop.items():
+        if loop is running:
+            _settle(group, error)
+            continue
         try:
             loop.call_soon_threadsafe(_settle, group, error)
         except RuntimeError:  # the loop has closed: nobody is waiting any more
             pass
+
+
+def _notify_all(settled: Sequence[tuple[list[_Entry], BaseException | None]]) -> None:
+    """``_notify`` each ``(entries, error)`` pair (after the lock that collected them is released)."""
+    for entries, error in settled:
+        _notify(entries, error)
 
 
 def read_segment(path: Path) -> list[dict[str, Any]]:
@@ -185,34 +203,39 @@ class PredictionLog:
         self.max_pending = max_pending
         self.ship_interval = ship_interval
         self.stats = {"groups": 0, "records": 0, "rows": 0, "fsync_seconds": 0.0, "shipped": 0, "recovered": 0}
-        self._lock = threading.Condition(threading.Lock())  # counters, index and shipping hand-over
-        self._queue: queue.SimpleQueue[_Group | None] = queue.SimpleQueue()  # written groups; None: stop
+        self._lock = threading.Condition(threading.Lock())  # counters, index, syncing and shipping hand-over
         self._buffer: list[_Entry] = []  # written at the end of the event loop's turn
         self._flush_scheduled = False
         self._pending = 0  # rows queued, or written but not yet in the store
         self._unshipped: dict[str, tuple[str, int]] = {}  # request id -> (model, rows): not in the store yet
         self._to_ship: list[_Shipment] = []  # durable groups, and closed segments
         self._shipper: ShipperProcess | None = None
+        self._syncer: SyncerProcess | None = None
+        self._unsynced: list[_Group] = []  # written, not yet in a request to the syncer
+        self._syncing: list[_Group] = []  # in the syncer's outstanding request (number self._seq)
+        self._seq = 0
+        self._deaths = 0  # syncer deaths since it last answered
+        self._watched: tuple[asyncio.AbstractEventLoop, int, int] | None = None  # (loop, generation, fd) reading answers
         self._segment: _Segment | None = None
         self._serial = 0
         self._stop_shipping = False  # the shipper stops once nothing is left to ship
         self._ship_now = False
-        self._threads: list[threading.Thread] = []
+        self._thread: threading.Thread | None = None  # the shipper thread
 
     # -- life cycle --------------------------------------------------------------------------
     def start(self) -> int:
-        """Ship the segments a previous (killed) process left, then start the writer and shipper
-        threads. Returns how many recovered records were new to the store."""
+        """Ship the segments a previous (killed) process left, then start the syncer and shipper
+        processes and the shipper thread. Returns how many recovered records were new to the store."""
         self.directory.mkdir(parents=True, exist_ok=True)
         recovered = self.recover()
         if self.durability == "off":
             return recovered
         self._shipper = ShipperProcess(self.store.uri)
         self._shipper.start()
-        self._threads = [threading.Thread(target=self._sync_loop, name="serein-predlog-syncer", daemon=True),
-                         threading.Thread(target=self._ship_loop, name="serein-predlog-shipper", daemon=True)]
-        for thread in self._threads:
-            thread.start()
+        self._syncer = SyncerProcess(pause=0.0 if self.durability == "strict" else RELAXED_SYNC_SECONDS)
+        self._syncer.start()
+        self._thread = threading.Thread(target=self._ship_loop, name="serein-predlog-shipper", daemon=True)
+        self._thread.start()
         return recovered
 
     def recover(self) -> int:
@@ -242,18 +265,20 @@ class PredictionLog:
     def close(self, timeout: float = 30.0) -> None:
         """Write and ship everything queued, then stop the threads (blocking; used at shutdown)."""
         self.flush(timeout)
-        if not self._threads:
+        if self._thread is None:
             return
-        writer, shipper = self._threads
-        self._queue.put(None)
-        writer.join(timeout)
         with self._lock:
+            if self._segment is not None and not self._unsynced and not self._syncing:
+                self._to_ship.append(_Shipment(self._segment))  # deleted once shipped
+            self._segment = None  # (anything not durable yet stays on disk for the next start)
             self._stop_shipping = True
             self._lock.notify_all()
-        shipper.join(timeout)  # a store that is down leaves the rest on disk for the next start
-        self._threads = []
-        if self._shipper is not None:
-            self._shipper.close()
+        self._thread.join(timeout)  # a store that is down leaves the rest on disk for the next start
+        self._thread = None
+        self._unwatch()
+        for process in (self._syncer, self._shipper):
+            if process is not None:
+                process.close()
         groups, records = self.stats["groups"], self.stats["records"]
         if groups:
             log.info("prediction log: %d request record(s) (%d rows) in %d group commit(s), %.1f records per "
@@ -264,17 +289,17 @@ class PredictionLog:
         """Block until every record written so far is in the store (or ``timeout``); returns
         whether it is."""
         deadline = time.monotonic() + timeout
-        with self._lock:
-            self._ship_now = True
-            self._lock.notify_all()
-            while self._pending and self._threads:
+        while True:
+            self._poll()  # the syncer's answers (the event loop that reads them may have stopped)
+            with self._lock:
+                if not self._pending or self._thread is None:
+                    return self._pending == 0
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                self._lock.wait(min(left, 0.05))
                 self._ship_now = True
                 self._lock.notify_all()
-        return self._pending == 0
+                self._lock.wait(min(left, 0.01))
 
     # -- the request side --------------------------------------------------------------------
     @property
@@ -290,7 +315,7 @@ class PredictionLog:
         be written: either way the prediction must not be acknowledged."""
         if self.durability == "off":
             return
-        if not self._threads:
+        if self._thread is None:
             raise LogUnavailable("the prediction log is not running", hint="retry once the server has started")
         n_rows = len(record["predictions"])
         line = orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
@@ -307,7 +332,7 @@ class PredictionLog:
         self._buffer.append(entry)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            loop.call_soon(self._flush)
+            loop.call_soon(self._flush, loop)
         if entry.done is not None:
             await entry.done  # its own future: a cancelled request cancels only its own wait
 
@@ -329,9 +354,9 @@ class PredictionLog:
         fcntl.flock(fd, fcntl.LOCK_EX)
         return _Segment(path, fd)
 
-    def _flush(self) -> None:
-        """Write this loop turn's lines to the segment with one ``write`` and hand the group to
-        the syncer (runs on the event loop, once per turn)."""
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Write this loop turn's lines to the segment with one ``write`` and ask the syncer to
+        make them durable (runs on the event loop, once per turn)."""
         self._flush_scheduled = False
         entries, self._buffer = self._buffer, []
         if not entries:
@@ -354,90 +379,176 @@ class PredictionLog:
         closes = segment.size >= SEGMENT_BYTES
         if closes:
             self._segment = None
-        self._queue.put(_Group(segment, entries, start, segment.size, closes))  # wakes the syncer
+        settled: list[tuple[list[_Entry], BaseException | None]] = []
+        with self._lock:
+            if segment.failed:  # its last sync failed meanwhile (answered to ``flush``): not acknowledged
+                settled.append((entries, self._abandon(entries, [], "an earlier write to its segment failed")))
+            else:
+                self._unsynced.append(_Group(segment, entries, start, segment.size, closes))
+                self._request_sync(settled)
+        _notify_all(settled)
+        self._watch(loop)
 
     def _refuse(self, entries: list[_Entry], exc: OSError) -> None:
         """The segment could not be written: refuse the group's predictions and start a fresh
         segment (the old one is deleted once its acknowledged records are shipped)."""
         log.error("could not write %d prediction record(s) to %s: %s", len(entries), self.directory, exc)
         with self._lock:
-            segments = [] if self._segment is None else [self._segment]
-            self._segment = None
-        self._abandon(entries, segments, exc, refuse=True)
-
-    def _abandon(self, entries: list[_Entry], segments: Sequence[_Segment], exc: OSError, refuse: bool) -> None:
-        """Give up on ``entries`` after ``exc``: their rows leave the back-pressure count, the
-        ``segments`` close (deleted once their acknowledged records are shipped), and, when
-        ``refuse``, their waiters learn the predictions must not be acknowledged."""
-        records = [entry.record for entry in entries]
-        with self._lock:
-            self._to_ship.extend(_Shipment(segment) for segment in segments)
-            self._pending -= _rows(records)
-            self._forget(records)
-            self._lock.notify_all()
-        if refuse:
-            _notify(entries, LogUnavailable(f"the prediction log could not be written ({exc.strerror or exc})",
-                                            hint="check the disk holding .serein/predlog and retry"))
-
-    # -- the syncer thread -------------------------------------------------------------------
-    def _sync_loop(self) -> None:
-        """Make the written groups durable: one ``fdatasync`` per segment for every group
-        written since the last one, then acknowledge (``strict``) and pass them to the shipper."""
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            groups = [] if first is None else [first]
-            stopping = first is None
-            with suppress(queue.Empty):
-                while not stopping:
-                    group = self._queue.get_nowait()
-                    if group is None:
-                        stopping = True
-                    else:
-                        groups.append(group)
-            if groups:
-                self._sync(groups)
-            if self.durability != "strict" and not stopping:
-                time.sleep(RELAXED_SYNC_SECONDS)  # nobody waits: gather more groups per fdatasync
-        if self._segment is not None:
-            with self._lock:
-                self._to_ship.append(_Shipment(self._segment))
-                self._lock.notify_all()
-            self._segment = None
-
-    def _sync(self, groups: list[_Group]) -> None:
-        entries = [entry for group in groups for entry in group.entries]
-        try:
-            started = time.perf_counter()
-            for segment in dict.fromkeys(group.segment for group in groups):  # in order, once each
-                if not segment.named:
-                    dir_fd = os.open(self.directory, os.O_RDONLY)
-                    try:
-                        os.fsync(dir_fd)  # the new file's name is durable too
-                    finally:
-                        os.close(dir_fd)
-                    segment.named = True
-                os.fdatasync(segment.fd)
-            self.stats["fsync_seconds"] += time.perf_counter() - started
-        except OSError as exc:
-            log.exception("could not make %d prediction record(s) durable in %s", len(entries), self.directory)
-            failed = list(dict.fromkeys(group.segment for group in groups))
-            for segment in failed:
+            segment, self._segment = self._segment, None
+            if segment is not None:
                 segment.failed = True
-            self._abandon(entries, failed, exc, refuse=self.durability == "strict")
+                self._close_when_synced(segment)
+            error = self._abandon(entries, [], exc.strerror or str(exc))
+        _notify(entries, error)
+
+    def _abandon(self, entries: list[_Entry], segments: Sequence[_Segment], reason: str) -> LogUnavailable:
+        """Give up on ``entries`` (lock held): their rows leave the back-pressure count and the
+        ``segments`` close (deleted once their acknowledged records are shipped). Returns the
+        error that tells their waiters the predictions must not be acknowledged."""
+        records = [entry.record for entry in entries]
+        self._to_ship.extend(_Shipment(segment) for segment in segments)
+        self._pending -= _rows(records)
+        self._forget(records)
+        self._lock.notify_all()
+        return LogUnavailable(f"the prediction log could not be written ({reason})",
+                              hint="check the disk holding .serein/predlog and retry")
+
+    def _close_when_synced(self, segment: _Segment) -> None:
+        """Close ``segment`` for shipping (lock held) unless groups of it still wait for the
+        syncer: the last of them closes it then (``_synced``)."""
+        if not any(group.segment is segment for group in (*self._syncing, *self._unsynced)):
+            self._to_ship.append(_Shipment(segment))
+
+    # -- the syncer process ------------------------------------------------------------------
+    def _request_sync(self, settled: list[tuple[list[_Entry], BaseException | None]]) -> None:
+        """Ask the syncer to make every group written since its last request durable, unless a
+        request is outstanding (lock held; refusals go to ``settled``)."""
+        if self._syncing or not self._unsynced or self._syncer is None:
             return
+        self._seq += 1
+        self._syncing, self._unsynced = self._unsynced, []
+        try:
+            self._syncer.request(self._seq, list(dict.fromkeys(str(group.segment.path) for group in self._syncing)))
+        except SyncerFailed as exc:
+            self._restart(exc, settled)
+
+    def _poll(self) -> None:
+        """Take the syncer's answers that have arrived: acknowledge (``strict``) and hand over
+        to the shipper the groups they made durable, then ask for the next sync. The event loop
+        calls it when the syncer's pipe is readable; ``flush`` too."""
+        settled: list[tuple[list[_Entry], BaseException | None]] = []
+        with self._lock:
+            if self._syncer is None:
+                return
+            try:
+                answers = self._syncer.answers()
+            except SyncerFailed as exc:
+                answers = []
+                self._restart(exc, settled)
+            for answer in answers:
+                if answer.get("seq") != self._seq or not self._syncing:
+                    continue  # a restarted syncer's greeting
+                groups, self._syncing = self._syncing, []
+                self._deaths = 0
+                if "error" in answer:
+                    self._failed(groups, answer["error"], settled)
+                else:
+                    self._synced(groups, answer["seconds"], settled)
+            self._request_sync(settled)
+        _notify_all(settled)
+
+    def _synced(self, groups: list[_Group], seconds: float,
+                settled: list[tuple[list[_Entry], BaseException | None]]) -> None:
+        """``groups`` are durable (lock held): acknowledge them (``strict``) and queue them for
+        the shipper, closing the segments that are full or failed once their last group is in."""
+        entries = [entry for group in groups for entry in group.entries]
         self.stats["groups"] += 1
         self.stats["records"] += len(entries)
+        self.stats["fsync_seconds"] += seconds
+        for group in groups:
+            records = [entry.record for entry in group.entries]
+            self.stats["rows"] += _rows(records)
+            self._to_ship.append(_Shipment(group.segment, group.start, group.end, records))
+            if group.closes:
+                self._to_ship.append(_Shipment(group.segment))
+        for segment in dict.fromkeys(group.segment for group in groups if group.segment.failed):
+            self._close_when_synced(segment)
         if self.durability == "strict":
-            _notify(entries)
-        with self._lock:
-            for group in groups:
-                records = [entry.record for entry in group.entries]
-                self.stats["rows"] += _rows(records)
-                self._to_ship.append(_Shipment(group.segment, group.start, group.end, records))
-                if group.closes:
-                    self._to_ship.append(_Shipment(group.segment))
-            self._lock.notify_all()
+            settled.append((entries, None))
+
+    def _failed(self, groups: list[_Group], reason: str,
+                settled: list[tuple[list[_Entry], BaseException | None]]) -> None:
+        """The ``fdatasync`` of ``groups`` failed (lock held): refuse them (``strict``) and every
+        group written to their segments since, and close those segments; the next write starts a
+        fresh one."""
+        failed = list(dict.fromkeys(group.segment for group in groups))
+        for segment in failed:
+            segment.failed = True
+        later = [group for group in self._unsynced if group.segment.failed]
+        self._unsynced = [group for group in self._unsynced if not group.segment.failed]
+        entries = [entry for group in (*groups, *later) for entry in group.entries]
+        log.error("could not make %d prediction record(s) durable in %s: %s", len(entries), self.directory, reason)
+        error = self._abandon(entries, failed, reason)
+        if self.durability == "strict":
+            settled.append((entries, error))
+
+    def _restart(self, exc: SyncerFailed, settled: list[tuple[list[_Entry], BaseException | None]]) -> None:
+        """The syncer died (lock held): start a new one and ask it again for what the dead one
+        had not answered (written records stay in the page cache; any descriptor's
+        ``fdatasync`` makes them durable). After ``SYNCER_RESTARTS`` deaths without an answer,
+        refuse those groups instead; their segments stay on disk (recovered at the next start)."""
+        assert self._syncer is not None
+        self._deaths += 1
+        if self._deaths <= SYNCER_RESTARTS:
+            log.warning("%s; restarting it", exc.message)
+            try:
+                self._syncer.start()
+            except SyncerFailed as again:
+                exc = again
+            else:
+                self._rewatch()
+                self._unsynced[:0], self._syncing = self._syncing, []
+                self._request_sync(settled)
+                return
+        log.error("%s; refusing %d group(s) of predictions", exc.message, len(self._syncing))
+        groups, self._syncing = self._syncing, []
+        for group in groups:
+            group.segment.failed = True
+        if self._segment is not None and self._segment.failed:
+            self._segment = None
+        self._deaths = 0  # the next write tries a new syncer again
+        entries = [entry for group in groups for entry in group.entries]
+        settled.append((entries, self._abandon(entries, [], exc.message)))
+
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Have ``loop`` read the syncer's answers (runs on ``loop``; a no-op when it already
+        reads the current syncer's)."""
+        syncer, watched = self._syncer, self._watched
+        if syncer is None or (watched is not None and watched[0] is loop and watched[1] == syncer.generation):
+            return
+        if watched is not None:
+            if watched[0] is loop:
+                loop.remove_reader(watched[2])
+            elif not watched[0].is_closed():
+                watched[0].call_soon_threadsafe(watched[0].remove_reader, watched[2])
+        fd = syncer.answers_fd
+        loop.add_reader(fd, self._poll)
+        self._watched = (loop, syncer.generation, fd)
+
+    def _rewatch(self) -> None:
+        """After a restart: the loop reading the answers follows the new syncer's pipe."""
+        watched = self._watched
+        if watched is None or watched[0].is_closed():
+            return
+        with suppress(RuntimeError):  # closed meanwhile
+            watched[0].call_soon_threadsafe(self._watch, watched[0])
+
+    def _unwatch(self) -> None:
+        """Stop the loop reading the syncer's answers (before its pipe closes)."""
+        watched, self._watched = self._watched, None
+        if watched is not None and not watched[0].is_closed():
+            with suppress(RuntimeError):
+                watched[0].call_soon_threadsafe(watched[0].remove_reader, watched[2])
 
     # -- the shipper thread ------------------------------------------------------------------
     def _ship_loop(self) -> None:
