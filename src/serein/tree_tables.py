@@ -188,7 +188,8 @@ def _parse(op: str, attrs: dict[str, Any]) -> tuple[dict[int, _Tests], np.ndarra
     if len(base) != 1:
         return None
     if op == "TreeEnsembleClassifier":
-        labels = np.asarray(attrs.get("classlabels_int64s") or attrs.get("classlabels_strings") or [])
+        labels = np.asarray(attrs.get("classlabels_int64s") or
+                            [label.decode() for label in attrs.get("classlabels_strings", [])])
         if (len(labels) != 2 or attrs.get("post_transform", b"NONE") != b"LOGISTIC"
                 or any(attrs["class_ids"])):
             return None
