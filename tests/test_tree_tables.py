@@ -1,7 +1,7 @@
 """TableTrees (``serein.tree_tables``) against ONNX Runtime on the same exported trees: binary
-HistGradientBoosting classifiers (31 and up to 64 leaves per tree) and a regressor, probed on, just
-below and just above every threshold, with NaN, infinities and unseen categories; and the
-ensembles it declines."""
+HistGradientBoosting classifiers (31 and up to 64 leaves per tree), a multi-class one and a
+regressor, probed on, just below and just above every threshold, with NaN, infinities and unseen
+categories; and the ensembles it declines."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import onnx
 import pandas as pd
 import pytest
 from onnx import helper
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor, RandomForestClassifier
 
 from serein.batch import estimator_model
 from serein.data.profiling import suggest_contract
@@ -94,6 +94,21 @@ def test_classifier_matches_onnx_runtime(credit_df: pd.DataFrame, tmp_path: Path
     np.testing.assert_array_equal(label, expected_label)
 
 
+def test_multiclass_classifier_matches_onnx_runtime(credit_df: pd.DataFrame, tmp_path: Path) -> None:
+    """One score per class (a tree per class and iteration) and a softmax."""
+    grade = pd.cut(credit_df["loan_amount"].fillna(0.0), 3, labels=["small", "medium", "large"]).astype(str)
+    estimator = HistGradientBoostingClassifier(max_iter=15, random_state=0)
+    cut, layout = _cut(credit_df, tmp_path, estimator, grade, classifier=True)
+    trees = TableTrees.compile(cut, layout)
+    assert trees is not None and trees.link == "softmax"
+    inputs = _probe(cut, layout, 20_000, seed=2)
+    label, proba = trees.run(inputs)
+    expected_label, expected_proba = session(cut).run(None, {"X": _matrix(inputs, layout)})
+    assert proba.shape == expected_proba.shape == (20_000, 3)
+    np.testing.assert_allclose(proba, expected_proba, atol=1e-6)
+    np.testing.assert_array_equal(label, expected_label)
+
+
 def test_regressor_matches_onnx_runtime(credit_df: pd.DataFrame, tmp_path: Path) -> None:
     estimator = HistGradientBoostingRegressor(max_iter=30, random_state=0)
     cut, layout = _cut(credit_df, tmp_path, estimator, credit_df["loan_amount"], classifier=False)
@@ -107,15 +122,16 @@ def test_regressor_matches_onnx_runtime(credit_df: pd.DataFrame, tmp_path: Path)
 
 
 def test_declines_what_it_does_not_reproduce(credit_df: pd.DataFrame, tmp_path: Path) -> None:
-    """More than 64 leaves in a tree, several classes, tests that send NaN to their true branch."""
+    """More than 64 leaves in a tree, a random forest's averaged votes, tests that send NaN to
+    their true branch."""
     wide = HistGradientBoostingClassifier(max_iter=3, max_leaf_nodes=200, min_samples_leaf=2, random_state=0)
     cut, layout = _cut(credit_df, tmp_path, wide, credit_df["default"], classifier=True)
     assert _leaves_per_tree(cut) > 64
     assert TableTrees.compile(cut, layout) is None
 
-    three = pd.cut(credit_df["credit_score"], 3, labels=False)
-    cut, layout = _cut(credit_df, tmp_path, HistGradientBoostingClassifier(max_iter=5), three, classifier=True)
-    assert TableTrees.compile(cut, layout) is None
+    forest = RandomForestClassifier(n_estimators=3, max_depth=3, random_state=0)  # averaged votes, no link
+    cut, layout = _cut(credit_df, tmp_path, forest, credit_df["default"], classifier=True)
+    assert _leaves_per_tree(cut) <= 8 and TableTrees.compile(cut, layout) is None
 
     cut, layout = _cut(credit_df, tmp_path, HistGradientBoostingClassifier(max_iter=5), credit_df["default"],
                        classifier=True)

@@ -8,12 +8,13 @@ column's thresholds lie below the value, so a table indexed by that count holds,
 bitmask of the leaves still possible; a row's leaf in each tree is the lowest set bit of the AND of
 its inputs' entries. A one-hot encoded text column is one input indexed by its category (the
 entries of its 0/1 columns combined), and inputs with few entries share one table (indexed in mixed
-radix). A chunk then costs one ``searchsorted`` per number column and one gather and AND per table,
-numpy calls that release the GIL: about half of ONNX Runtime's tree traversal for the ensembles
-serein trains (HistGradientBoosting: ``BRANCH_LEQ`` tests, at most 31 leaves per tree).
+radix). A chunk then costs a branchless search per number column and one gather and AND per
+table, numpy calls that release the GIL: about a third of ONNX Runtime's tree traversal for the
+ensembles serein trains (HistGradientBoosting: ``BRANCH_LEQ`` tests, at most 31 leaves per tree).
 
-Compiled only from what it reproduces exactly, an ONNX ``TreeEnsembleClassifier`` (two classes, one
-score, logistic link) or ``TreeEnsembleRegressor`` (one target, summed): every test ``BRANCH_LEQ``,
+Compiled only from what it reproduces exactly, an ONNX ``TreeEnsembleClassifier`` (two classes with
+one score and a logistic link, or one score per class and a softmax) or ``TreeEnsembleRegressor``
+(one target, summed): every test ``BRANCH_LEQ``,
 none sending missing values to its true branch (NaN then fails every test, as in ONNX Runtime), at
 most 64 leaves per tree, thresholds as ``nodes_values``. Anything else compiles to None and ONNX
 Runtime scores.
@@ -89,13 +90,15 @@ class TableTrees:
     category codes for one-hot inputs) and returns what ONNX Runtime's node would: ``[labels,
     probabilities]`` for a classifier, ``[predictions (rows, 1)]`` for a regressor."""
 
-    def __init__(self, tables: list[_Table], leaf_values: np.ndarray, base: float, labels: np.ndarray | None) -> None:
+    def __init__(self, tables: list[_Table], ensemble: _Ensemble) -> None:
+        trees, leaves, scores = ensemble.leaf_values.shape
         self.tables = tables
-        self.leaf_values = leaf_values  # (trees, 1 + leaves): column 0 unused, see _leaves
-        self.base = base
-        self.labels = labels  # the two class labels of a classifier, None for a regressor
-        self.offsets = np.arange(leaf_values.shape[0], dtype=np.intp) * leaf_values.shape[1]
-        self.ones = np.ones(leaf_values.shape[0])  # sums a row's leaf values over the trees
+        self.leaf_values = ensemble.leaf_values.reshape(trees * leaves, scores)  # rows: see _leaves
+        self.base = ensemble.base
+        self.labels = ensemble.labels
+        self.link = ensemble.link
+        self.offsets = np.arange(trees, dtype=np.intp) * leaves
+        self.ones = np.ones(trees)  # sums a row's leaf values over the trees
 
     @classmethod
     def compile(cls, model: bytes, layout: Sequence[int | None]) -> TableTrees | None:
@@ -111,13 +114,12 @@ class TableTrees:
             return None
         node = graph.node[0]
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        parsed = _parse(node.op_type, attrs)
-        if parsed is None:
+        ensemble = _parse(node.op_type, attrs)
+        if ensemble is None or not ensemble.tests:
             return None
-        tests, leaf_values, base, labels, n_trees = parsed
-        if not tests:
-            return None
-        dtype = np.uint32 if leaf_values.shape[1] <= 33 else np.uint64
+        tests = ensemble.tests
+        n_trees = ensemble.leaf_values.shape[0]
+        dtype = np.uint32 if ensemble.leaf_values.shape[1] <= 33 else np.uint64
         width = sum(1 if k is None else k for k in layout)
         if any(column >= width for column in tests):
             return None
@@ -132,13 +134,13 @@ class TableTrees:
                 tables.append(_Table(masks, [position], [1], [_Cuts.of(cuts)]))
             else:
                 tables.append(_Table(_one_hot_table(tests, columns, n_trees, dtype), [position], [1], [None]))
-        return cls(_merged(tables), leaf_values, base, labels)
+        return cls(_merged(tables), ensemble)
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The ensemble's outputs for the rows of ``inputs`` (see the class docstring)."""
         rows = len(inputs[0])
         codes = [self._codes(table, inputs) for table in self.tables]
-        scores = np.empty(rows, dtype=np.float64)
+        scores = np.empty((rows, self.leaf_values.shape[1]), dtype=np.float64)
         dtype = self.tables[0].masks.dtype
         alive = np.empty((min(rows, BLOCK_ROWS), len(self.offsets)), dtype=dtype)
         scratch = np.empty_like(alive)
@@ -149,17 +151,26 @@ class TableTrees:
             for table, code in zip(self.tables[1:], codes[1:], strict=True):
                 np.take(table.masks, code[start:stop], axis=0, out=tmp)
                 np.bitwise_and(acc, tmp, out=acc)
-            scores[start:stop] = self.leaf_values.take(self._leaves(acc, tmp)) @ self.ones  # (BLAS: faster than .sum)
+            leaves = self._leaves(acc, tmp)
+            if self.leaf_values.shape[1] == 1:  # a matrix-vector product: faster than .sum
+                scores[start:stop, 0] = self.leaf_values[:, 0].take(leaves) @ self.ones
+            else:
+                scores[start:stop] = self.leaf_values.take(leaves, axis=0).sum(axis=1)
         scores += self.base
-        if self.labels is None:
-            return [scores.reshape(-1, 1)]
-        positive = 0.5 + 0.5 * np.tanh(0.5 * scores)  # the logistic function, without overflow
-        probabilities = np.column_stack([1.0 - positive, positive])
-        return [self.labels[(positive > 0.5).astype(np.intp)], probabilities]
+        if self.link == "identity":
+            return [scores]
+        if self.link == "logistic":
+            positive = 0.5 + 0.5 * np.tanh(0.5 * scores[:, 0])  # the logistic function, without overflow
+            probabilities = np.column_stack([1.0 - positive, positive])
+        else:
+            probabilities = np.exp(scores - scores.max(axis=1, keepdims=True))
+            probabilities /= probabilities.sum(axis=1, keepdims=True)
+        assert self.labels is not None
+        return [self.labels[probabilities.argmax(axis=1)], probabilities]
 
     def _leaves(self, alive: np.ndarray, scratch: np.ndarray) -> np.ndarray:
-        """Flat indices into ``leaf_values`` of each row's leaf per tree: the lowest set bit of its
-        mask, counted as ``popcount(m ^ (m - 1)) = index + 1`` (hence the unused column 0)."""
+        """Rows of ``leaf_values`` of each row's leaf per tree: the lowest set bit of its mask,
+        counted as ``popcount(m ^ (m - 1)) = index + 1`` (hence the unused leaf 0 of each tree)."""
         np.subtract(alive, 1, out=scratch)
         np.bitwise_xor(alive, scratch, out=scratch)
         return np.add(np.bitwise_count(scratch), self.offsets, dtype=np.intp)
@@ -176,33 +187,51 @@ class TableTrees:
         return code
 
 
-def _parse(op: str, attrs: dict[str, Any]) -> tuple[dict[int, _Tests], np.ndarray, float, np.ndarray | None, int] | None:
-    """The tests by matrix column, the leaf values ``(trees, 1 + leaves)`` (leaves left to right),
-    the base score, the class labels (None for a regressor) and the tree count; None when the node
-    is not one :class:`TableTrees` reproduces."""
+@dataclass
+class _Ensemble:
+    """What :func:`_parse` reads from an ONNX tree ensemble node."""
+
+    tests: dict[int, _Tests]  # by matrix column
+    leaf_values: np.ndarray  # (trees, 1 + leaves, scores), leaves left to right after an unused 0
+    base: np.ndarray  # (scores,)
+    labels: np.ndarray | None  # a classifier's class labels
+    link: str  # one of LINKS
+
+
+LINKS = ("identity", "logistic", "softmax")  # regressor; binary classifier (one score); one score per class
+
+
+def _parse(op: str, attrs: dict[str, Any]) -> _Ensemble | None:
+    """The ensemble of an ONNX tree node, or None when it is not one :class:`TableTrees`
+    reproduces exactly."""
     if any(attrs.get(MISSING_TRACKS, [])) or "nodes_values" not in attrs:
         return None
     if not set(attrs["nodes_modes"]) <= {b"BRANCH_LEQ", b"LEAF"}:
         return None
-    base = list(attrs.get("base_values", [])) or [0.0]
-    if len(base) != 1:
-        return None
+    transform = attrs.get("post_transform", b"NONE")
     if op == "TreeEnsembleClassifier":
         labels = np.asarray(attrs.get("classlabels_int64s") or
                             [label.decode() for label in attrs.get("classlabels_strings", [])])
-        if (len(labels) != 2 or attrs.get("post_transform", b"NONE") != b"LOGISTIC"
-                or any(attrs["class_ids"])):
+        if len(labels) == 2 and transform == b"LOGISTIC" and not any(attrs["class_ids"]):
+            link = "logistic"  # one score, for the second class
+        elif len(labels) > 2 and transform == b"SOFTMAX":
+            link = "softmax"
+        else:
             return None
-        weights = zip(attrs["class_treeids"], attrs["class_nodeids"], attrs["class_weights"], strict=True)
+        prefix = "class"
     else:
-        labels = None
-        if (attrs.get("n_targets", 1) != 1 or attrs.get("post_transform", b"NONE") != b"NONE"
-                or attrs.get("aggregate_function", b"SUM") != b"SUM" or any(attrs["target_ids"])):
+        labels, link, prefix = None, "identity", "target"
+        if attrs.get("n_targets", 1) != 1 or transform != b"NONE" or attrs.get("aggregate_function", b"SUM") != b"SUM":
             return None
-        weights = zip(attrs["target_treeids"], attrs["target_nodeids"], attrs["target_weights"], strict=True)
-    leaf_weight: dict[tuple[int, int], float] = {}
-    for tree, node, weight in weights:
-        leaf_weight[(tree, node)] = leaf_weight.get((tree, node), 0.0) + weight
+    width = len(labels) if link == "softmax" else 1
+    ids = attrs[f"{prefix}_ids"]
+    base = np.asarray(attrs.get("base_values") or [0.0] * width, dtype=np.float64)
+    if len(base) != width or any(not 0 <= k < width for k in ids):
+        return None
+    weights: dict[tuple[int, int], np.ndarray] = {}
+    for tree, node, k, weight in zip(attrs[f"{prefix}_treeids"], attrs[f"{prefix}_nodeids"], ids,
+                                     attrs[f"{prefix}_weights"], strict=True):
+        weights.setdefault((tree, node), np.zeros(width))[k] += weight
     nodes = {(t, n): i for i, (t, n) in enumerate(zip(attrs["nodes_treeids"], attrs["nodes_nodeids"], strict=True))}
     children = {(tree, int(attrs[side][i])) for (tree, _), i in nodes.items() if attrs["nodes_modes"][i] != b"LEAF"
                 for side in ("nodes_truenodeids", "nodes_falsenodeids")}
@@ -212,16 +241,17 @@ def _parse(op: str, attrs: dict[str, Any]) -> tuple[dict[int, _Tests], np.ndarra
             roots.setdefault(tree, []).append(node)
     trees = sorted(roots)
     tests: dict[int, _Tests] = {}
-    leaves: list[list[float]] = []
+    leaves: list[list[int]] = []
     for index, tree in enumerate(trees):
         order = _walk(attrs, nodes, tree, roots[tree][0], index, tests) if len(roots[tree]) == 1 else None
         if order is None:
             return None
-        leaves.append([leaf_weight.get((tree, n), 0.0) for n in order])
-    values = np.zeros((len(trees), 1 + max(map(len, leaves))), dtype=np.float64)
-    for index, row in enumerate(leaves):
-        values[index, 1:1 + len(row)] = row
-    return tests, values, float(base[0]), labels, len(trees)
+        leaves.append(order)
+    values = np.zeros((len(trees), 1 + max(map(len, leaves)), width), dtype=np.float64)
+    for index, (tree, order) in enumerate(zip(trees, leaves, strict=True)):
+        for position, node in enumerate(order, start=1):
+            values[index, position] = weights.get((tree, node), 0.0)
+    return _Ensemble(tests, values, base, labels, link)
 
 
 def _walk(attrs: dict[str, Any], nodes: dict[tuple[int, int], int], tree: int, root: int, index: int,
