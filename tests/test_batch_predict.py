@@ -54,6 +54,10 @@ def test_parquet_to_parquet_agrees_with_the_pipeline(scoring, tmp_path: Path) ->
     expected = loaded.pipeline.predict_proba(ws.datasets.load("applications").frame[loaded.features])
     np.testing.assert_allclose(out[["proba_0", "proba_1"]].to_numpy(), expected, atol=1e-3)  # float32 trees
     assert (out["prediction"].to_numpy() == expected.argmax(axis=1)).mean() > 0.995
+    groups = pq.ParquetFile(tmp_path / "out.parquet").metadata
+    column = groups.schema.names.index("proba_1")
+    stats = [groups.row_group(g).column(column).statistics for g in range(groups.num_row_groups)]
+    assert min(s.min for s in stats) == out["proba_1"].min() and max(s.max for s in stats) == out["proba_1"].max()
 
     sklearn = predict_batch(ws, f"{MODEL}@1", str(source), str(tmp_path / "sk.parquet"), runtime="sklearn",
                             id_column="applied_at")
