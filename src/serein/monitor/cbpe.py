@@ -157,12 +157,11 @@ def _draw_auc(ranks: np.ndarray, Y: np.ndarray) -> np.ndarray:
 def _estimates(P: np.ndarray, raw: np.ndarray, pred_idx: np.ndarray) -> dict[str, float]:
     """Expected metrics from calibrated probabilities ``P`` and predicted class indices."""
     n, k = P.shape
-    hit = np.zeros_like(P, dtype=bool)
-    hit[np.arange(n), pred_idx] = True
-    out = {"accuracy": float(P[hit].mean())}
-    tp = (P * hit).sum(axis=0)
-    fp = ((1 - P) * hit).sum(axis=0)
-    fn = (P * ~hit).sum(axis=0)
+    right = P[np.arange(n), pred_idx]  # the chance each row's prediction is right
+    out = {"accuracy": float(right.mean())}
+    tp = np.bincount(pred_idx, weights=right, minlength=k)  # expected hits per predicted class
+    fp = np.bincount(pred_idx, minlength=k) - tp
+    fn = P.sum(axis=0) - tp
     cm = _confusion_metrics(tp, fp, fn)
     if k == 2:
         out.update({name: float(v[1]) for name, v in cm.items()})

@@ -331,7 +331,8 @@ def numeric_drift(ref: Mapping[str, Any], values: Any, t: Thresholds = Threshold
     normalised Wasserstein distance, with the missing-rate check; below ``t.test_below`` values a
     KS test against the reference ``sample`` (or the profile's quantiles) decides instead."""
     raw = numeric_values(values)
-    x = raw[~np.isnan(raw)]
+    missing = np.isnan(raw)
+    x = raw[~missing] if missing.any() else raw  # read-only from here: no copy needed
     ref_n = int(sum(ref["counts"]))
     out: dict[str, Any] = {"kind": "numeric", "method": "psi", "n": int(raw.size), **_missing(ref, raw.size - x.size, raw.size, t)}
     if ref_n == 0:
