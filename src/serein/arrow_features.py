@@ -70,10 +70,11 @@ def _block(trans: Any, columns: list[str], kinds: dict[str, str]) -> _Block | No
 
 class ArrowFeatures:
     """The fitted preprocessing of serein's recipes (a ColumnTransformer of imputers, scalers and
-    one-hot encoders) computed straight from Arrow columns with numpy, into the float32 matrix the
-    estimator takes: text columns are one-hot encoded through their dictionary (each distinct
-    category looked up once), numbers are imputed in place. The estimator alone then runs in ONNX
-    Runtime, without the string operators of the whole-pipeline export."""
+    one-hot encoders) computed straight from Arrow columns with numpy: text columns are coded
+    through their dictionary (each distinct category looked up once), numbers are imputed in
+    place. :meth:`matrix` gives the float32 matrix the estimator takes (for ONNX Runtime, without
+    the string operators of the whole-pipeline export); :meth:`inputs` the same per input column,
+    a text column as its category codes (for ``serein.tree_tables``)."""
 
     def __init__(self, blocks: list[_Block]) -> None:
         self.blocks = blocks
