@@ -190,9 +190,9 @@ def test_the_syncer_answers_each_request_after_fdatasync_or_with_its_error(
     requests = io.BytesIO(b'{"seq": 1, "paths": ["%s"]}\n{"seq": 2, "paths": ["%s"]}\n' % (
         str(segment).encode(), str(segment).encode()))
     replies = io.BytesIO()
-    predlog_syncer.serve(requests, replies, pause=0.0)
+    predlog_syncer.serve(requests, replies, pause=0.0, realtime=False)
     greeting, first, second = (orjson.loads(line) for line in replies.getvalue().splitlines())
-    assert greeting == {"ready": True}
+    assert greeting == {"ready": True, "realtime": False}
     assert first["seq"] == 1 and first["seconds"] >= 0 and len(synced) == 1
     assert second == {"seq": 2, "error": "Input/output error"}
 
@@ -203,6 +203,8 @@ def test_a_killed_syncer_is_restarted_and_strict_writes_still_wait_for_fdatasync
     log.start()
     syncer = log._syncer._proc
     assert syncer is not None and syncer.poll() is None, "segments are fdatasync-ed by a separate process"
+    policy = os.SCHED_FIFO if log._syncer.realtime else os.SCHED_OTHER
+    assert os.sched_getscheduler(syncer.pid) == policy, "it runs at the priority its greeting reports"
 
     async def write(prefix: str) -> None:
         await asyncio.gather(*(log.write(record(f"{prefix}{i}")) for i in range(20)))

@@ -234,6 +234,8 @@ class PredictionLog:
         self._shipper.start()
         self._syncer = SyncerProcess(pause=0.0 if self.durability == "strict" else RELAXED_SYNC_SECONDS)
         self._syncer.start()
+        log.info("prediction log: %s durability, fdatasync by a syncer process at %s priority", self.durability,
+                 "real-time" if self._syncer.realtime else "normal (real-time not permitted)")
         self._thread = threading.Thread(target=self._ship_loop, name="serein-predlog-shipper", daemon=True)
         self._thread.start()
         return recovered
