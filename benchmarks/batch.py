@@ -114,6 +114,9 @@ def main() -> None:
     print(f"  serein predict (Parquet in and out)   : {mine:>12,.0f} rows/s")
     print(f"  ratio                                 : {ratio:>12.2f}x (target >= {TARGET_RATIO:g}x: "
           f"{'met' if ratio >= TARGET_RATIO else 'NOT met'})")
+    paired = sorted(m / b for m, b in zip(ours, raw, strict=True))
+    print(f"  per-run ratios (same run, paired)     : {statistics.median(paired):>12.2f}x median, "
+          f"{paired[0]:.2f}x-{paired[-1]:.2f}x")
     print(f"  serein predict CLI, fresh process     : {whole:>12,.0f} rows/s ({whole / base:.2f}x; start-up and "
           "imports included)")
 
