@@ -92,6 +92,7 @@ def test_classifier_matches_onnx_runtime(credit_df: pd.DataFrame, tmp_path: Path
     expected_label, expected_proba = session(cut).run(None, {"X": _matrix(inputs, layout)})
     np.testing.assert_allclose(proba, expected_proba, atol=1e-6)
     np.testing.assert_array_equal(label, expected_label)
+    assert [out.shape for out in trees.run([values[:0] for values in inputs])] == [(0,), (0, 2)]  # a chunk of rejects
 
 
 def test_multiclass_classifier_matches_onnx_runtime(credit_df: pd.DataFrame, tmp_path: Path) -> None:
