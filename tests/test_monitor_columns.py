@@ -33,6 +33,8 @@ def _columns() -> dict[str, np.ndarray]:
         "normal": rng.normal(size=N),
         "lognormal": rng.lognormal(0.0, 0.7, N),
         "integer codes": rng.integers(0, 30, N).astype(float),
+        "negative whole numbers, wide": rng.integers(-40_000, 40_000, N).astype(float),
+        "whole numbers, one not": np.append(rng.integers(0, 30, N).astype(float), 2.5),
         "codes and noise": np.concatenate([rng.integers(0, 5, N // 2).astype(float), rng.normal(size=N // 2)]),
         "far outliers": np.append(rng.normal(size=N), [1e12, -1e12]),
         "infinite": np.append(rng.normal(size=N), [np.inf, -np.inf]),

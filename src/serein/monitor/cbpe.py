@@ -126,18 +126,29 @@ def _confusion_metrics(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> dict[s
     return {"precision": precision, "recall": recall, "f1": f1}
 
 
-def expected_auc(scores: np.ndarray, p: np.ndarray) -> float:
+def tie_groups(scores: np.ndarray) -> np.ndarray:
+    """Each row's rank among the distinct values of ``scores`` (0 for the smallest): what
+    :func:`expected_auc` and :func:`rankdata` need of a sort, computed once per set of scores.
+
+    >>> tie_groups(np.array([0.5, 0.1, 0.5, 0.9])).tolist()
+    [1, 0, 1, 2]
+    """
+    order = np.argsort(scores)
+    ordered = scores[order]
+    group = np.empty(scores.size, dtype=np.intp)
+    group[order] = np.cumsum(np.concatenate(([True], ordered[1:] != ordered[:-1]))) - 1
+    return group
+
+
+def expected_auc(scores: np.ndarray, p: np.ndarray, groups: np.ndarray | None = None) -> float:
     """Expected ROC AUC of ``scores`` when row i is positive with probability ``p[i]``: the sum
     over ordered pairs i ≠ j of ``p_i (1 - p_j)`` (score_i above score_j, ties half) over the sum
-    of ``p_i (1 - p_j)``.
+    of ``p_i (1 - p_j)``. ``groups``: the scores' :func:`tie_groups`, when already known.
 
     >>> expected_auc(np.array([0.9, 0.1]), np.array([1.0, 0.0]))
     1.0
     """
-    order = np.argsort(scores)
-    ordered = scores[order]
-    group = np.empty(scores.size, dtype=np.intp)  # each row's rank among the distinct scores
-    group[order] = np.cumsum(np.concatenate(([True], ordered[1:] != ordered[:-1]))) - 1
+    group = tie_groups(scores) if groups is None else groups
     neg = 1.0 - p
     group_neg = np.bincount(group, weights=neg)  # summed in row order: the same whatever the sort's tie order
     below = np.concatenate([[0.0], np.cumsum(group_neg)[:-1]])
@@ -154,9 +165,12 @@ def _draw_auc(ranks: np.ndarray, Y: np.ndarray) -> np.ndarray:
         return (ranks @ Y - n1 * (n1 + 1) / 2) / (n1 * n0)
 
 
-def _estimates(P: np.ndarray, raw: np.ndarray, pred_idx: np.ndarray) -> dict[str, float]:
-    """Expected metrics from calibrated probabilities ``P`` and predicted class indices."""
+def _estimates(P: np.ndarray, raw: np.ndarray, pred_idx: np.ndarray,
+               groups: list[np.ndarray | None] | None = None) -> dict[str, float]:
+    """Expected metrics from calibrated probabilities ``P`` and predicted class indices;
+    ``groups``: the :func:`tie_groups` of the raw scores per class (see :func:`_score_groups`)."""
     n, k = P.shape
+    groups = groups or [None] * k
     right = P[np.arange(n), pred_idx]  # the chance each row's prediction is right
     out = {"accuracy": float(right.mean())}
     tp = np.bincount(pred_idx, weights=right, minlength=k)  # expected hits per predicted class
@@ -165,10 +179,10 @@ def _estimates(P: np.ndarray, raw: np.ndarray, pred_idx: np.ndarray) -> dict[str
     cm = _confusion_metrics(tp, fp, fn)
     if k == 2:
         out.update({name: float(v[1]) for name, v in cm.items()})
-        out["roc_auc"] = expected_auc(raw[:, 1], P[:, 1])
+        out["roc_auc"] = expected_auc(raw[:, 1], P[:, 1], groups[1])
     else:
         out.update({name: float(v.mean()) for name, v in cm.items()})
-        out["roc_auc"] = float(np.nanmean([expected_auc(raw[:, j], P[:, j]) for j in range(k)]))
+        out["roc_auc"] = float(np.nanmean([expected_auc(raw[:, j], P[:, j], groups[j]) for j in range(k)]))
     return out
 
 
@@ -179,21 +193,21 @@ def rankdata(x: np.ndarray) -> np.ndarray:
     >>> rankdata(np.array([10.0, 20.0, 10.0, 5.0])).tolist()
     [2.5, 4.0, 2.5, 1.0]
     """
-    order = np.argsort(x, kind="stable")
-    ordered = x[order]
-    new_value = np.concatenate(([True], ordered[1:] != ordered[:-1]))
-    starts = np.flatnonzero(new_value)
-    ends = np.append(starts[1:], x.size)  # one past each tie group's last position
-    ranks = np.empty(x.size)
-    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
-    return ranks
+    return average_ranks(tie_groups(x))
 
 
-def _score_ranks(raw: np.ndarray) -> list[np.ndarray | None]:
-    """The average ranks of each class's scores (binary: the positive class's only), which every
-    draw's realized ROC AUC reads."""
+def average_ranks(groups: np.ndarray) -> np.ndarray:
+    """:func:`rankdata` of the values whose :func:`tie_groups` are ``groups``."""
+    counts = np.bincount(groups)
+    last = np.cumsum(counts)  # each tie group's last rank (from 1)
+    return ((2 * last - counts + 1) / 2.0)[groups]
+
+
+def _score_groups(raw: np.ndarray) -> list[np.ndarray | None]:
+    """The :func:`tie_groups` of each class's scores (binary: the positive class's only), which
+    every refit's expected ROC AUC and every draw's realized one read."""
     k = raw.shape[1]
-    return [rankdata(raw[:, j]) for j in range(k)] if k > 2 else [None, rankdata(raw[:, 1])]
+    return [tie_groups(raw[:, j]) for j in range(k)] if k > 2 else [None, tie_groups(raw[:, 1])]
 
 
 def _draws(P: np.ndarray, ranks: list[np.ndarray | None], pred_idx: np.ndarray, n_draws: int,
@@ -243,21 +257,22 @@ def estimate_performance(calibration: Mapping[str, Any], proba: Any, predictions
     if (pred_idx < 0).any():
         return None
     P = calibrate(calibration, raw)
-    point = _estimates(P, raw, pred_idx)
     n = raw.shape[0]
     sub, scale = np.arange(n), 1.0
     if n > DRAW_MAX_ROWS:  # the labels' spread shrinks as 1/sqrt(n): draw on a subsample, rescale it
         sub = np.random.default_rng(seed).choice(n, DRAW_MAX_ROWS, replace=False)
         scale = float(np.sqrt(DRAW_MAX_ROWS / n))
     raw_s, pred_s = raw[sub], pred_idx[sub]
-    centre = point if scale == 1.0 else _estimates(P[sub], raw_s, pred_s)
+    groups = _score_groups(raw_s)  # the (sub)sample's scores are sorted once for every refit and draw
+    ranks = [None if g is None else average_ranks(g) for g in groups]
+    point = _estimates(P, raw, pred_idx, groups if scale == 1.0 else None)
+    centre = point if scale == 1.0 else _estimates(P[sub], raw_s, pred_s, groups)
     refits = calibration.get("bootstrap") or [None]
     per_refit = max(1, n_draws // len(refits))
-    ranks = _score_ranks(raw_s)
     deviations: dict[str, list[np.ndarray]] = {}
     for j, tables in enumerate(refits):
         Pj = P[sub] if tables is None else calibrate(calibration, raw_s, tables)
-        expected = centre if tables is None else _estimates(Pj, raw_s, pred_s)
+        expected = centre if tables is None else _estimates(Pj, raw_s, pred_s, groups)
         for name, d in _draws(Pj, ranks, pred_s, per_refit, seed + j).items():
             # the refit's shift of the expectation stays whole; the labels' chance around it scales
             deviations.setdefault(name, []).append(expected[name] - centre[name] + (d - expected[name]) * scale)

@@ -204,8 +204,9 @@ def order_statistics(x: np.ndarray, ranks: np.ndarray) -> np.ndarray:
     maximum; bucket order follows value order (subtracting the minimum, scaling and truncating are
     all monotone in floating point), so the cumulative bucket counts say which bucket holds each
     wanted rank, and only those buckets' values are sorted. A bucket holding a single distinct
-    value (integer codes, ties) gives it without sorting. Infinite or constant data, and arrays
-    with fewer values than buckets, are simply sorted.
+    value (ties) gives it without sorting; whole numbers spanning fewer values than there are
+    buckets (integer codes) are simply counted, value by value. Infinite or constant data, and
+    arrays with fewer values than buckets, are sorted.
 
     >>> x = np.array([5.0, 1.0, 4.0, 2.0, 3.0])
     >>> order_statistics(x, np.array([0, 2, 4])).tolist()
@@ -216,6 +217,9 @@ def order_statistics(x: np.ndarray, ranks: np.ndarray) -> np.ndarray:
     span = high - low
     if x.size <= SELECT_BUCKETS or not (math.isfinite(span) and span > 0 and math.isfinite(SELECT_BUCKETS / span)):
         return np.sort(x)[ranks]
+    if span < SELECT_BUCKETS and _whole_numbers(x):  # integer codes: count each value
+        below = np.cumsum(np.bincount((x - low).astype(np.intp)))
+        return low + np.searchsorted(below, ranks, side="right").astype(float)
     idx = ((x - low) * (SELECT_BUCKETS / span)).astype(np.intp)
     np.minimum(idx, SELECT_BUCKETS - 1, out=idx)  # the maximum itself lands on the upper bound
     counts = np.bincount(idx, minlength=SELECT_BUCKETS)
@@ -242,6 +246,12 @@ def order_statistics(x: np.ndarray, ranks: np.ndarray) -> np.ndarray:
     sort = ~single[owner]
     out[sort] = values[before[owner[sort]] + ranks[sort] - first[owner[sort]]]
     return out
+
+
+def _whole_numbers(x: np.ndarray) -> bool:
+    """Whether every value of ``x`` is a whole number (a cheap look at the first thousand first)."""
+    head = x[:1000]
+    return bool(np.array_equal(head, np.trunc(head)) and np.array_equal(x, np.trunc(x)))
 
 
 def quantiles(x: np.ndarray, levels: np.ndarray) -> np.ndarray:
