@@ -5,13 +5,14 @@ own rows' outputs, and a request the pipeline refuses fails alone."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from typing import Any
 
 import numpy as np
 import pytest
 
-from serein.serve.batching import MicroBatcher
+from serein.serve.batching import INLINE_ROWS, MicroBatcher
 from serein.serve.models import prepare
 from serein.serve.runtime import Predictions, SklearnRuntime
 from serein.workspace import Workspace
@@ -25,9 +26,11 @@ class Recording:
         self.name = runtime.name
         self.classes = runtime.classes
         self.calls: list[int] = []
+        self.threads: list[int] = []  # the thread each call ran in
 
     def predict(self, columns: dict[str, list[Any]], n_rows: int) -> Predictions:
         self.calls.append(n_rows)
+        self.threads.append(threading.get_ident())
         return self.runtime.predict(columns, n_rows)
 
 
@@ -113,3 +116,24 @@ def test_a_refused_row_fails_only_its_own_request(served) -> None:
     assert isinstance(results[1], ValueError)
     assert results[0].labels == model.runtime.predict(columns[1], n_rows(columns[1])).labels
     assert results[2].labels == model.runtime.predict(columns[2], n_rows(columns[2])).labels
+
+
+def test_onnx_calls_up_to_inline_rows_run_on_the_event_loop_and_larger_ones_in_a_thread(served) -> None:
+    """A 100-row request is scored on the loop (a thread hop costs more than it saves); a call
+    over ``inline_rows`` goes to a worker thread, so one huge request never holds the loop."""
+    model, columns = served
+    rows = {name: np.concatenate([c[name] for c in columns]) if isinstance(columns[0][name], np.ndarray)
+            else [v for c in columns for v in c[name]] for name in columns[0]}
+    total = n_rows(rows)
+    assert 1 < total <= INLINE_ROWS, total
+
+    async def call(inline_rows: int) -> tuple[Recording, int, Predictions]:
+        runtime = Recording(model.runtime)
+        batcher = MicroBatcher(runtime, inline_rows=inline_rows)
+        return runtime, threading.get_ident(), await batcher.predict(rows, total)
+
+    runtime, loop_thread, inline = asyncio.run(call(INLINE_ROWS))
+    assert runtime.calls == [total] and runtime.threads == [loop_thread]
+    runtime, loop_thread, threaded = asyncio.run(call(total - 1))
+    assert runtime.calls == [total] and runtime.threads != [loop_thread]
+    assert inline.labels == threaded.labels == model.runtime.predict(rows, total).labels

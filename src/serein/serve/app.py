@@ -145,8 +145,10 @@ def create_app(ws: Workspace) -> FastAPI:
             await asyncio.wait(shadows, timeout=settings.graceful_timeout or None)
         await anyio.to_thread.run_sync(predlog.close)
 
+    # FastAPI's native OpenTelemetry is off: serein reports through Prometheus (/metrics), and
+    # with it on every request looks up the global tracer, meter and logger providers.
     app = FastAPI(title="serein", summary="Predictions from every registered model's champion",
-                  lifespan=lifespan)
+                  lifespan=lifespan, telemetry={"tracing": False, "metrics": False, "logs": False})
     if auth_enabled(ws):  # added before the metrics middleware, which wraps it and so counts refusals
         app.add_middleware(AuthMiddleware, keys=KeyRing(ws.store))
     app.add_middleware(MetricsMiddleware, metrics=metrics)

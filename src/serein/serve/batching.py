@@ -29,9 +29,13 @@ from serein.serve.runtime import Columns, Predictions, Runtime
 
 log = logging.getLogger(__name__)
 
-# Scoring a few rows with ONNX Runtime takes ~0.1 ms: cheaper on the event loop than a thread
-# hop. Larger calls and the scikit-learn runtime (~8 ms per call) run in a worker thread.
-INLINE_ROWS = 64
+# Calls of up to this many rows run on the event loop, larger ones (and every scikit-learn call,
+# ~8 ms) in a worker thread. ONNX Runtime scores ~3 µs per row of a typical pipeline, while a
+# hand-off to a thread and back costs 0.1-0.2 ms of wake-ups on a small VM and wins nothing when
+# the other core is busy: 100-row requests at concurrency 4 took 1.1 ms of CPU each scored
+# inline against 1.4 ms with the call in a thread (in-process medians, benchmarks/README.md).
+# 256 rows (~0.8 ms) is as long as the loop is held for one call.
+INLINE_ROWS = 256
 
 
 @dataclass
