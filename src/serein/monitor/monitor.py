@@ -423,6 +423,11 @@ def _check_window_args(since: str | None, until: str | None, last: int | None, c
         parse_chunk(chunk)
 
 
+def _open_store(ws: Workspace) -> None:
+    """Open the workspace's store and alert manager (both are opened once and kept)."""
+    _ = ws.store, ws.alerts
+
+
 def run_monitor(ws: Workspace, model: str, since: str | None = None, last: int | None = None,
                 current: str | None = None, report: str | Path | bool | None = None, *,
                 until: str | None = None, cumulative: bool = False, chunk: str | None = None,
@@ -433,14 +438,20 @@ def run_monitor(ws: Workspace, model: str, since: str | None = None, last: int |
     chunked series; ``progress(what, done, total)`` hears about long steps."""
     _check_window_args(since, until, last, current, cumulative, chunk)
     settings = _settings(ws)
-    loaded = ws.registry.load(model, "champion", pipeline=False)  # the ONNX export scores when there is one
-    if not loaded.profile or "features" not in loaded.profile:
-        raise UsageError(f"{model} v{loaded.version} has no reference profile to compare with",
-                         hint="register the model again with `serein train` (the profile is built at registration)")
-    window = (_window_from_batch(ws, loaded, current, progress) if current
-              else _window_from_log(ws, loaded, since, until, last, cumulative))
+    with ThreadPoolExecutor(max_workers=1) as opener:
+        # the store opens (SQLAlchemy's import, the engine, the tables' check: a fifth of a second)
+        # while the model loads and the window is read and judged, which mostly wait on I/O or
+        # run in numpy and Arrow without the GIL
+        opened = opener.submit(_open_store, ws)
+        loaded = ws.registry.load(model, "champion", pipeline=False)  # the ONNX export scores when there is one
+        if not loaded.profile or "features" not in loaded.profile:
+            raise UsageError(f"{model} v{loaded.version} has no reference profile to compare with",
+                             hint="register the model again with `serein train` (the profile is built at registration)")
+        window = (_window_from_batch(ws, loaded, current, progress) if current
+                  else _window_from_log(ws, loaded, since, until, last, cumulative))
+        whole = assess(loaded, window, settings)
+        opened.result()
     profile = loaded.profile
-    whole = assess(loaded, window, settings)
     result = MonitorResult(
         model=model, version=loaded.version, n_rows=len(window.X),
         window={"source": window.source, "start": window.start, "end": window.end, "ran_at": time.time(),
