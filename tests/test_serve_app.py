@@ -106,6 +106,22 @@ def test_health_and_model_description(service) -> None:
     assert set(rows[0]) == set(loaded.features)
 
 
+def test_prediction_routes_are_documented_with_their_path_parameters_and_bodies(service) -> None:
+    """The prediction routes take the request alone (``RequestRoute``), yet /openapi.json still
+    describes their path parameters and request bodies."""
+    url, _, _ = service
+    paths = httpx.get(f"{url}/openapi.json").json()["paths"]
+    expected = {"/v1/models/{name}/predict": ["name"], "/v2/models/{name}/infer": ["name"],
+                "/v2/models/{name}/versions/{version}/infer": ["name", "version"], "/invocations": []}
+    for path, parameters in expected.items():
+        operation = paths[path]["post"]
+        assert [p["name"] for p in operation.get("parameters", [])] == parameters, path
+        assert all(p["in"] == "path" and p["required"] for p in operation.get("parameters", [])), path
+        assert "application/json" in operation["requestBody"]["content"], path
+    assert paths["/v1/models/{name}/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"][
+        "required"] == ["instances"]
+
+
 def test_sklearn_runtime_serves_the_same_answers(service) -> None:
     """``serve.runtime: sklearn`` runs the pipeline itself; ONNX Runtime agrees with it within the
     float32 tolerance (labels equal)."""

@@ -41,6 +41,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serein.errors import ConflictError, NotFoundError, SereinError
+from serein.serve.asgi_routes import RequestRoute, path_parameters
 from serein.serve.auth import AuthMiddleware, KeyRing, auth_enabled
 from serein.serve.feedback import feedback_entries, feedback_items
 from serein.serve.logs import AccessLogMiddleware, access_log, note
@@ -238,11 +239,10 @@ def create_app(ws: Workspace) -> FastAPI:
             log.warning("shadow scoring of request %s by %s v%d skipped: %s", rid, challenger.name,
                         challenger.version, exc.message)
 
-    @app.post("/v1/models/{name}/predict", openapi_extra=PREDICT_DOC)
-    async def predict(name: str, request: Request) -> Response:
+    async def predict(request: Request) -> Response:
         """Predict the instances; the rows are logged before the response is sent."""
         start = time.perf_counter()
-        served, by_challenger = models.pick(name)  # one reference: the request finishes on this version
+        served, by_challenger = models.pick(request.path_params["name"])  # the request finishes on this version
         rid = request_id(request)
         note(request_id=rid, model=served.name, version=served.version)
         rows = await predict_rows(request, served.model.contract, max_bytes, max_rows)
@@ -258,6 +258,9 @@ def create_app(ws: Workspace) -> FastAPI:
         if batch.flags:
             payload["flags"] = batch.flags[:MAX_FLAGS_SHOWN]
         return json_response(payload, headers={"X-Request-ID": rid})
+
+    app.router.add_api_route("/v1/models/{name}/predict", predict, methods=["POST"], route_class_override=RequestRoute,
+                             openapi_extra={**PREDICT_DOC, **path_parameters("name")})
 
     @app.post("/v1/models/{name}/feedback", openapi_extra=FEEDBACK_DOC)
     async def feedback(name: str, request: Request) -> Response:

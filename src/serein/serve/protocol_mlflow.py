@@ -45,6 +45,7 @@ from fastapi.responses import Response
 
 from serein.errors import NotFoundError, SereinError, UsageError
 from serein.serve.models import ModelsLoading
+from serein.serve.asgi_routes import RequestRoute
 from serein.serve.payloads import (
     THREADED_DECODE_BYTES,
     HttpError,
@@ -216,7 +217,6 @@ def register_mlflow(app: FastAPI, models: ModelSet, score: ScoreRows, settings: 
         """The MLflow version whose scoring protocol this server speaks."""
         return Response(mlflow_version, media_type="application/json")
 
-    @app.post("/invocations", tags=["mlflow"], openapi_extra=INVOCATIONS_DOC)
     async def invocations(request: Request) -> Response:
         """MLflow scoring: {"predictions": [...]} for the rows; every row is logged first."""
         start = time.perf_counter()
@@ -235,6 +235,9 @@ def register_mlflow(app: FastAPI, models: ModelSet, score: ScoreRows, settings: 
         except SereinError as exc:
             return mlflow_error(exc)
         return json_response({"predictions": out.labels}, headers={"X-Request-ID": rid})
+
+    app.router.add_api_route("/invocations", invocations, methods=["POST"], tags=["mlflow"],
+                             route_class_override=RequestRoute, openapi_extra=INVOCATIONS_DOC)
 
 
 INVOCATIONS_DOC = {"requestBody": {"required": True, "content": {

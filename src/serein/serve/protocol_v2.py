@@ -37,6 +37,7 @@ from fastapi.responses import Response
 
 from serein import __version__
 from serein.errors import NotFoundError, SereinError, UsageError, ValidationFailed
+from serein.serve.asgi_routes import RequestRoute, path_parameters
 from serein.serve.payloads import (
     REQUEST_ID,
     decode_json,
@@ -272,9 +273,10 @@ def register_v2(app: FastAPI, models: ModelSet, score: ScoreRows, settings: Serv
         return json_response({"name": served.name, "ready": True})
 
     @_v2_errors
-    async def v2_infer(name: str, request: Request, version: str | None = None) -> Response:
+    async def v2_infer(request: Request) -> Response:
         """V2 inference with one input per feature column; every row is logged before the answer."""
         start = time.perf_counter()
+        name, version = request.path_params["name"], request.path_params.get("version")
         if version is None:
             served, _ = models.pick(name)  # the traffic policy (canary) applies as on /v1
         else:
@@ -298,11 +300,12 @@ def register_v2(app: FastAPI, models: ModelSet, score: ScoreRows, settings: Serv
                               "outputs": _outputs(served, out.labels, out.probabilities, wanted)},
                              headers={"X-Request-ID": rid})
 
-    for prefix in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
+    for prefix, parameters in (("/v2/models/{name}", ["name"]), ("/v2/models/{name}/versions/{version}", ["name", "version"])):
         app.add_api_route(prefix, v2_model, methods=["GET"], tags=["v2"])
         app.add_api_route(f"{prefix}/ready", v2_model_ready, methods=["GET"], tags=["v2"])
-        app.add_api_route(f"{prefix}/infer", v2_infer, methods=["POST"], tags=["v2"],
-                          openapi_extra=INFER_DOC)
+        app.router.add_api_route(f"{prefix}/infer", v2_infer, methods=["POST"], tags=["v2"],
+                                 route_class_override=RequestRoute,
+                                 openapi_extra={**INFER_DOC, **path_parameters(*parameters)})
 
 
 INFER_DOC = {"requestBody": {"required": True, "content": {"application/json": {
