@@ -5,6 +5,7 @@ checked against the plain computation it replaces (numpy sorting, pandas hashing
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -135,3 +136,56 @@ def test_chi2_quantile_and_upper_gamma_equal_scipy() -> None:
     with pytest.raises(ValueError):
         chi2_upper_quantile(0.0, 3)
     assert math.isclose(chi2_upper_quantile(0.05, 1), 1.959963984540054 ** 2, rel_tol=1e-12)
+
+
+def test_arrow_buffers_read_like_pyarrow_with_offsets_nulls_and_chunks() -> None:
+    from serein.monitor.arrow_arrays import arrow_floats, arrow_integers
+
+    base = pa.array([1, None, 3, 4, None, 6, 7, 8, 9, 10], pa.int16())
+    column = pa.chunked_array([base.slice(3, 5), base.slice(0, 2), pa.array([], pa.int16())])  # offsets, an empty chunk
+    expected = [4, None, 6, 7, 8, 1, None]
+    assert arrow_integers(column, missing=-9).tolist() == [-9 if v is None else v for v in expected]
+    assert np.array_equal(arrow_floats(column), [np.nan if v is None else float(v) for v in expected], equal_nan=True)
+    flags = pa.array([True, None, False, True] * 3).slice(1)
+    assert np.array_equal(arrow_floats(flags), [np.nan, 0.0, 1.0] + [1.0, np.nan, 0.0, 1.0] * 2, equal_nan=True)
+    doubles = pa.chunked_array([pa.array(np.random.default_rng(5).normal(size=1000)).slice(17, 500)])
+    assert np.array_equal(arrow_floats(doubles), doubles.to_numpy())
+    assert arrow_floats(pa.chunked_array([], pa.float64())).size == 0
+
+
+def test_numeric_arrow_columns_and_codes_convert_without_importing_pandas(tmp_path: Path) -> None:
+    """pyarrow imports pandas at its first numpy conversion; drift's kernels do not convert
+    through it, so a batch's drift, outputs and CBPE leave pandas out (the contract's Arrow
+    screen, ``serein.data.validation``, still brings it in). The batch is read from Parquet in
+    the subprocess: building Arrow arrays from Python objects would itself import pandas."""
+    import subprocess
+    import sys
+    import textwrap
+
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=5000)
+    x[::100] = np.nan
+    scores = rng.random(5000)
+    pq.write_table(pa.table({"x": x, "c": pa.array(["a", "b", None, "a"] * 1250),
+                             "prediction": (scores > 0.5).astype(np.int64), "proba_1": scores}), tmp_path / "batch.parquet")
+    script = textwrap.dedent(f"""
+        import sys
+        import numpy as np
+        import pyarrow.parquet as pq
+        from serein.monitor.batch_window import _column_values
+        from serein.monitor.cbpe import estimate_performance
+        from serein.monitor.drift import categorical_drift, numeric_drift
+        from serein.monitor.profile import numeric_profile, numeric_values
+        t = pq.ParquetFile({str(tmp_path / "batch.parquet")!r}, read_dictionary=["c"]).read()
+        numeric_drift(numeric_profile(np.random.default_rng(1).normal(size=5000)), t.column("x"))
+        ref = {{"kind": "categorical", "categories": {{"a": 100, "b": 50}}, "other": 0, "count": 150, "n_nulls": 0}}
+        out = categorical_drift(ref, t.column("c"))
+        cal = {{"classes": ["0", "1"], "tables": {{"1": {{"x": [0.0, 1.0], "y": [0.0, 1.0]}}}}}}
+        estimate_performance(cal, numeric_values(t.column("proba_1")), _column_values(t.column("prediction")))
+        print(out["current_counts"], "pandas" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "{'a': 2500, 'b': 1250, '__other__': 0, '__unseen__': 0} False", \
+        out.stdout + out.stderr

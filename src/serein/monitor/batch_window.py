@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from serein.errors import UsageError
+from serein.monitor.arrow_arrays import arrow_floats, arrow_integers
 from serein.monitor.profile import numeric_values
 
 if TYPE_CHECKING:
@@ -232,10 +233,19 @@ def carried_outputs(table: pa.Table, model: LoadedModel) -> tuple[np.ndarray, np
         proba = np.column_stack([numeric_values(table.column(c)) for c in columns])
         if np.isnan(proba).any():  # text that is not a number: not outputs of this model
             return None
-    predictions = table.column("prediction")
-    if pa.types.is_dictionary(predictions.type):
-        predictions = predictions.cast(predictions.type.value_type)
-    return predictions.to_numpy(), proba
+    return _column_values(table.column("prediction")), proba
+
+
+def _column_values(column: pa.ChunkedArray) -> np.ndarray:
+    """A complete column as a numpy array: numbers from their buffers (``serein.monitor.arrow_arrays``),
+    text (dictionary-decoded) through pyarrow."""
+    if pa.types.is_integer(column.type):
+        return arrow_integers(column, missing=0)  # complete: nothing is missing
+    if pa.types.is_floating(column.type):
+        return arrow_floats(column)
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    return column.to_numpy()
 
 
 def score_batch(model: LoadedModel, X: pa.Table,

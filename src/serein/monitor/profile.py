@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from serein.errors import UsageError
+from serein.monitor.arrow_arrays import arrow_floats, arrow_integers
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -71,7 +72,7 @@ def numeric_values(values: Any) -> np.ndarray:
     if isinstance(values, (pa.Array, pa.ChunkedArray)):
         kind = values.type
         if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
-            return pc.fill_null(values.cast(pa.float64()), np.nan).to_numpy()
+            return arrow_floats(values)
         values = values.to_pandas()  # text, decimals, ...: coerced below like any other series
     if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
         return values.astype(float)
@@ -86,38 +87,63 @@ def numeric_values(values: Any) -> np.ndarray:
 
 
 def _arrow_values(values: Any) -> pa.ChunkedArray | None:
-    """``values`` as an Arrow column with NaN as missing, or None when Arrow cannot hold them as
-    one type (a list mixing numbers and text, say)."""
+    """``values`` as an Arrow column, or None when Arrow cannot hold them as one type (a list
+    mixing numbers and text, say) or they are a pandas object (which keeps its own path)."""
     if isinstance(values, pa.Array):
-        values = pa.chunked_array([values])
-    if not isinstance(values, pa.ChunkedArray):
-        if not isinstance(values, np.ndarray) and type(values).__module__.startswith("pandas"):
-            return None  # pandas objects keep their own path (hashing, categoricals)
-        try:
-            values = pa.chunked_array([pa.array(values, from_pandas=True)])
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-            return None
-    if pa.types.is_floating(values.type):
-        values = pc.if_else(pc.is_nan(values), pa.scalar(None, values.type), values)
-    return values
+        return pa.chunked_array([values])
+    if isinstance(values, pa.ChunkedArray):
+        return values
+    if not isinstance(values, np.ndarray) and type(values).__module__.startswith("pandas"):
+        return None
+    try:
+        return pa.chunked_array([pa.array(values, from_pandas=True)])
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None
+
+
+def _codes(values: Any) -> tuple[np.ndarray, list[Any]] | None:
+    """:func:`factorize` by numpy (arrays of numbers) or Arrow (Arrow columns, lists, other
+    arrays); None when neither can type ``values`` and pandas has to."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
+        return _numpy_codes(values)
+    column = _arrow_values(values)
+    return None if column is None else _dictionary_codes(column)
 
 
 def factorize(values: Any) -> tuple[np.ndarray, list[Any]]:
     """``(codes, distinct)``: each value's index among the ``distinct`` values, -1 where missing
     (None or NaN), as ``pandas.factorize`` gives them (the distinct values' order may differ).
-    Arrow columns, numpy arrays and lists are hashed by Arrow (a dictionary-encoded column is
-    taken as it is); pandas objects, and lists Arrow cannot type, go through pandas.
+    Arrays of numbers are coded by numpy, Arrow columns and lists hashed by Arrow (a
+    dictionary-encoded column is taken as it is); pandas objects, and lists Arrow cannot type, go
+    through pandas.
 
     >>> factorize(["b", None, "a", "b"])
     (array([ 0, -1,  1,  0]), ['b', 'a'])
     """
-    column = _arrow_values(values)
-    if column is None:
+    found = _codes(values)
+    if found is None:
         import pandas as pd
 
         codes, uniques = pd.factorize(np.asarray(values, dtype=object) if isinstance(values, list) else values)
         return np.asarray(codes, dtype=np.int64), list(uniques)
-    return _dictionary_codes(column)
+    return found
+
+
+def _numpy_codes(values: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+    """:func:`factorize` of a numpy array of numbers (NaN missing): integers spanning fewer than
+    ``SELECT_BUCKETS`` values by counting them, anything else by ``np.unique``."""
+    if values.size and values.dtype.kind in "iu" and int(values.max()) - int(values.min()) < SELECT_BUCKETS:
+        low = values.min()
+        shifted = (values - low).astype(np.intp)
+        present = np.flatnonzero(np.bincount(shifted))
+        lookup = np.full(int(present[-1]) + 1, -1, dtype=np.int64)
+        lookup[present] = np.arange(present.size)
+        return lookup[shifted], (present + low).tolist()
+    known = ~np.isnan(values) if values.dtype.kind == "f" else np.ones(values.size, dtype=bool)
+    distinct, inverse = np.unique(values[known], return_inverse=True)
+    codes = np.full(values.size, -1, dtype=np.int64)
+    codes[known] = inverse
+    return codes, distinct.tolist()
 
 
 def _dictionary_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[Any]]:
@@ -125,16 +151,19 @@ def _dictionary_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[Any]]:
         column = pc.dictionary_encode(column)
     column = column.unify_dictionaries()  # chunks may each carry their own dictionary
     distinct = column.chunk(0).dictionary.to_pylist() if column.num_chunks else []
-    parts = [pc.fill_null(chunk.indices.cast(pa.int64()), -1).to_numpy() for chunk in column.chunks]
-    return (np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)), distinct
+    parts = [arrow_integers(chunk.indices, missing=-1) for chunk in column.chunks]
+    codes = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    not_numbers = [i for i, value in enumerate(distinct) if isinstance(value, float) and value != value]
+    if not_numbers:  # NaN is missing, as in pandas
+        codes[np.isin(codes, not_numbers)] = -1
+    return codes, distinct
 
 
 def category_counts(values: Any) -> tuple[dict[str, int], int]:
     """How often each non-missing value of ``values`` occurs, keyed by its string form (the form
-    categories take in JSON), and the number of missing values. Counted by hashing (Arrow's
-    dictionary encoding; pandas ``value_counts`` for pandas objects), or on a categorical or a
-    dictionary-encoded column by counting its codes, so only the distinct values are ever turned
-    into strings; categories that do not occur are left out.
+    categories take in JSON), and the number of missing values. Counted from :func:`factorize`'s
+    codes (pandas ``value_counts`` for pandas objects), so only the distinct values are ever
+    turned into strings; categories that do not occur are left out.
 
     >>> category_counts(["a", "b", "a", None])
     ({'a': 2, 'b': 1}, 1)
@@ -142,15 +171,15 @@ def category_counts(values: Any) -> tuple[dict[str, int], int]:
     >>> category_counts(pd.Series(["a", None], dtype=pd.CategoricalDtype(["a", "b"])))
     ({'a': 1}, 1)
     """
-    column = _arrow_values(values)
-    if column is None:
+    found = _codes(values)
+    if found is None:
         import pandas as pd
 
         series = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
         freq = series.value_counts(dropna=True, sort=False)
         distinct, tally, n_missing = freq.index.tolist(), freq.to_numpy().tolist(), len(series) - int(freq.sum())
     else:
-        codes, distinct = _dictionary_codes(column)
+        codes, distinct = found
         present = codes[codes >= 0]
         tally, n_missing = np.bincount(present, minlength=len(distinct)).tolist(), codes.size - present.size
     counts: dict[str, int] = {}
