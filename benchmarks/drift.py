@@ -179,24 +179,27 @@ def profile_build_seconds(reference: Path, root: Path) -> float:
 # -- measuring -----------------------------------------------------------------------------
 def timed(cmd: list[str]) -> tuple[float, float, str]:
     """(wall seconds, peak RSS in MB, stdout) of ``cmd``, run through a fresh wrapper process
-    (``benchmarks.drift rss``) so the peak RSS is this command's alone; exits on failure."""
-    start = time.perf_counter()
+    (``benchmarks.drift rss``) so the peak RSS is this command's alone; the wall time is the
+    command's own, from its start to its exit, measured by the wrapper (the wrapper's start, an
+    interpreter importing numpy, is no contender's time); exits on failure."""
     proc = subprocess.run([sys.executable, "-m", "benchmarks.drift", "rss", "--", *cmd],
                           capture_output=True, text=True, cwd=HERE)
-    wall = time.perf_counter() - start
     if proc.returncode:
         sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     lines = proc.stdout.rstrip().splitlines()
-    return wall, json.loads(lines[-1])["max_rss_mb"], "\n".join(lines[:-1])
+    measured = json.loads(lines[-1])
+    return measured["wall_s"], measured["max_rss_mb"], "\n".join(lines[:-1])
 
 
 def rss_wrapper(cmd: list[str]) -> None:
-    """Run ``cmd``, pass its stdout through, then print its peak RSS as a JSON line."""
+    """Run ``cmd``, pass its stdout through, then print its wall time and peak RSS as a JSON line."""
     import resource
 
+    start = time.perf_counter()
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - start
     sys.stdout.write(proc.stdout)
-    print(json.dumps({"max_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+    print(json.dumps({"wall_s": wall, "max_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
     sys.exit(proc.returncode)
 
 
