@@ -42,6 +42,8 @@ from serein.monitor.arrow_arrays import arrow_floats, arrow_integers
 from serein.monitor.profile import numeric_values
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from serein.registry.loaded import LoadedModel
     from serein.workspace import Workspace
 
@@ -73,13 +75,13 @@ def _dictionary_text(table: pa.Table) -> pa.Table:
     return table
 
 
-def _from_frame(frame: object) -> pa.Table:
+def _from_frame(frame: pd.DataFrame) -> pa.Table:
     """A pandas frame (JSON Lines) as an Arrow table; a column mixing types (numbers and text)
     Arrow cannot hold as one is kept as text, which drift parses as numbers where it can and the
     contract's checks flag."""
     columns = {}
-    for name in frame.columns:  # type: ignore[attr-defined]
-        values = frame[name]  # type: ignore[index]
+    for name in frame.columns:
+        values = frame[name]
         try:
             columns[name] = pa.Array.from_pandas(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
