@@ -55,9 +55,10 @@ CATEGORIES = {"c0": 5, "c1": 20, "c2": 200, "c3": 3, "c4": 8}
 REAL = {"n0", "n1", "n2", "n9", "c0", "c3"}
 DATA_VERSION = 2  # of the current batch's shifts (the reference, and the model registered on it, never change)
 NEGLIGIBLE = {"n4", "n6", "n12", "c1"}
-# what `serein monitor --current` on a scored batch imports (pandas comes in through pyarrow's numpy
-# conversions; the CLI's typer brings pydantic); a raw batch adds onnxruntime to score it
-RUN_IMPORTS = ("pyarrow.parquet", "pandas", "sqlalchemy", "typer", "yaml")
+# what `serein monitor --current` on a scored batch imports (no pandas: the batch stays Arrow and
+# numpy, and the contract's screen brings pandas only for suspect rows; the CLI's typer brings
+# pydantic); a raw batch adds onnxruntime to score it
+RUN_IMPORTS = ("pyarrow.parquet", "sqlalchemy", "typer", "yaml")
 
 
 # -- data ----------------------------------------------------------------------------------

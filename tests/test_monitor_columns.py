@@ -139,7 +139,7 @@ def test_chi2_quantile_and_upper_gamma_equal_scipy() -> None:
 
 
 def test_arrow_buffers_read_like_pyarrow_with_offsets_nulls_and_chunks() -> None:
-    from serein.monitor.arrow_arrays import arrow_floats, arrow_integers
+    from serein.data.arrow_arrays import arrow_floats, arrow_integers
 
     base = pa.array([1, None, 3, 4, None, 6, 7, 8, 9, 10], pa.int16())
     column = pa.chunked_array([base.slice(3, 5), base.slice(0, 2), pa.array([], pa.int16())])  # offsets, an empty chunk
@@ -155,9 +155,9 @@ def test_arrow_buffers_read_like_pyarrow_with_offsets_nulls_and_chunks() -> None
 
 def test_numeric_arrow_columns_and_codes_convert_without_importing_pandas(tmp_path: Path) -> None:
     """pyarrow imports pandas at its first numpy conversion; drift's kernels do not convert
-    through it, so a batch's drift, outputs and CBPE leave pandas out (the contract's Arrow
-    screen, ``serein.data.validation``, still brings it in). The batch is read from Parquet in
-    the subprocess: building Arrow arrays from Python objects would itself import pandas."""
+    through it, so a batch's drift, outputs and CBPE leave pandas out (as does the contract's
+    Arrow screen: ``tests/test_data_arrow_arrays.py``). The batch is read from Parquet in the
+    subprocess: building Arrow arrays from Python objects would itself import pandas."""
     import subprocess
     import sys
     import textwrap

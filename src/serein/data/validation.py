@@ -344,91 +344,94 @@ def _nulls(column: Any) -> Any:
     return pc.is_null(column, nan_is_null=True) if t.is_floating(column.type) else pc.is_null(column)
 
 
-def _per_value(column: Any, test: Callable[[Any], Any]) -> Any:
-    """``test`` (an Arrow array -> bool array) on a text column, computed once per distinct value."""
+def _text_codes(column: Any) -> tuple[list[Any], np.ndarray]:
+    """A text column's distinct values and each row's position among them (-1 where null), from
+    Arrow's dictionary encoding (the column's own when it is dictionary-encoded)."""
     import pyarrow as pa
     import pyarrow.compute as pc
+
+    from serein.data.arrow_arrays import arrow_integers
 
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     encoded = column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
-    return pc.take(test(encoded.dictionary), encoded.indices)
+    return encoded.dictionary.to_pylist(), arrow_integers(encoded.indices, missing=-1)
 
 
-def _unseen(column: Any, allowed: list[Any]) -> Any:
-    """True where a text value is not among ``allowed`` (null where the value is null)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+def _per_value(values: list[Any], codes: np.ndarray, test: Callable[[Any], bool]) -> np.ndarray:
+    """``test`` (a text value -> bool) as a row mask over a column encoded as ``values`` and
+    ``codes`` (:func:`_text_codes`), computed once per distinct value; False where null."""
+    import numpy as np
 
-    value_set = pa.array([str(v) for v in allowed])
-    return pc.invert(_per_value(column, lambda values: pc.is_in(values, value_set)))
+    return np.array([v is not None and bool(test(v)) for v in values] + [False])[codes]  # code -1: the last
 
 
-def _mismatches(column: Any, regex: str) -> Any:
+def _unseen(values: list[Any], codes: np.ndarray, allowed: list[Any]) -> np.ndarray:
+    """True where a text value is not among ``allowed`` (False where the value is null)."""
+    known = {str(v) for v in allowed}
+    return _per_value(values, codes, lambda value: value not in known)
+
+
+def _mismatches(values: list[Any], codes: np.ndarray, regex: str) -> np.ndarray:
     """True where a text value does not match ``regex`` (``re.match``, as pandera's check)."""
-    import pyarrow as pa
-
     pattern = re.compile(regex)
-    return _per_value(column, lambda values: pa.array([pattern.match(v) is None for v in values.to_pylist()],
-                                                      pa.bool_()))
+    return _per_value(values, codes, lambda value: pattern.match(value) is None)
 
 
-def _suspects(table: Any, contract: Contract) -> Any:
+def _suspects(table: Any, contract: Contract) -> np.ndarray:
     """A bool mask that is True for every row that may break a row-level check of ``contract``
-    (a superset: some suspects pass once checked exactly)."""
+    (a superset: some suspects pass once checked exactly). Arrow computes the tests; their
+    results are read from Arrow's buffers and limits enter as Arrow scalars made from numpy
+    (:mod:`serein.data.arrow_arrays`), so a table that breaks nothing never imports pandas."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    suspect = pa.array(np.zeros(table.num_rows, dtype=bool))
+    from serein.data.arrow_arrays import arrow_mask, arrow_scalar
+
+    suspect = np.zeros(table.num_rows, dtype=bool)
     for name, spec in contract.columns.items():
         column = table.column(name)
-        tests = []
         if not spec.nullable:
-            tests.append(_nulls(column))
+            suspect |= arrow_mask(_nulls(column))
         if spec.numeric:
             if pa.types.is_floating(column.type):
-                tests.append(pc.is_inf(column))
+                suspect |= arrow_mask(pc.is_inf(column))
             low = max(spec.min, 0.0) if spec.non_negative and spec.min is not None else (
                 0.0 if spec.non_negative else spec.min)
             if low is not None:
-                tests.append(pc.less(column, low))
+                suspect |= arrow_mask(pc.less(column, arrow_scalar(low)))
             if spec.max is not None:
-                tests.append(pc.greater(column, spec.max))
+                suspect |= arrow_mask(pc.greater(column, arrow_scalar(spec.max)))
         if spec.allowed is not None and spec.unseen == "reject":
-            tests.append(_unseen(column, spec.allowed))
+            suspect |= _unseen(*_text_codes(column), spec.allowed)
         if spec.regex is not None:
-            tests.append(_mismatches(column, spec.regex))
-        for test in tests:
-            suspect = pc.or_(suspect, pc.fill_null(test, False))
+            suspect |= _mismatches(*_text_codes(column), spec.regex)
     for rule in contract.rules:
         if any(side not in table.schema.names for side in (rule.left, rule.right) if isinstance(side, str)):
             continue  # as in validate: a rule on a column the data lacks is not checked
-        right = table.column(rule.right) if isinstance(rule.right, str) else rule.right
+        right = table.column(rule.right) if isinstance(rule.right, str) else arrow_scalar(rule.right)
         compare = {"<": pc.less, "<=": pc.less_equal, ">": pc.greater, ">=": pc.greater_equal,
                    "==": pc.equal, "!=": pc.not_equal}[rule.op]
         try:
-            suspect = pc.or_(suspect, pc.fill_null(pc.invert(compare(table.column(rule.left), right)), False))
+            suspect |= arrow_mask(pc.invert(compare(table.column(rule.left), right)))
         except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):  # the exact check explains
-            return pa.array(np.ones(table.num_rows, dtype=bool))
+            return np.ones(table.num_rows, dtype=bool)
     return suspect
 
 
 def _arrow_warnings(table: Any, contract: Contract, found: _Findings) -> None:
     """Unseen categories under ``unseen: flag``: warnings over the whole table."""
     import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     for name, spec in contract.columns.items():
         if spec.allowed is None or spec.unseen != "flag":
             continue
-        column = table.column(name)
-        unseen = pc.fill_null(_unseen(column, spec.allowed), False)
-        rows = np.flatnonzero(unseen.to_numpy(zero_copy_only=False))
+        values, codes = _text_codes(table.column(name))
+        rows = np.flatnonzero(_unseen(values, codes, spec.allowed))
         if len(rows):
-            values = pc.take(column, pa.array(rows[:1000])).to_pylist()
-            found.add(name, "unseen", "unseen category (accepted, flagged)", rows, _examples(values), warning=True)
+            found.add(name, "unseen", "unseen category (accepted, flagged)", rows,
+                      _examples(values[code] for code in codes[rows[:1000]]), warning=True)
 
 
 def validate_arrow(table: Any, contract: Contract) -> ValidationReport:
@@ -456,11 +459,13 @@ def validate_arrow(table: Any, contract: Contract) -> ValidationReport:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from serein.data.arrow_arrays import arrow_mask
+
     if not _reads_as(table, contract):
         return validate(table.to_pandas(), contract)
     n = table.num_rows
     found = _Findings(n)
-    suspects = np.flatnonzero(_suspects(table, contract).to_numpy(zero_copy_only=False))
+    suspects = np.flatnonzero(_suspects(table, contract))
     if len(suspects):
         exact = validate(table.take(suspects).to_pandas(), contract)
         for entry in exact.failures:
@@ -479,10 +484,10 @@ def validate_arrow(table: Any, contract: Contract) -> ValidationReport:
         if spec.completeness is None or not n:
             continue
         column = table.column(name)
-        missing = _nulls(column)
+        missing = arrow_mask(_nulls(column))
         if pa.types.is_floating(column.type):  # infinities fail the type check: null once cast
-            missing = pc.or_(missing, pc.fill_null(pc.is_inf(column), False))
-        nulls = int(missing.to_numpy(zero_copy_only=False).sum())
+            missing |= arrow_mask(pc.is_inf(column))
+        nulls = int(missing.sum())
         share = 1 - nulls / n
         if share < spec.completeness:
             found.add(name, "completeness",

@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from serein.errors import UsageError
-from serein.monitor.arrow_arrays import arrow_floats, arrow_integers
+from serein.data.arrow_arrays import arrow_floats, arrow_integers
 from serein.monitor.profile import numeric_values
 
 if TYPE_CHECKING:
@@ -239,7 +239,7 @@ def carried_outputs(table: pa.Table, model: LoadedModel) -> tuple[np.ndarray, np
 
 
 def _column_values(column: pa.ChunkedArray) -> np.ndarray:
-    """A complete column as a numpy array: numbers from their buffers (``serein.monitor.arrow_arrays``),
+    """A complete column as a numpy array: numbers from their buffers (``serein.data.arrow_arrays``),
     text (dictionary-decoded) through pyarrow."""
     if pa.types.is_integer(column.type):
         return arrow_integers(column, missing=0)  # complete: nothing is missing

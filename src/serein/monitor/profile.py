@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from serein.errors import UsageError
-from serein.monitor.arrow_arrays import arrow_floats, arrow_integers
+from serein.data.arrow_arrays import arrow_floats, arrow_integers
 
 if TYPE_CHECKING:
     import pandas as pd

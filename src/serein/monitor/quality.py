@@ -4,7 +4,8 @@ The same contract that validated the training data and every serving request is 
 window as a whole (an Arrow table as read from a batch, or logged traffic converted to one), one
 call per window, compiled to vectorised Arrow compute over whole columns
 (``serein.data.validation.validate_arrow``: ranges, nulls, categories, regexes once per distinct
-value, rules); pandera gives the exact verdict for the rows that screen flags, and checks the
+value, rules; the screen's results read from Arrow's buffers, so a window that breaks no row-level
+check never imports pandas); pandera gives the exact verdict for the rows that screen flags, and checks the
 whole window when a column's type is not its contract's (numbers stored as text, say) or the
 frame does not convert to Arrow. The counts per check are pandera's either way. Serving rejects broken rows, so what shows up here is what serving lets through with a
 flag — values beyond ``min``/``max``, unseen categories under ``unseen: flag`` — and what only a
