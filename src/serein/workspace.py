@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from serein.errors import NotFoundError, UsageError
+from serein.yaml_loader import load_yaml
 
 if TYPE_CHECKING:
     from serein.alerts.alerts import AlertManager
@@ -108,7 +109,7 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
             continue
         path = name[len(ENV_PREFIX):].lower().split("__")
         try:
-            value = yaml.safe_load(raw)
+            value = load_yaml(raw)
         except yaml.YAMLError:
             value = raw
         node = out
@@ -147,7 +148,7 @@ class Workspace:
                 hint=f"run `serein init {self.root}` first",
             )
         try:
-            loaded = yaml.safe_load(config_path.read_text()) or {}
+            loaded = load_yaml(config_path.read_text()) or {}
         except yaml.YAMLError as exc:
             raise UsageError(f"{config_path} is not valid YAML: {exc}") from None
         if not isinstance(loaded, dict):

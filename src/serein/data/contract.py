@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from serein.errors import NotFoundError, UsageError
+from serein.yaml_loader import load_yaml
 
 COLUMN_TYPES = ("integer", "float", "string", "boolean", "datetime")
 NUMERIC_TYPES = ("integer", "float")
@@ -155,7 +156,7 @@ class Contract:
     @classmethod
     def from_yaml(cls, text: str, where: str = "contract") -> Contract:
         try:
-            data = yaml.safe_load(text)
+            data = load_yaml(text)
         except yaml.YAMLError as exc:
             raise UsageError(f"{where} is not valid YAML: {exc}") from None
         return cls.from_dict(data, where)

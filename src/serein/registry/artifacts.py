@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from serein.yaml_loader import load_yaml
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -114,6 +116,6 @@ def read_serein_files(folder: Path) -> tuple[dict[str, Any], Contract, dict[str,
 
     meta = json.loads((folder / META_FILE).read_text())
     contract = Contract.load(folder / CONTRACT_FILE)
-    recipe = yaml.safe_load((folder / RECIPE_FILE).read_text()) or {}
+    recipe = load_yaml((folder / RECIPE_FILE).read_text()) or {}
     profile = json.loads((folder / PROFILE_FILE).read_text())
     return meta, contract, recipe, profile

@@ -26,6 +26,7 @@ import yaml
 from serein.data.refs import DatasetRef, check_name
 from serein.errors import NotFoundError, UsageError
 from serein.train.metrics import DEFAULT_GATE_METRIC, DEFAULT_METRICS, check_metric
+from serein.yaml_loader import load_yaml
 
 TASKS = ("classification", "regression")
 SPLIT_METHODS = ("random", "time")
@@ -71,7 +72,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         if not sep or not key.strip():
             raise UsageError(f"bad override {item!r}", hint="write --set key=value, e.g. --set estimator.params.max_iter=50")
         try:
-            value = yaml.safe_load(raw)
+            value = load_yaml(raw)
         except yaml.YAMLError:
             value = raw
         parts = key.strip().split(".")
@@ -169,7 +170,7 @@ class Recipe:
         if not p.is_file():
             raise NotFoundError(f"recipe file {p} not found", hint="see examples/credit/recipe.yaml for a template")
         try:
-            data = yaml.safe_load(p.read_text())
+            data = load_yaml(p.read_text())
         except yaml.YAMLError as exc:
             raise UsageError(f"recipe {p} is not valid YAML: {exc}") from None
         return cls.from_dict(data, overrides, where=f"recipe {p.name}")
