@@ -128,3 +128,60 @@ def test_cooldown_renotifies(tmp_path: Path) -> None:
 def test_bad_channel_config(tmp_path: Path, channels: list, match: str) -> None:
     with pytest.raises(UsageError, match=match):
         AlertManager(_workspace(tmp_path, channels))
+
+
+def _commits(ws: Workspace) -> list[int]:
+    """A list that grows by one at each commit of the workspace's store."""
+    from sqlalchemy import event
+
+    seen: list[int] = []
+    event.listen(ws.store.engine, "commit", lambda conn: seen.append(1))
+    return seen
+
+
+def test_a_batch_is_one_transaction_with_the_outcome_of_raising_one_by_one(tmp_path: Path) -> None:
+    from serein.alerts.alerts import Occurrence
+
+    batch = [
+        Occurrence("feature_drift", "warning", "psi 0.3", feature="age", details={"psi": 0.3}),
+        Occurrence("prediction_drift", "critical", "scores moved"),
+        Occurrence("feature_drift", "critical", "psi 0.6", feature="age"),  # repeats the first, escalated
+        Occurrence("feature_drift", "critical", "psi 0.7", feature="age"),  # repeats again: within the cooldown
+    ]
+    one_by_one, batched = _workspace(tmp_path / "a", [{"type": "log"}]), _workspace(tmp_path / "b", [{"type": "log"}])
+    singles = [one_by_one.alerts.raise_alert("m", o.rule, o.severity, o.message, o.feature, o.details) for o in batch]
+    commits = _commits(batched)
+    together = batched.alerts.raise_alerts("m", batch)
+    assert len(commits) == 1
+    keys = ("id", "rule", "feature", "severity", "status", "count", "message", "details", "new", "notified")
+    assert [{k: a[k] for k in keys} for a in together] == [{k: a[k] for k in keys} for a in singles]
+    assert [(a["count"], a["new"], a["notified"]) for a in together] == [(1, True, True), (1, True, True),
+                                                                        (2, False, True), (3, False, False)]
+    assert [len(a["deliveries"]) for a in together] == [1, 1, 1, 0]
+    stored = {(a["rule"], a["feature"]): a for a in batched.alerts.list()}
+    assert len(stored) == 2 and stored[("feature_drift", "age")]["message"] == "psi 0.7"
+    # a second run's batch updates the stored alerts: counts go on, nothing new, cooldown holds
+    again = batched.alerts.raise_alerts("m", batch[:2])
+    assert [(a["count"], a["new"], a["notified"]) for a in again] == [(4, False, False), (2, False, False)]
+    assert batched.alerts.raise_alerts("m", []) == [] and len(commits) == 2
+
+
+def test_a_malformed_occurrence_stores_nothing_of_its_batch(workspace: Workspace) -> None:
+    from serein.alerts.alerts import Occurrence
+
+    with pytest.raises(UsageError, match="unknown alert severity 'fatal'"):
+        workspace.alerts.raise_alerts("m", [Occurrence("r", "warning", "fine"), Occurrence("r2", "fatal", "x")])
+    assert workspace.alerts.list() == []
+
+
+def test_resolving_several_reads_the_active_alerts_once(workspace: Workspace) -> None:
+    alerts = workspace.alerts
+    age = alerts.raise_alert("m", "feature_drift", "warning", "psi 0.3", feature="age")
+    scores = alerts.raise_alert("m", "prediction_drift", "critical", "scores moved")
+    other = alerts.raise_alert("other", "feature_drift", "warning", "psi 0.3", feature="age")
+    done = alerts.auto_resolve_all("m", [("feature_drift", "income", "psi 0.01"), ("feature_drift", "age", "psi 0.02"),
+                                         ("prediction_drift", "", ""), ("feature_drift", "age", "psi 0.02")])
+    assert [d and (d["id"], d["status"], d["message"]) for d in done] == [
+        None, (age["id"], "resolved", "back to normal: psi 0.02"), (scores["id"], "resolved", "scores moved"), None]
+    assert [a["id"] for a in alerts.list(status="open")] == [other["id"]]
+    assert alerts.auto_resolve_all("m", []) == []

@@ -21,7 +21,8 @@ tells the channels once.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, update
@@ -38,6 +39,18 @@ if TYPE_CHECKING:
 SEVERITIES = ("info", "warning", "critical")
 STATUSES = ("open", "acknowledged", "resolved")
 ACTIVE = ("open", "acknowledged")
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One alert to raise for a model: its rule, severity and message, the feature it concerns
+    ("" for the model as a whole) and its details."""
+
+    rule: str
+    severity: str
+    message: str
+    feature: str = ""
+    details: Mapping[str, Any] | None = None
 
 
 def _row(mapping: Mapping[str, Any]) -> dict[str, Any]:
@@ -64,33 +77,50 @@ class AlertManager:
         """Store the alert (new, or an update of the active one with the same model, rule and
         feature) and notify the channels when due. Returns the stored alert with ``new``,
         ``notified`` and ``deliveries`` (one result per channel)."""
-        if severity not in SEVERITIES:
-            raise UsageError(f"unknown alert severity {severity!r}", hint=f"use one of {', '.join(SEVERITIES)}")
-        if not model or not rule:
-            raise UsageError("an alert needs a model and a rule name")
+        return self.raise_alerts(model, [Occurrence(rule, severity, message, feature, details)])[0]
+
+    def raise_alerts(self, model: str, occurrences: Sequence[Occurrence]) -> list[dict[str, Any]]:
+        """Store several alerts of ``model`` in one transaction (a monitor run's: one commit, not
+        one per alert), each exactly as :meth:`raise_alert` would in turn — an occurrence whose
+        (rule, feature) an earlier one of the batch opened updates it — then notify the channels
+        of those due, once all are committed. Returns them as :meth:`raise_alert` does, in order."""
+        for occurrence in occurrences:  # nothing is stored when any is malformed
+            if occurrence.severity not in SEVERITIES:
+                raise UsageError(f"unknown alert severity {occurrence.severity!r}", hint=f"use one of {', '.join(SEVERITIES)}")
+            if not model or not occurrence.rule:
+                raise UsageError("an alert needs a model and a rule name")
+        if not occurrences:
+            return []
         now = time.time()
-        t = alerts_table
-        key = (t.c.model == model) & (t.c.rule == rule) & (t.c.feature == (feature or ""))
         with self._engine.begin() as conn:
-            active = conn.execute(
-                select(t).where(key, t.c.status.in_(ACTIVE)).order_by(t.c.id.desc()).limit(1)
-            ).first()
-            values = {"severity": severity, "message": message, "details": dumps(dict(details or {})), "updated_at": now}
-            if active is None:
-                alert_id = conn.execute(insert(t).values(
-                    model=model, rule=rule, feature=feature or "", status="open", count=1, created_at=now, **values,
-                )).inserted_primary_key[0]
-                due = True
-            else:
-                alert_id = active.id
-                conn.execute(update(t).where(t.c.id == alert_id).values(count=t.c.count + 1, **values))
-                escalated = SEVERITIES.index(severity) > SEVERITIES.index(active.severity)
-                due = escalated or active.notified_at is None or now - active.notified_at >= self.cooldown
-            if due:
-                conn.execute(update(t).where(t.c.id == alert_id).values(notified_at=now))
-            stored = _row(conn.execute(select(t).where(t.c.id == alert_id)).one()._mapping)
-        deliveries = self._notify(stored) if due else []
-        return {**stored, "new": active is None, "notified": due, "deliveries": deliveries}
+            stored = [self._store(conn, model, occurrence, now) for occurrence in occurrences]
+        return [{**alert, "new": new, "notified": due, "deliveries": self._notify(alert) if due else []}
+                for alert, new, due in stored]
+
+    def _store(self, conn: Any, model: str, occurrence: Occurrence, now: float) -> tuple[dict[str, Any], bool, bool]:
+        """Insert the alert or update the active one of its (model, rule, feature) on ``conn``:
+        ``(stored alert, new, due for notification)``."""
+        t = alerts_table
+        feature = occurrence.feature or ""
+        key = (t.c.model == model) & (t.c.rule == occurrence.rule) & (t.c.feature == feature)
+        active = conn.execute(
+            select(t).where(key, t.c.status.in_(ACTIVE)).order_by(t.c.id.desc()).limit(1)
+        ).first()
+        values = {"severity": occurrence.severity, "message": occurrence.message,
+                  "details": dumps(dict(occurrence.details or {})), "updated_at": now}
+        if active is None:
+            alert_id = conn.execute(insert(t).values(
+                model=model, rule=occurrence.rule, feature=feature, status="open", count=1, created_at=now, **values,
+            )).inserted_primary_key[0]
+            due = True
+        else:
+            alert_id = active.id
+            conn.execute(update(t).where(t.c.id == alert_id).values(count=t.c.count + 1, **values))
+            escalated = SEVERITIES.index(occurrence.severity) > SEVERITIES.index(active.severity)
+            due = escalated or active.notified_at is None or now - active.notified_at >= self.cooldown
+        if due:
+            conn.execute(update(t).where(t.c.id == alert_id).values(notified_at=now))
+        return _row(conn.execute(select(t).where(t.c.id == alert_id)).one()._mapping), active is None, due
 
     def _notify(self, alert: Mapping[str, Any]) -> list[dict[str, Any]]:
         payload = {**alert, "project": self.ws.config.get("project")}
@@ -145,14 +175,25 @@ class AlertManager:
     def auto_resolve(self, model: str, rule: str, feature: str = "", reason: str = "") -> dict[str, Any] | None:
         """Resolve the active alert of (model, rule, feature), if any, because a monitor run found
         it back to normal; ``reason`` becomes its message. Returns the resolved alert or None."""
+        return self.auto_resolve_all(model, [(rule, feature, reason)])[0]
+
+    def auto_resolve_all(self, model: str, normal: Sequence[tuple[str, str, str]]) -> list[dict[str, Any] | None]:
+        """:meth:`auto_resolve` for each (rule, feature, reason) of ``normal``, with one query for
+        the model's active alerts (a run judges every feature normal or not: most have none).
+        Returns the resolved alert or None for each, in order."""
+        if not normal:
+            return []
         t = alerts_table
         with self._engine.connect() as conn:
-            active = conn.execute(select(t.c.id).where(
-                t.c.model == model, t.c.rule == rule, t.c.feature == (feature or ""), t.c.status.in_(ACTIVE),
-            ).order_by(t.c.id.desc()).limit(1)).scalar_one_or_none()
-        if active is None:
-            return None
-        return self._move(active, "resolved", message=f"back to normal: {reason}" if reason else None)
+            rows = conn.execute(select(t.c.id, t.c.rule, t.c.feature).where(
+                t.c.model == model, t.c.status.in_(ACTIVE)).order_by(t.c.id)).all()
+        active = {(row.rule, row.feature): row.id for row in rows}  # the newest per key, as before
+        resolved: list[dict[str, Any] | None] = []
+        for rule, feature, reason in normal:
+            alert_id = active.pop((rule, feature or ""), None)
+            resolved.append(None if alert_id is None else
+                            self._move(alert_id, "resolved", message=f"back to normal: {reason}" if reason else None))
+        return resolved
 
     def active(self, model: str) -> dict[tuple[str, str], dict[str, Any]]:
         """The active alerts of ``model`` by (rule, feature)."""

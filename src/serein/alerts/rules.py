@@ -47,6 +47,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from serein.alerts.alerts import Occurrence
 from serein.errors import UsageError
 
 if TYPE_CHECKING:
@@ -171,25 +172,27 @@ def _metric_values(rule: Rule, result: MonitorResult) -> dict[str, float | None]
     return {"": row.get("current")}
 
 
-def _threshold_alerts(ws: Workspace, rule: Rule, result: MonitorResult) -> tuple[list[dict], list[dict]]:
-    raised, resolved = [], []
+def _threshold_alerts(ws: Workspace, rule: Rule, result: MonitorResult) -> tuple[list[Occurrence], list[dict]]:
+    """The rule's alerts to raise in ``result`` (one per feature beyond a level) and the alerts it
+    resolved (its features back within the levels)."""
+    raised, normal = [], []
     for feature, value in _metric_values(rule, result).items():
         if value is None:
             continue
         severity = rule.severity(float(value))
         where = f"{feature} " if feature else ""
         if severity:
-            raised.append(ws.alerts.raise_alert(
-                result.model, rule.name, severity, f"{where}{rule.describe(float(value))} in v{result.version} traffic",
+            raised.append(Occurrence(
+                rule.name, severity, f"{where}{rule.describe(float(value))} in v{result.version} traffic",
                 feature=feature, details={rule.metric: value, "warning": rule.warning, "critical": rule.critical},
             ))
-        elif (done := ws.alerts.auto_resolve(result.model, rule.name, feature,
-                                             f"{where}{rule.metric} {float(value):.4g}")) is not None:
-            resolved.append(done)
-    return raised, resolved
+        else:
+            normal.append((rule.name, feature, f"{where}{rule.metric} {float(value):.4g}"))
+    return raised, [done for done in ws.alerts.auto_resolve_all(result.model, normal) if done is not None]
 
 
-def _stream_alerts(ws: Workspace, rule: Rule, result: MonitorResult, streams: Mapping[str, Any]) -> tuple[list, list]:
+def _stream_alerts(ws: Workspace, rule: Rule, result: MonitorResult, streams: Mapping[str, Any]
+                   ) -> tuple[list[Occurrence], list[dict]]:
     stream = streams.get(STREAM_METRICS[rule.metric])
     if not stream:
         return [], []
@@ -207,8 +210,8 @@ def _stream_alerts(ws: Workspace, rule: Rule, result: MonitorResult, streams: Ma
         size, change = max(zip(sizes, changes, strict=True), key=lambda sc: sc[0])
         severity = rule.severity(size)
         if severity:
-            raised.append(ws.alerts.raise_alert(
-                result.model, rule.name, severity,
+            raised.append(Occurrence(
+                rule.name, severity,
                 f"{what} {change['before']:.4g} -> {change['after']:.4g} ({change['detector']}, value "
                 f"#{change['index']}) in v{result.version} traffic", details={**change, "size": size},
             ))
@@ -237,20 +240,20 @@ def _verdict_resolves(ws: Workspace, result: MonitorResult) -> list[dict[str, An
     perf = result.performance
     if perf and perf["n_labelled"] >= perf["min_labels"] and not perf["dropped"]:
         normal.append(("performance_drop", "", f"no metric dropped on {perf['n_labelled']} labelled rows"))
-    resolved = [ws.alerts.auto_resolve(result.model, rule, feature, reason) for rule, feature, reason in normal]
-    return [r for r in resolved if r is not None]
+    return [r for r in ws.alerts.auto_resolve_all(result.model, normal) if r is not None]
 
 
-def apply_rules(ws: Workspace, loaded: LoadedModel, result: MonitorResult, streaming: bool = True) -> None:
+def rule_alerts(ws: Workspace, loaded: LoadedModel, result: MonitorResult, streaming: bool = True) -> list[Occurrence]:
     """After a monitor run: feed the streaming detectors (when ``streaming``, i.e. on logged
-    traffic), raise the rules' alerts, and resolve what is back to normal. Updates ``result``:
-    ``detectors``, ``alerts`` (appended) and ``resolved``."""
+    traffic) and resolve what is back to normal, updating ``result``'s ``detectors`` and
+    ``resolved``; returns the rules' alerts to raise (see :func:`raise_run_alerts`). Resolving
+    first is safe: a run finds each (rule, feature) either normal or not, never both."""
     rules = rules_from_config((ws.config.get("alerts") or {}).get("rules"))
     if streaming:
         from serein.monitor.detectors import run_detectors
 
         result.detectors = run_detectors(ws, loaded)
-    raised: list[dict[str, Any]] = []
+    raised: list[Occurrence] = []
     resolved = _verdict_resolves(ws, result)
     for rule in rules:
         if rule.metric in STREAM_METRICS:
@@ -259,5 +262,18 @@ def apply_rules(ws: Workspace, loaded: LoadedModel, result: MonitorResult, strea
             more, done = _threshold_alerts(ws, rule, result)
         raised += more
         resolved += done
-    result.alerts += [{k: a[k] for k in ("id", "rule", "feature", "severity", "count", "new", "message")} for a in raised]
     result.resolved = [{k: a[k] for k in ("id", "rule", "feature", "message", "resolved_at")} for a in resolved]
+    return raised
+
+
+def raise_run_alerts(ws: Workspace, result: MonitorResult, occurrences: Sequence[Occurrence]) -> None:
+    """Store a run's alerts in one transaction (:meth:`AlertManager.raise_alerts`) and add their
+    summaries to ``result.alerts``."""
+    raised = ws.alerts.raise_alerts(result.model, occurrences)
+    result.alerts += [{k: a[k] for k in ("id", "rule", "feature", "severity", "count", "new", "message")} for a in raised]
+
+
+def apply_rules(ws: Workspace, loaded: LoadedModel, result: MonitorResult, streaming: bool = True) -> None:
+    """:func:`rule_alerts`, then its alerts raised: updates ``result``'s ``detectors``,
+    ``alerts`` (appended) and ``resolved``."""
+    raise_run_alerts(ws, result, rule_alerts(ws, loaded, result, streaming))

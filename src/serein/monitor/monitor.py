@@ -20,7 +20,7 @@ labels arrived), and the contract's checks (data quality). With ``chunk`` (``hou
 the series behind the report's charts. ``multivariate=True`` adds the domain classifier
 (``serein.monitor.multivariate``) on the whole window.
 
-Alerts (through ``ws.alerts``, deduplicated there):
+Alerts (through ``ws.alerts``, deduplicated there; a run stores all of its alerts in one transaction):
 
 - ``feature_drift`` per drifted feature: ``warning``, or ``critical`` when at least
   ``monitor.critical_share`` (default 0.3) of the features drifted at once;
@@ -77,6 +77,7 @@ from serein.monitor.window import parse_chunk, parse_since
 if TYPE_CHECKING:
     import pandas as pd
 
+    from serein.alerts.alerts import Occurrence
     from serein.registry.loaded import LoadedModel
     from serein.workspace import Workspace
 
@@ -324,7 +325,11 @@ def _chunk_series(loaded: LoadedModel, window: Window, chunk: str, settings: Map
     return series
 
 
-def _raise_alerts(ws: Workspace, result: MonitorResult) -> list[dict[str, Any]]:
+def _verdict_alerts(ws: Workspace, result: MonitorResult) -> list[Occurrence]:
+    """The alerts of the run's own verdicts: drifted features, drifted outputs, dropped
+    performance, and the window's other abnormal parts (:func:`_window_verdicts`)."""
+    from serein.alerts.alerts import Occurrence
+
     share = float(ws.config["monitor"].get("critical_share", CRITICAL_SHARE))
     judged = [f for f in result.features.values() if f["status"] not in ("insufficient", "skipped")]
     many = bool(judged) and len(result.drifted) / len(judged) >= share
@@ -333,26 +338,27 @@ def _raise_alerts(ws: Workspace, result: MonitorResult) -> list[dict[str, Any]]:
         f = result.features[name]
         details = {k: f.get(k) for k in ("method", "score", "threshold", "psi", "js", "wasserstein",
                                           "unseen_rate", "null_rate_ref", "null_rate") if f.get(k) is not None}
-        raised.append(ws.alerts.raise_alert(
-            result.model, "feature_drift", "critical" if many else "warning",
+        raised.append(Occurrence(
+            "feature_drift", "critical" if many else "warning",
             f"{name} drifted in v{result.version} traffic: {'; '.join(f['reasons'])}", feature=name, details=details,
         ))
     pred = result.prediction_drift
     if pred and pred["drifted"]:
         reasons = [f"{part}: {'; '.join(p['reasons'])}" for part, p in pred.items() if isinstance(p, dict) and p["drifted"]]
-        raised.append(ws.alerts.raise_alert(result.model, "prediction_drift", "critical",
-                                            f"predictions of v{result.version} drifted: {' | '.join(reasons)}"))
+        raised.append(Occurrence("prediction_drift", "critical",
+                                 f"predictions of v{result.version} drifted: {' | '.join(reasons)}"))
     perf = result.performance
     if perf and perf["dropped"]:
         text = ", ".join(f"{m} {perf['metrics'][m]['reference']:.4g} -> {perf['metrics'][m]['current']:.4g}"
                          for m in perf["dropped"])
-        raised.append(ws.alerts.raise_alert(
-            result.model, "performance_drop", "critical",
+        raised.append(Occurrence(
+            "performance_drop", "critical",
             f"v{result.version} performance dropped on {perf['n_labelled']} labelled rows: {text}",
             details={m: perf["metrics"][m] for m in perf["dropped"]},
         ))
-    raised += _raise_window_alerts(ws, result)
-    return [{k: a[k] for k in ("id", "rule", "feature", "severity", "count", "new", "message")} for a in raised]
+    raised += [Occurrence(rule, "warning", message, feature=feature, details=details)
+               for rule, feature, message, details in _window_verdicts(result) if message is not None]
+    return raised
 
 
 def _window_verdicts(result: MonitorResult, ws_active: Collection[tuple[str, str]] = ()
@@ -389,11 +395,6 @@ def _window_verdicts(result: MonitorResult, ws_active: Collection[tuple[str, str
         out.append(("multivariate_drift", "", f"{v} traffic drifted jointly: {'; '.join(multi['reasons'])}"
                     if multi["drifted"] else None, {k: multi[k] for k in ("score", "threshold")}))
     return out
-
-
-def _raise_window_alerts(ws: Workspace, result: MonitorResult) -> list[dict[str, Any]]:
-    return [ws.alerts.raise_alert(result.model, rule, "warning", message, feature=feature, details=details)
-            for rule, feature, message, details in _window_verdicts(result) if message is not None]
 
 
 def _resolve_window_alerts(ws: Workspace, result: MonitorResult) -> list[dict[str, Any]]:
@@ -464,11 +465,12 @@ def run_monitor(ws: Workspace, model: str, since: str | None = None, last: int |
         result.multivariate = domain_classifier_drift(profile, window.frame())
     if chunk:
         result.chunks = _chunk_series(loaded, window, chunk, settings, progress)
-    result.alerts = _raise_alerts(ws, result)
-    from serein.alerts.rules import apply_rules
+    from serein.alerts.rules import raise_run_alerts, rule_alerts
 
-    apply_rules(ws, loaded, result, streaming=current is None)  # detectors, alert rules, auto-resolve
+    raising = _verdict_alerts(ws, result)
+    raising += rule_alerts(ws, loaded, result, streaming=current is None)  # detectors, rules, auto-resolve
     result.resolved += _resolve_window_alerts(ws, result)
+    raise_run_alerts(ws, result, raising)  # all in one transaction
     if report:
         from serein.monitor.report import write_monitor_report
 
