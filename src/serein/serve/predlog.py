@@ -546,11 +546,28 @@ class PredictionLog:
             watched[0].call_soon_threadsafe(self._watch, watched[0])
 
     def _unwatch(self) -> None:
-        """Stop the loop reading the syncer's answers (before its pipe closes)."""
+        """Stop the loop reading the syncer's answers before its pipe closes (a running loop on
+        another thread is given a second to do it)."""
         watched, self._watched = self._watched, None
-        if watched is not None and not watched[0].is_closed():
-            with suppress(RuntimeError):
-                watched[0].call_soon_threadsafe(watched[0].remove_reader, watched[2])
+        if watched is None or watched[0].is_closed():
+            return
+        loop, _, fd = watched
+        try:
+            here = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            here = False
+        if here or not loop.is_running():
+            loop.remove_reader(fd)
+            return
+        removed = threading.Event()
+
+        def remove() -> None:
+            loop.remove_reader(fd)
+            removed.set()
+
+        with suppress(RuntimeError):  # it closed meanwhile
+            loop.call_soon_threadsafe(remove)
+            removed.wait(1.0)
 
     # -- the shipper thread ------------------------------------------------------------------
     def _ship_loop(self) -> None:
