@@ -93,3 +93,35 @@ def test_a_column_of_mixed_types_falls_back_to_pandera_with_the_same_verdict() -
     # numbers the contract calls integers but that arrive as floats (a nullable column): same counts
     frame = pd.DataFrame({"age": [1.0, np.nan, -3.0, 2.5]})
     assert _counts(validate_window(frame, contract).failures) == _counts(validate(frame, contract).failures)
+
+
+def test_range_screens_skipped_by_a_columns_extremes_give_pandera_counts() -> None:
+    """The screen tests a numeric column's range only where its minimum and maximum leave it
+    open: infinities, values just past a bound, an integer column, an all-null and an all-NaN
+    column, and columns within their range all give pandera's counts."""
+    contract = Contract.from_dict({"columns": {
+        "inside": {"type": "float", "min": -5.0, "max": 5.0, "nullable": False},
+        "edges": {"type": "float", "min": 0.0, "max": 1.0},
+        "infinite": {"type": "float", "max": 1e6},
+        "count": {"type": "integer", "non_negative": True, "max": 10, "nullable": False},
+        "empty": {"type": "float", "min": 0.0},
+        "nan": {"type": "float", "max": 1.0, "nullable": False},
+    }})
+    rng = np.random.default_rng(7)
+    n = 2_000
+    edges = rng.uniform(0, 1, n)
+    edges[[3, 50]] = [-1e-12, 1.0 + 1e-12]
+    infinite = rng.normal(size=n)
+    infinite[[7, 8]] = [np.inf, -np.inf]
+    count = rng.integers(0, 11, n)
+    count[[1, 2, 3]] = [-1, 11, 10]
+    frame = pd.DataFrame({"inside": rng.uniform(-5, 5, n), "edges": edges, "infinite": infinite, "count": count,
+                          "empty": pd.Series([None] * n, dtype="float64"), "nan": np.full(n, np.nan)})
+    fast, exact = validate_window(frame, contract), validate(frame, contract)
+    assert fast.data is None
+    assert _counts(fast.failures) == _counts(exact.failures)
+    np.testing.assert_array_equal(fast.bad_rows, exact.bad_rows)
+    counts = _counts(exact.failures)
+    assert counts[("edges", "min")] == counts[("edges", "max")] == 1
+    assert counts[("infinite", "type")] == 2 and counts[("count", "non_negative")] == counts[("count", "max")] == 1
+    assert counts[("nan", "not_null")] == n and ("inside", "min") not in counts and ("empty", "min") not in counts

@@ -187,7 +187,9 @@ class _Findings:
         """Record a broken check; ``rows`` are positions (marked bad unless ``warning``)."""
         import numpy as np
 
-        rows = np.unique(np.asarray(rows, dtype=np.int64))
+        rows = np.asarray(rows, dtype=np.int64)
+        if not (rows[1:] > rows[:-1]).all():  # positions found in order (the Arrow screen's) are unique already
+            rows = np.unique(rows)
         entry = {
             "column": column, "check": check, "count": int(len(rows) if count is None else count),
             "examples": examples, "rows": rows[:MAX_EXAMPLES].tolist(), "message": message,
@@ -378,10 +380,28 @@ def _mismatches(values: list[Any], codes: np.ndarray, regex: str) -> np.ndarray:
     return _per_value(values, codes, lambda value: pattern.match(value) is None)
 
 
+def _range_tests(column: Any, spec: ColumnSpec) -> list[Any]:
+    """Arrow tests of a numeric column against the contract's range: non-finite values, below
+    ``min`` (or 0 when ``non_negative``), above ``max``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from serein.data.arrow_arrays import arrow_scalar
+
+    low = max(spec.min, 0.0) if spec.non_negative and spec.min is not None else (0.0 if spec.non_negative else spec.min)
+    tests = [pc.is_inf(column)] if pa.types.is_floating(column.type) else []
+    if low is not None:
+        tests.append(pc.less(column, arrow_scalar(low)))
+    if spec.max is not None:
+        tests.append(pc.greater(column, arrow_scalar(spec.max)))
+    return tests
+
+
 def _suspects(table: Any, contract: Contract) -> np.ndarray:
     """A bool mask that is True for every row that may break a row-level check of ``contract``
-    (a superset: some suspects pass once checked exactly). Arrow computes the tests; their
-    results are read from Arrow's buffers and limits enter as Arrow scalars made from numpy
+    (a superset: some suspects pass once checked exactly). Arrow computes the tests and ORs them
+    (Kleene logic: a test that could not answer a row adds nothing to it); the result is read
+    from Arrow's buffers once, and limits enter as Arrow scalars made from numpy
     (:mod:`serein.data.arrow_arrays`), so a table that breaks nothing never imports pandas."""
     import numpy as np
     import pyarrow as pa
@@ -389,20 +409,14 @@ def _suspects(table: Any, contract: Contract) -> np.ndarray:
 
     from serein.data.arrow_arrays import arrow_mask, arrow_scalar
 
-    suspect = np.zeros(table.num_rows, dtype=bool)
+    tests: list[Any] = []  # Arrow boolean columns
+    suspect = np.zeros(table.num_rows, dtype=bool)  # the text tests, computed per distinct value
     for name, spec in contract.columns.items():
         column = table.column(name)
-        if not spec.nullable:
-            suspect |= arrow_mask(_nulls(column))
+        if not spec.nullable and (column.null_count or pa.types.is_floating(column.type)):  # NaN reads as null
+            tests.append(_nulls(column))
         if spec.numeric:
-            if pa.types.is_floating(column.type):
-                suspect |= arrow_mask(pc.is_inf(column))
-            low = max(spec.min, 0.0) if spec.non_negative and spec.min is not None else (
-                0.0 if spec.non_negative else spec.min)
-            if low is not None:
-                suspect |= arrow_mask(pc.less(column, arrow_scalar(low)))
-            if spec.max is not None:
-                suspect |= arrow_mask(pc.greater(column, arrow_scalar(spec.max)))
+            tests += _range_tests(column, spec)
         if spec.allowed is not None and spec.unseen == "reject":
             suspect |= _unseen(*_text_codes(column), spec.allowed)
         if spec.regex is not None:
@@ -414,9 +428,11 @@ def _suspects(table: Any, contract: Contract) -> np.ndarray:
         compare = {"<": pc.less, "<=": pc.less_equal, ">": pc.greater, ">=": pc.greater_equal,
                    "==": pc.equal, "!=": pc.not_equal}[rule.op]
         try:
-            suspect |= arrow_mask(pc.invert(compare(table.column(rule.left), right)))
+            tests.append(pc.invert(compare(table.column(rule.left), right)))
         except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):  # the exact check explains
             return np.ones(table.num_rows, dtype=bool)
+    if tests:
+        suspect |= arrow_mask(functools.reduce(pc.or_kleene, tests))
     return suspect
 
 
