@@ -16,9 +16,9 @@ import orjson
 import pytest
 
 from serein.serve.predlog import LogBusy, LogUnavailable, PredictionLog, read_segment, request_record
-from serein.serve.predlog_shipper import expand
+from serein.serve.predlog_shipper import table_rows
 from serein.serve.predlog_syncer import SyncerProcess
-from serein.store import OperationalStore, predictions
+from serein.store import PREDICTION_COLUMNS, OperationalStore, prediction_table_rows, predictions
 
 
 def record(rid: str, rows: int = 1, shadow: bool = False) -> dict:
@@ -35,11 +35,13 @@ def row(rid: str, i: int = 0, shadow: bool = False) -> dict:
             "probabilities": [1 - i / 10, i / 10], "score": i / 10, "latency_ms": 0.1, "ts": 1.0, "shadow": shadow}
 
 
-def test_a_request_record_expands_to_one_store_row_per_row() -> None:
-    rec = record("r", rows=3)
-    assert [{**r, "ts": 1.0} for r in expand(rec)] == [row("r", 0), row("r", 1), row("r", 2)]
-    assert expand({**rec, "probabilities": None})[2]["probabilities"] is None
-    assert expand(row("old", 4)) == [row("old", 4)], "a one-row record of an earlier serein is kept"
+def test_a_request_record_makes_the_same_table_rows_as_its_rows_logged_one_by_one() -> None:
+    rec = {**record("r", rows=3), "ts": 1.0}
+    assert table_rows(rec) == prediction_table_rows([row("r", 0), row("r", 1), row("r", 2)])
+    assert table_rows({**rec, "probabilities": None})[2][PREDICTION_COLUMNS.index("probabilities")] is None
+    assert table_rows(row("old", 4)) == prediction_table_rows([row("old", 4)]), "a one-row record of an earlier serein"
+    with pytest.raises(ValueError):  # a record whose lists disagree is refused, not truncated
+        table_rows({**rec, "scores": [0.1]})
 
 
 @pytest.fixture
@@ -248,7 +250,7 @@ def test_segments_left_by_a_killed_process_are_shipped_once(store: OperationalSt
     assert len(read_segment(segment)) == 30
     with open(segment, "ab") as torn:  # a write cut short by the kill: never acknowledged
         torn.write(b'{"request_id": "half')
-    store.log_predictions(read_segment(segment)[:10])  # shipped before the crash, not yet deleted
+    store.log_prediction_rows(read_segment(segment)[:10])  # shipped before the crash, not yet deleted
 
     live = PredictionLog(store, directory)
     live.start()  # a live process's own segment is not touched by another's recovery

@@ -170,12 +170,13 @@ def make_engine(uri: str) -> Engine:
     return create_engine(uri, pool_pre_ping=True)
 
 
-_PREDICTION_COLUMNS = ("request_id", "row", "ts", "model", "version", "inputs", "prediction", "probabilities",
-                       "score", "latency_ms", "shadow")
+PREDICTION_COLUMNS = ("request_id", "row", "ts", "model", "version", "inputs", "prediction", "probabilities",
+                      "score", "latency_ms", "shadow")  # the order of a table row (``log_prediction_rows``)
+_ID, _ROW, _SHADOW = (PREDICTION_COLUMNS.index(c) for c in ("request_id", "row", "shadow"))
 
 
-def _prediction_rows(records: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
-    """Prediction records as ``predictions`` table rows in ``_PREDICTION_COLUMNS`` order
+def prediction_table_rows(records: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    """Prediction records as ``predictions`` table rows in ``PREDICTION_COLUMNS`` order
     (payloads as JSON text)."""
     now = time.time()
     return [
@@ -199,13 +200,34 @@ def _prediction_rows(records: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ..
 def _insert_predictions(conn: Any, rows: list[tuple[Any, ...]]) -> None:
     """One DB-API ``executemany`` of table rows: SQLAlchemy's own per-row parameter handling
     costs about 10 µs a row, which the serving process's prediction log cannot afford."""
-    compiled = insert(predictions).compile(dialect=conn.dialect, column_keys=list(_PREDICTION_COLUMNS))
-    if compiled.positional:
-        order = [_PREDICTION_COLUMNS.index(key) for key in compiled.positiontup]
-        params: list[Any] = [tuple(row[k] for k in order) for row in rows]
+    compiled = insert(predictions).compile(dialect=conn.dialect, column_keys=list(PREDICTION_COLUMNS))
+    params: list[Any]
+    if not compiled.positional:
+        params = [dict(zip(PREDICTION_COLUMNS, row, strict=True)) for row in rows]
+    elif tuple(compiled.positiontup or ()) == PREDICTION_COLUMNS:  # SQLite: the rows as they are
+        params = rows
     else:
-        params = [dict(zip(_PREDICTION_COLUMNS, row, strict=True)) for row in rows]
+        order = [PREDICTION_COLUMNS.index(key) for key in compiled.positiontup or ()]
+        params = [tuple(row[k] for k in order) for row in rows]
     conn.exec_driver_sql(str(compiled), params)
+
+
+def _not_logged(conn: Any, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The table rows whose ``(request_id, row, shadow)`` is neither in the store nor earlier in
+    ``rows``."""
+    ids = sorted({r[_ID] for r in rows})
+    seen: set[tuple[str, int, bool]] = set()
+    for start in range(0, len(ids), 500):
+        query = (select(predictions.c.request_id, predictions.c.row, predictions.c.shadow)
+                 .where(predictions.c.request_id.in_(ids[start:start + 500])))
+        seen.update((rid, int(row), bool(shadow)) for rid, row, shadow in conn.execute(query))
+    fresh = []
+    for r in rows:
+        key = (r[_ID], int(r[_ROW]), bool(r[_SHADOW]))
+        if key not in seen:
+            seen.add(key)
+            fresh.append(r)
+    return fresh
 
 
 class OperationalStore:
@@ -225,33 +247,27 @@ class OperationalStore:
         ``probabilities, score, latency_ms, shadow, ts``. The write is committed (durable) when
         this returns.
         """
-        if not records:
-            return 0
-        rows = _prediction_rows(records)
-        with self.engine.begin() as conn:
-            _insert_predictions(conn, rows)
-        return len(rows)
+        return self.log_prediction_rows(prediction_table_rows(records))
 
     def log_predictions_once(self, records: Sequence[Mapping[str, Any]]) -> int:
         """Append the records whose ``(request_id, row, shadow)`` is not logged yet, in one
         transaction; returns how many were new. Re-shipping a prediction-log segment after a crash
         this way never duplicates a row."""
-        ids = sorted({r["request_id"] for r in records})
+        return self.log_prediction_rows(prediction_table_rows(records), once=True)
+
+    def log_prediction_rows(self, rows: list[tuple[Any, ...]], once: bool = False) -> int:
+        """Append table rows (tuples in ``PREDICTION_COLUMNS`` order, payloads already JSON text,
+        as ``prediction_table_rows`` makes them) in one transaction; returns how many were
+        written. ``once``: only the rows whose ``(request_id, row, shadow)`` is not logged yet.
+        The prediction log's shipper makes these rows straight from its request records."""
+        if not rows:
+            return 0
         with self.engine.begin() as conn:
-            seen: set[tuple[str, int, bool]] = set()
-            for start in range(0, len(ids), 500):
-                query = (select(predictions.c.request_id, predictions.c.row, predictions.c.shadow)
-                         .where(predictions.c.request_id.in_(ids[start:start + 500])))
-                seen.update((rid, int(row), bool(shadow)) for rid, row, shadow in conn.execute(query))
-            fresh = []
-            for r in records:
-                key = (r["request_id"], int(r.get("row", 0)), bool(r.get("shadow", False)))
-                if key not in seen:
-                    seen.add(key)
-                    fresh.append(r)
-            if fresh:
-                _insert_predictions(conn, _prediction_rows(fresh))
-        return len(fresh)
+            if once:
+                rows = _not_logged(conn, rows)
+            if rows:
+                _insert_predictions(conn, rows)
+        return len(rows)
 
     def count_predictions(self, model: str | None = None) -> int:
         query = select(func.count()).select_from(predictions)

@@ -27,12 +27,12 @@ When a request is acknowledged depends on ``serve.durability``:
 
 Every ``ship_interval`` seconds a shipper thread hands the byte ranges of the durable groups to a
 shipper *process* (``serein.serve.predlog_shipper``), which reads them back, expands each record
-to one row per predicted row (``expand``: the store, monitoring and feedback see rows) and writes
-them with ``store.log_predictions``; the thread then deletes a segment once all of its records
+to one table row per predicted row (``table_rows``: the store, monitoring and feedback see rows) and
+writes them with ``store.log_prediction_rows``; the thread then deletes a segment once all of its records
 are there. In the serving process SQLite took and released the GIL once per row, against the
 event loop; in its own it costs the server a pipe round trip per batch. A batch retried after a
 failure (which may have committed: the shipper process died) is shipped with
-``log_predictions_once``. Each process holds an exclusive ``flock`` on the segments it owns, so
+``once=True``. Each process holds an exclusive ``flock`` on the segments it owns, so
 at start-up ``PredictionLog.start`` ships every segment no live process holds: those a killed server left.
 That shipping is idempotent by ``(request_id, row, shadow)`` (a crash between shipping and
 deleting never duplicates a row), and a torn last line (written by a process killed mid-write,
@@ -60,7 +60,7 @@ from typing import Any
 import orjson
 
 from serein.errors import SereinError
-from serein.serve.predlog_shipper import ShipperProcess, expand
+from serein.serve.predlog_shipper import ShipperProcess, table_rows
 from serein.serve.predlog_syncer import SyncerFailed, SyncerProcess
 from serein.store import OperationalStore
 
@@ -173,8 +173,8 @@ def _notify_all(settled: Sequence[tuple[list[_Entry], BaseException | None]]) ->
         _notify(entries, error)
 
 
-def read_segment(path: Path) -> list[dict[str, Any]]:
-    """The rows of a segment file's records (``expand``); a torn last line (the writer was
+def read_segment(path: Path) -> list[tuple[Any, ...]]:
+    """The store's table rows of a segment file's records (``table_rows``); a torn last line (the writer was
     killed mid-write, so the record was never acknowledged) is skipped."""
     records = []
     lines = path.read_bytes().split(b"\n")
@@ -182,7 +182,7 @@ def read_segment(path: Path) -> list[dict[str, Any]]:
         if not line:
             continue
         try:
-            records.extend(expand(orjson.loads(line)))
+            records.extend(table_rows(orjson.loads(line)))
         except orjson.JSONDecodeError:
             if n < len(lines) - 1:  # only the very last line can be torn
                 raise
@@ -255,7 +255,7 @@ class PredictionLog:
                 except BlockingIOError:  # a live process owns it
                     continue
                 records = read_segment(path)
-                new = self.store.log_predictions_once(records)
+                new = self.store.log_prediction_rows(records, once=True)
                 path.unlink(missing_ok=True)
                 added += new
                 log.info("recovered %s: %d record(s), %d new to the store", path.name, len(records), new)

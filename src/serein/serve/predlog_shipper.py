@@ -26,6 +26,7 @@ from typing import IO, Any
 import orjson
 
 from serein.errors import SereinError
+from serein.store import OperationalStore, dumps, prediction_table_rows
 
 log = logging.getLogger(__name__)
 
@@ -34,29 +35,37 @@ class ShipperFailed(SereinError):
     """The shipper process could not ship a batch (the store refused it, or the process died)."""
 
 
-def expand(record: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The store's rows (one per predicted row: ``request_id, row, model, version, inputs,
-    prediction, probabilities, score, latency_ms, ts, shadow``) of a request record. A record
-    written by an earlier serein, one row already, is returned as it is."""
+def table_rows(record: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """The store's table rows of a request record: one per predicted row, in
+    ``serein.store.PREDICTION_COLUMNS`` order (``request_id, row, ts, model, version, inputs,
+    prediction, probabilities, score, latency_ms, shadow``; payloads as JSON text). Made straight
+    from the record, without a dict per row (a third of the shipper's time per row). A record
+    written by an earlier serein, one row already, is converted as it is.
+
+    >>> table_rows({"request_id": "r", "model": "m", "version": 2, "latency_ms": 0.4, "ts": 1.0,
+    ...             "shadow": False, "inputs": [{"x": 1}, {"x": 2}], "predictions": [0, 1],
+    ...             "probabilities": None, "scores": [0.1, 0.9]})[1]
+    ('r', 1, 1.0, 'm', 2, '{"x":2}', '1', None, 0.9, 0.4, False)
+    """
     if "row" in record:
-        return [dict(record)]
-    n_rows = len(record["predictions"])
-    probabilities = record["probabilities"] or [None] * n_rows
-    common = {"request_id": record["request_id"], "model": record["model"], "version": record["version"],
-              "latency_ms": record["latency_ms"], "ts": record["ts"], "shadow": record["shadow"]}
-    return [{**common, "row": i, "inputs": inputs, "prediction": label, "probabilities": proba, "score": score}
+        return prediction_table_rows([record])
+    probabilities = record["probabilities"]
+    probabilities_text = [None] * len(record["predictions"]) if probabilities is None else map(dumps, probabilities)
+    rid, ts, model, version = record["request_id"], float(record["ts"]), record["model"], int(record["version"])
+    latency_ms, shadow = record["latency_ms"], bool(record["shadow"])
+    return [(rid, i, ts, model, version, dumps(inputs), dumps(label), proba, score, latency_ms, shadow)
             for i, (inputs, label, proba, score) in enumerate(
-                zip(record["inputs"], record["predictions"], probabilities, record["scores"], strict=True))]
+                zip(record["inputs"], record["predictions"], probabilities_text, record["scores"], strict=True))]
 
 
-def span_rows(path: Path, start: int, end: int) -> list[dict[str, Any]]:
-    """The store rows of the records in bytes ``[start, end)`` of a segment (whole lines)."""
+def span_rows(path: Path, start: int, end: int) -> list[tuple[Any, ...]]:
+    """The store's table rows of the records in bytes ``[start, end)`` of a segment (whole lines)."""
     with open(path, "rb") as segment:
         segment.seek(start)
         data = segment.read(end - start)
     if len(data) != end - start:
         raise ShipperFailed(f"{path.name} holds {start + len(data)} bytes, {end} expected")
-    return [row for line in data.split(b"\n") if line for row in expand(orjson.loads(line))]
+    return [row for line in data.split(b"\n") if line for row in table_rows(orjson.loads(line))]
 
 
 class ShipperProcess:
@@ -120,8 +129,6 @@ class ShipperProcess:
 
 def serve(store_uri: str, requests: IO[bytes], replies: IO[bytes]) -> None:
     """The child's loop: ship each request's spans, answer, until ``requests`` closes."""
-    from serein.store import OperationalStore
-
     store = OperationalStore(store_uri)
     replies.write(b'{"ready": true}\n')
     replies.flush()
@@ -129,7 +136,7 @@ def serve(store_uri: str, requests: IO[bytes], replies: IO[bytes]) -> None:
         try:
             request = orjson.loads(line)
             rows = [row for path, start, end in request["spans"] for row in span_rows(Path(path), start, end)]
-            written = store.log_predictions_once(rows) if request["once"] else store.log_predictions(rows)
+            written = store.log_prediction_rows(rows, once=request["once"])
             answer: dict[str, Any] = {"rows": written}
         except Exception as exc:  # the server retries; the records are safe in their segments
             log.warning("could not ship prediction records: %s", exc)
