@@ -26,6 +26,7 @@ from typing import IO, Any
 import orjson
 
 from serein.errors import SereinError
+from serein.serve.child_process import end_child
 from serein.store import OperationalStore, dumps, prediction_table_rows
 
 log = logging.getLogger(__name__)
@@ -114,17 +115,7 @@ class ShipperProcess:
     def close(self) -> None:
         """End the child (it exits when its stdin closes)."""
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.stdin is not None:
-            proc.stdin.close()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        end_child(proc)
 
 
 def serve(store_uri: str, requests: IO[bytes], replies: IO[bytes]) -> None:

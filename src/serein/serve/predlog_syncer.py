@@ -34,6 +34,7 @@ from typing import IO, Any
 import orjson
 
 from serein.errors import SereinError
+from serein.serve.child_process import end_child
 
 
 class SyncerFailed(SereinError):
@@ -105,17 +106,7 @@ class SyncerProcess:
         """End the child (it exits when its stdin closes)."""
         proc, self._proc = self._proc, None
         self._partial = b""
-        if proc is None:
-            return
-        if proc.stdin is not None:
-            proc.stdin.close()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        end_child(proc)
 
 
 def _fsync_directory(path: str) -> None:
