@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -45,14 +46,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from serein.arrow_features import ArrowFeatures
+from serein.batch_plan import ArrowPlan
 from serein.errors import ConflictError, NotFoundError, UsageError
-from serein.tree_tables import MISSING_TRACKS
+from serein.tree_tables import MISSING_TRACKS, TableTrees
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-    from serein.batch_plan import ArrowPlan
     from serein.registry.loaded import LoadedModel
     from serein.workspace import Workspace
 
@@ -274,8 +275,6 @@ class ChunkScorer:
 
     def _set_up_arrow_path(self, plan_file: Path | None) -> None:
         """The Arrow path from the remembered plan, else checked now (and remembered)."""
-        from serein.batch_plan import ArrowPlan
-
         recalled = None if plan_file is None else ArrowPlan.recall(plan_file, self.model)
         if recalled is not None and (recalled.features is None or self._adopt(recalled.features, recalled.estimator)):
             return
@@ -290,8 +289,6 @@ class ChunkScorer:
         was set up, to be remembered."""
         import pandas as pd
         import pyarrow as pa
-
-        from serein.batch_plan import ArrowPlan
 
         none = ArrowPlan(None, None)
         features = ArrowFeatures.compile(self.model.pipeline, self.model.contract)
@@ -329,7 +326,6 @@ class ChunkScorer:
         """The ways to run the estimator's part of the export on Arrow batches, fastest first:
         look-up tables when its trees compile to them, ONNX Runtime always."""
         from serein.registry.onnx_export import session
-        from serein.tree_tables import TableTrees
 
         cut = estimator_model(self.model.onnx_path, features.width, features.nan_free)
         candidate = session(cut)
@@ -602,8 +598,6 @@ def predict_batch(ws: Workspace, model: str, input: str, output: str, chunk_rows
 
     ``threads`` (default: the CPU count) chunks are scored at once; ``progress(rows_done,
     rows_total or None)`` is called after each chunk."""
-    import time
-
     from threadpoolctl import threadpool_limits
 
     from serein.registry.registry import CHAMPION, split_ref
