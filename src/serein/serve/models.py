@@ -18,6 +18,7 @@ once, since a challenger only ever receives traffic by choice.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import math
 import random
@@ -159,6 +160,25 @@ def prepare(model: LoadedModel, threads: int, prefer_onnx: bool = True,
     return ServedModel(model, validator, runtime, time.time(), batcher)
 
 
+def settle_heap() -> None:
+    """Collect the heap once and freeze what survives (``gc.freeze``). The modules, the app and
+    the loaded models are never garbage, yet every full collection walked them all: about a tenth
+    of a 1-row request's CPU under load. Called after versions are swapped in: the previous
+    freeze is undone first, so a swapped-out version's cyclic garbage is collected rather than
+    kept. One pause of the event loop per swap (a full collection, tens of milliseconds).
+
+    >>> import gc
+    >>> settle_heap(); gc.get_freeze_count() > 0
+    True
+    >>> gc.unfreeze()
+    """
+    started = time.perf_counter()
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+    log.info("heap settled: %d objects frozen in %.0f ms", gc.get_freeze_count(), 1000 * (time.perf_counter() - started))
+
+
 class ModelSet:
     """Every registered model's champion (and, with a challenger policy, its challenger), kept
     current by ``watch``."""
@@ -264,10 +284,14 @@ class ModelSet:
         return served
 
     async def watch(self, interval: float) -> None:
-        """Refresh now and then every ``interval`` seconds until cancelled."""
+        """Refresh now and then every ``interval`` seconds until cancelled; after a refresh that
+        swapped a version in, settle the heap (``settle_heap``)."""
         while True:
             try:
-                await anyio.to_thread.run_sync(self.refresh)
+                swapped = await anyio.to_thread.run_sync(self.refresh)
             except Exception:
                 log.exception("checking the registry for moved champions failed; retrying")
+            else:
+                if swapped:
+                    settle_heap()
             await asyncio.sleep(interval)
