@@ -87,3 +87,30 @@ def test_a_bad_challenger_policy_is_named(workspace: Workspace, challenger: dict
     workspace.config["serve"]["challenger"] = challenger
     with pytest.raises(UsageError, match=problem):
         create_app(workspace)
+
+
+def test_settling_the_heap_frees_a_swapped_out_versions_cycles_and_freezes_the_rest() -> None:
+    """After a swap the heap is collected and frozen again: garbage frozen by the previous
+    settle (a cycle, as a swapped-out version may leave) is freed, and what lives stays frozen."""
+    import gc
+    import weakref
+
+    from serein.serve.models import settle_heap
+
+    class Node:
+        pass
+
+    cycle = Node()
+    cycle.me = cycle  # type: ignore[attr-defined]
+    alive = weakref.ref(cycle)
+    try:
+        gc.freeze()  # the previous settle froze it while it was live
+        del cycle
+        assert alive() is not None  # frozen: no collection reaches it
+        gc.collect()
+        assert alive() is not None
+        settle_heap()
+        assert alive() is None
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
