@@ -85,3 +85,30 @@ def test_awkward_column_names_and_booleans_export(tmp_path: Path) -> None:
     labels, proba = session.run(None, onnx_feeds(X, onnx_inputs(contract, features)))
     assert (labels == pipeline.predict(X)).all()
     assert np.abs(proba - pipeline.predict_proba(X)).max() < 1e-4
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_a_bare_estimator_on_numeric_columns_exports(task: str, tmp_path: Path) -> None:
+    """A forest fitted on the numeric columns themselves (no pipeline in front, so its converter
+    takes one matrix) is exported with one input per column, joined in order, and agrees."""
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+    rng = np.random.default_rng(3)
+    n = 500
+    X = pd.DataFrame({"b": rng.integers(0, 50, n).astype(float), "a": rng.integers(0, 9, n).astype(float),
+                      "label": rng.integers(0, 20, n).astype(float)})  # a column named like an ONNX output
+    y = X["b"] - 3 * X["a"] + rng.normal(0, 1, n)
+    model = (RandomForestClassifier(20, random_state=0).fit(X, y > 10) if task == "classification"
+             else RandomForestRegressor(20, random_state=0).fit(X, y))
+    contract = Contract.from_dict({"columns": {c: {"type": "float"} for c in X.columns}})
+    features = list(X.columns)
+    result = export_onnx(model, X, contract, features, task, tmp_path / "m.onnx")
+    assert result.path is not None, result.reason
+    session = onnx_export.session(result.path)
+    assert [i.name for i in session.get_inputs()] == features
+    outputs = session.run(None, onnx_feeds(X, onnx_inputs(contract, features)))
+    if task == "classification":
+        assert (outputs[0].ravel() == model.predict(X)).all()
+        assert np.abs(outputs[1] - model.predict_proba(X)).max() < 1e-4
+    else:
+        assert np.abs(outputs[0].ravel() - model.predict(X)).max() < 1e-3 * model.predict(X).std()

@@ -14,6 +14,7 @@ strings too (a boolean column's ``True`` becomes ``"True"``, as ``onnx_feeds`` w
 from __future__ import annotations
 
 import copy
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ MISSING_CATEGORY = ""
 MIN_LABEL_AGREEMENT = 0.999  # classifiers: share of holdout rows with the same predicted label
 MAX_PROBA_DIFF = 0.05  # classifiers: largest absolute probability difference on the holdout
 MAX_RELATIVE_DIFF = 1e-3  # regressors: largest |difference| / std of the predictions
+MATRIX_INPUT = "serein_matrix"  # the one input of a model converted from a single matrix
 
 
 @dataclass
@@ -113,8 +115,48 @@ def convert(pipeline: Any, inputs: dict[str, str], classifier: bool) -> bytes:
     types = [(n, FloatTensorType([None, 1]) if k == "float" else StringTensorType([None, 1])) for n, k in inputs.items()]
     final = exported.steps[-1][1] if hasattr(exported, "steps") else exported
     options = {id(final): {"zipmap": False}} if classifier else None
-    model = convert_sklearn(exported, initial_types=types, options=options)
+    try:
+        model = convert_sklearn(exported, initial_types=types, options=options)
+    except Exception:
+        if any(kind != "float" for kind in inputs.values()):
+            raise
+        # A bare estimator (a forest, boosting, a linear model) or a pipeline whose first step
+        # takes one matrix: converted with one input, then fed by the columns through a Concat.
+        matrix = [(MATRIX_INPUT, FloatTensorType([None, len(inputs)]))]
+        return _columns_into_matrix(convert_sklearn(exported, initial_types=matrix, options=options),
+                                    list(inputs)).SerializeToString()
     return _restore_input_names(model, list(inputs)).SerializeToString()
+
+
+def _columns_into_matrix(model: Any, names: list[str]) -> Any:
+    """``model`` (one float input ``MATRIX_INPUT`` of ``len(names)`` columns) with one ``(n, 1)``
+    input per column instead, joined in order by a Concat node, so it is fed like any export.
+    Inner variables named like a column (a column called ``label``) are renamed first."""
+    from onnx import TensorProto, helper
+
+    graph = model.graph
+    inner = _inner_names(graph)
+    taken = inner | set(names) | {MATRIX_INPUT}
+    renamed: dict[str, str] = {}
+    for name in sorted(set(names) & inner):
+        fresh = next(f"{name}_{i}" for i in itertools.count(1) if f"{name}_{i}" not in taken)
+        taken.add(fresh)
+        renamed[name] = fresh
+    for node in graph.node:
+        node.input[:] = [renamed.get(n, n) for n in node.input]
+        node.output[:] = [renamed.get(n, n) for n in node.output]
+    for item in (*graph.output, *graph.initializer, *graph.value_info):
+        item.name = renamed.get(item.name, item.name)
+    del graph.input[:]
+    graph.input.extend(helper.make_tensor_value_info(name, TensorProto.FLOAT, [None, 1]) for name in names)
+    graph.node.insert(0, helper.make_node("Concat", names, [MATRIX_INPUT], axis=1, name="serein_columns"))
+    return model
+
+
+def _inner_names(graph: Any) -> set[str]:
+    """Every variable name used inside ``graph`` (besides its inputs)."""
+    return ({n for node in graph.node for n in (*node.input, *node.output)} | {o.name for o in graph.output}
+            | {i.name for i in graph.initializer} | {v.name for v in graph.value_info}) - {MATRIX_INPUT}
 
 
 def _restore_input_names(model: Any, names: list[str]) -> Any:
