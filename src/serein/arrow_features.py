@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from serein.data.arrow_arrays import arrow_floats, arrow_integers
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -130,6 +132,30 @@ class ArrowFeatures:
             blocks.append(block)
         return cls(blocks)
 
+    def reads(self, schema: pa.Schema) -> bool:
+        """Whether :meth:`inputs` takes columns typed as in ``schema``: integers or floats for the
+        number blocks, text (plain or dictionary-encoded) for the one-hot ones. Batch scoring's
+        contract screen guarantees it; a caller scoring unscreened columns (``serein monitor
+        --current``) asks first, and anything else (numbers read as text, booleans) goes to the
+        whole-pipeline export."""
+        import pyarrow as pa
+
+        def text(kind: pa.DataType) -> bool:
+            if pa.types.is_dictionary(kind):
+                kind = kind.value_type
+            return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+        for block in self.blocks:
+            for name in block.columns:
+                at = schema.get_field_index(name)
+                if at < 0:
+                    return False
+                kind = schema.field(at).type
+                if not (text(kind) if block.categories is not None
+                        else pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+                    return False
+        return True
+
     @property
     def layout(self) -> list[int | None]:
         """The matrix's inputs in column order: None for a number (one column), the category count
@@ -161,7 +187,9 @@ class ArrowFeatures:
     @staticmethod
     def _number(column: pa.Array, block: _Block, k: int) -> np.ndarray:
         """Column ``k`` of a numeric block: nulls imputed, scaled, clipped to float32's range."""
-        values = column.to_numpy(zero_copy_only=False).astype(np.float64)
+        values = arrow_floats(column)  # from the buffers: pyarrow's to_numpy would import pandas
+        if not values.flags.writeable:  # a view of the column's own buffer
+            values = values.copy()
         values[np.isnan(values)] = block.fill[k]
         if block.mean is not None:
             values -= block.mean[k]
@@ -182,4 +210,4 @@ class ArrowFeatures:
         unseen = len(categories)
         positions = np.array([lookup.get(v, unseen) for v in encoded.dictionary.to_pylist()] +
                              [lookup.get(fill, unseen)], dtype=np.intp)
-        return positions[encoded.indices.fill_null(len(positions) - 1).to_numpy(zero_copy_only=False)]
+        return positions[arrow_integers(encoded.indices, missing=len(positions) - 1)]

@@ -187,6 +187,12 @@ def open_source(ws: Workspace, text: str) -> Source:
 
 
 # -- scoring -----------------------------------------------------------------------------------
+def plan_path(ws: Workspace, model: LoadedModel) -> Path:
+    """Where the batch plan of ``model``'s version is remembered (:mod:`serein.batch_plan`), beside
+    its cached artifacts: shared by ``serein predict`` and ``serein monitor --current``."""
+    return ws.state_dir / "cache" / model.name / str(model.version) / PLAN_FILE
+
+
 def _estimator_nodes(graph: Any, cut: str) -> list[Any] | None:
     """The nodes of ``graph`` that compute its outputs from tensor ``cut`` and constants, in graph
     order; None when a path from a graph input to an output avoids ``cut``."""
@@ -616,9 +622,8 @@ def predict_batch(ws: Workspace, model: str, input: str, output: str, chunk_rows
     if runtime == "sklearn" or loaded.onnx_path is None:
         loaded.loaded(pipeline=True)  # now: the thread limits below then cover its OpenMP pool
     keep = _output_columns(loaded, source, id_column)
-    plan_file = ws.state_dir / "cache" / loaded.name / str(loaded.version) / PLAN_FILE
     with threadpool_limits(limits=1):  # parallelism comes from the chunk workers, not nested pools
-        scorer = ChunkScorer(loaded, prefer_onnx=runtime == "auto", arrow_path=True, plan_file=plan_file)
+        scorer = ChunkScorer(loaded, prefer_onnx=runtime == "auto", arrow_path=True, plan_file=plan_path(ws, loaded))
         result = BatchResult(model=loaded.name, version=loaded.version, runtime=scorer.runtime,
                              input=source.label, output=output)
         job = ChunkJob(loaded, scorer, keep, source.label)

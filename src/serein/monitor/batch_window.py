@@ -3,7 +3,7 @@
 ``serein monitor NAME --current X`` compares a whole batch with the model's reference profile.
 On a million rows the time goes to reading, scoring and importing, and the memory to Python
 objects, so the batch stays an Arrow table from the file to the verdicts (pandas is imported only
-to score a batch, or for the rare columns Arrow cannot type):
+where the whole-pipeline export scores a batch, or for the rare columns Arrow cannot type):
 
 - only the columns the model needs are read (its features; its target and a scored batch's
   outputs when the batch has them), straight from Parquet (memory-mapped, decoded on all cores)
@@ -14,12 +14,12 @@ to score a batch, or for the rare columns Arrow cannot type):
 - a batch that already carries the model's outputs — ``serein predict`` writes ``prediction``,
   ``proba_<class>`` and ``model`` / ``model_version`` columns — is not scored again when those
   say the outputs come from the version being monitored (``carried_outputs``);
-- otherwise the model scores the batch in chunks (``CHUNK_ROWS``) through ONNX Runtime when the
-  version has a verified export (else its scikit-learn pipeline, deserialized only then), each
-  chunk fed as whole column arrays (``serein.batch.ChunkScorer``), with progress per chunk. One
-  single-threaded run per core at a time: a recipe pipeline's export spends most of its time in
-  operators ONNX Runtime runs on one thread (string one-hot encoding, concatenation), so
-  concurrent chunks use the cores better than intra-op threads do.
+- otherwise the model scores the batch in chunks (``CHUNK_ROWS``) on one thread per core, as
+  ``serein predict`` does (``serein.batch.ChunkScorer``): the pipeline's preprocessing in numpy
+  straight from the Arrow columns and its trees as look-up tables, the path the version's saved
+  batch plan says reproduced scikit-learn on its reference sample (``serein.batch_plan``); a
+  version without one, or columns of other types (numbers read as text), go through the verified
+  whole-pipeline ONNX export (else the scikit-learn pipeline) as pandas chunks.
 
 A batch named ``X`` is a Parquet/CSV/JSON Lines file, a Delta table folder, or a dataset ref of
 the workspace (``NAME``, ``NAME@3``, ``NAME@ISO-TIME``).
@@ -31,7 +31,7 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -252,30 +252,43 @@ def _column_values(column: pa.ChunkedArray) -> np.ndarray:
 
 def score_batch(model: LoadedModel, X: pa.Table,
                 progress: Callable[[str, int, int], None] | None = None,
-                chunk_rows: int = CHUNK_ROWS, workers: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+                chunk_rows: int = CHUNK_ROWS, workers: int | None = None,
+                plan_file: Path | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """``(predictions, class probabilities or None)`` of ``model`` on the rows of the Arrow table
-    ``X`` (its feature columns), chunk by chunk, each chunk handed to the model as a pandas frame
-    (text as categoricals); ``progress("scoring", rows_done, rows)`` after each chunk."""
+    ``X`` (its feature columns), chunk by chunk on ``workers`` threads (default: one per core);
+    ``progress("scoring", rows_done, rows)`` after each chunk.
+
+    Scored as ``serein predict`` scores (``serein.batch.ChunkScorer``): where the version's plan
+    (remembered in ``plan_file``, see :mod:`serein.batch_plan`) has an Arrow path that reproduced
+    the pipeline on its reference sample, and ``X``'s columns have the types that path reads, the
+    preprocessing runs in numpy on the Arrow columns and the trees as look-up tables (or the
+    estimator's part of the export in ONNX Runtime), with neither pandas nor the export's string
+    operators. Otherwise each chunk goes to the whole-pipeline export (else the pipeline) as a
+    pandas frame (text as categoricals)."""
     from serein.batch import ChunkScorer
 
-    scorer = ChunkScorer(model, prefer_onnx=True)
-    n = X.num_rows
-    starts = range(0, n, chunk_rows)
-    done = 0
+    scorer = ChunkScorer(model, prefer_onnx=True, arrow_path=True, plan_file=plan_file)
+    chunks: Sequence[pa.Table | pa.RecordBatch]
+    if scorer.features is not None and scorer.features.reads(X.schema):
+        chunks = X.to_batches(max_chunksize=chunk_rows)  # zero-copy slices of the table's chunks
+        score: Callable[[Any], tuple[np.ndarray, np.ndarray | None]] = scorer.score_arrow
+    else:
+        chunks = [X.slice(start, chunk_rows) for start in range(0, X.num_rows, chunk_rows)]
 
-    def score(start: int) -> tuple[np.ndarray, np.ndarray | None]:
-        return scorer.score(X.slice(start, chunk_rows).to_pandas())
+        def score(chunk: pa.Table) -> tuple[np.ndarray, np.ndarray | None]:
+            return scorer.score(chunk.to_pandas())
 
     predictions: list[np.ndarray] = []
     probabilities: list[np.ndarray] = []
+    done = 0
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        for pred, proba in pool.map(score, starts):  # ONNX Runtime releases the GIL
+        for pred, proba in pool.map(score, chunks):  # numpy, Arrow and ONNX Runtime release the GIL
             predictions.append(pred)
             if proba is not None:
                 probabilities.append(proba)
             done += len(pred)
             if progress is not None:
-                progress("scoring", done, n)
+                progress("scoring", done, X.num_rows)
     return np.concatenate(predictions), np.concatenate(probabilities) if probabilities else None
 
 

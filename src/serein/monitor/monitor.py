@@ -195,13 +195,14 @@ def _window_from_log(ws: Workspace, loaded: LoadedModel, since: str | None, unti
 
 
 def _window_from_batch(ws: Workspace, loaded: LoadedModel, current: str, progress: Progress | None = None) -> Window:
+    from serein.batch import plan_path
     from serein.monitor.batch_window import carried_outputs, output_columns, read_batch, score_batch, scores_of
 
     table, source = read_batch(ws, current, loaded.features, optional=[loaded.target, *output_columns(loaded)])
     X = table.select(loaded.features)
     carried = carried_outputs(table, loaded)
     if carried is None:
-        predictions, proba = score_batch(loaded, X, progress)
+        predictions, proba = score_batch(loaded, X, progress, plan_file=plan_path(ws, loaded))
     else:
         predictions, proba = carried
         source += f" (its v{loaded.version} predictions)"
