@@ -26,7 +26,6 @@ Errors are ``{"error": "..."}``: 400 for a malformed request or rows that break 
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Awaitable, Callable
 from functools import wraps
@@ -66,6 +65,7 @@ ACCEPTED = {
 ALL_DATATYPES = frozenset({"BOOL", "BYTES", "FP16", "FP32", "FP64", "BF16"}) | _INTEGER_TYPES
 REQUEST_KEYS = frozenset({"id", "parameters", "inputs", "outputs", "model_name", "model_version"})
 INPUT_KEYS = frozenset({"name", "shape", "datatype", "data", "parameters"})
+_INTEGER_VALUE_TYPES = frozenset({int, type(None)})
 BINARY_HINT = "send tensors as JSON data (tritonclient: set_data_from_numpy(array, binary_data=False))"
 ONE_INPUT_PER_COLUMN = ('send one input per feature column: {"name": column, "datatype": ..., "shape": [n], '
                         '"data": [...]}; GET /v2/models/{name} lists them')
@@ -124,8 +124,10 @@ def model_metadata(served: ServedModel) -> dict[str, Any]:
 
 
 def _flatten(data: list[Any]) -> list[Any]:
-    """Row-major values of a (possibly nested) JSON tensor."""
-    if not any(type(v) is list for v in data):
+    """Row-major values of a JSON tensor: nested when its first value is a list (``[[1], [2]]``
+    for shape ``[2, 1]``), else taken as flat (a list further in is a value the validator refuses
+    by name, and a count that differs from the shape is refused here)."""
+    if not data or type(data[0]) is not list:
         return data
     flat: list[Any] = []
     for value in data:
@@ -134,51 +136,55 @@ def _flatten(data: list[Any]) -> list[Any]:
 
 
 def _input_column(tensor: Any, position: int) -> tuple[str, list[Any]]:
-    """Name and values of one input tensor (one column), checked against V2's rules."""
+    """Name and values of one input tensor (one column), checked against V2's rules (the common,
+    valid case first: a request holds one tensor per feature, so this runs once per column)."""
     if not isinstance(tensor, dict):
         raise UsageError(f"inputs[{position}] must be an object", hint=ONE_INPUT_PER_COLUMN)
-    name = tensor.get("name")
+    name, data, shape = tensor.get("name"), tensor.get("data"), tensor.get("shape")
     if not isinstance(name, str) or not name:
         raise UsageError(f"inputs[{position}] has no 'name'", hint=ONE_INPUT_PER_COLUMN)
-    where = f"input {field_name(name)!r}"
-    extra = sorted(set(tensor) - INPUT_KEYS)
-    if extra:
-        raise UsageError(f"{where} has unknown key(s) {', '.join(repr(field_name(k)) for k in extra[:5])}",
+    if not tensor.keys() <= INPUT_KEYS:
+        extra = sorted(set(tensor) - INPUT_KEYS)
+        raise UsageError(f"{_where(name)} has unknown key(s) {', '.join(repr(field_name(k)) for k in extra[:5])}",
                          hint=f"an input has only {', '.join(sorted(INPUT_KEYS))}")
-    parameters = tensor.get("parameters") or {}
-    if not isinstance(parameters, dict):
-        raise UsageError(f"{where}: 'parameters' must be an object")
-    if "binary_data_size" in parameters or "data" not in tensor:
-        raise UsageError(f"{where} has no JSON 'data' (binary tensor data is not supported)", hint=BINARY_HINT)
-    data, shape = tensor["data"], tensor.get("shape")
+    parameters = tensor.get("parameters")
+    if parameters and not isinstance(parameters, dict):
+        raise UsageError(f"{_where(name)}: 'parameters' must be an object")
+    if data is None or (parameters and "binary_data_size" in parameters):
+        raise UsageError(f"{_where(name)} has no JSON 'data' (binary tensor data is not supported)", hint=BINARY_HINT)
     if not isinstance(data, list):
-        raise UsageError(f"{where}: 'data' must be a list of values")
-    if (not isinstance(shape, list) or not shape or len(shape) > 2
-            or not all(type(d) is int and d >= 0 for d in shape) or (len(shape) == 2 and shape[1] != 1)):
-        raise UsageError(f"{where}: 'shape' must be [n] or [n, 1] for n rows",
+        raise UsageError(f"{_where(name)}: 'data' must be a list of values")
+    if not (type(shape) is list and (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1))
+            and type(shape[0]) is int and shape[0] >= 0 and (len(shape) == 1 or type(shape[1]) is int)):
+        raise UsageError(f"{_where(name)}: 'shape' must be [n] or [n, 1] for n rows",
                          hint="one input holds one column: a value per row")
     values = _flatten(data)
-    if len(values) != math.prod(shape):
-        raise UsageError(f"{where}: 'shape' {shape} holds {math.prod(shape)} value(s) but 'data' has {len(values)}",
+    if len(values) != shape[0]:
+        raise UsageError(f"{_where(name)}: 'shape' {shape} holds {shape[0]} value(s) but 'data' has {len(values)}",
                          hint="make the shape match the data")
     return name, values
+
+
+def _where(name: str) -> str:
+    """How an error names input ``name`` (formatted only when there is an error to report)."""
+    return f"input {field_name(name)!r}"
 
 
 def _check_datatype(name: str, datatype: Any, values: list[Any], kind: str | None) -> None:
     """The declared ``datatype`` is a V2 type that fits the column and, for an integer tensor,
     holds integers only (the validator then checks each value against the column)."""
-    where = f"input {field_name(name)!r}"
     if datatype not in ALL_DATATYPES:
-        raise UsageError(f"{where}: unknown datatype {str(datatype)[:20]!r}",
+        raise UsageError(f"{_where(name)}: unknown datatype {str(datatype)[:20]!r}",
                          hint=f"use one of {', '.join(sorted(ALL_DATATYPES))}")
     if kind is None:  # not a feature: the contract's unknown_fields setting decides
         return
     if datatype not in ACCEPTED[kind]:
-        raise UsageError(f"{where} has datatype {datatype}, which does not fit its {kind} column",
+        raise UsageError(f"{_where(name)} has datatype {datatype}, which does not fit its {kind} column",
                          hint=f"send it as {DATATYPES[kind]}")
-    if datatype in _INTEGER_TYPES and not all(type(v) is int or v is None or (type(v) is float and v.is_integer())
-                                              for v in values):  # JSON decoders read huge integers as floats
-        raise UsageError(f"{where} is declared {datatype} but holds values that are not integers",
+    if datatype in _INTEGER_TYPES and not {type(v) for v in values} <= _INTEGER_VALUE_TYPES and not all(
+            type(v) is int or v is None or (type(v) is float and v.is_integer())
+            for v in values):  # JSON decoders read huge integers as floats
+        raise UsageError(f"{_where(name)} is declared {datatype} but holds values that are not integers",
                          hint="send integers" if kind == "integer" else f"declare it {DATATYPES[kind]}")
 
 
@@ -286,7 +292,8 @@ def register_v2(app: FastAPI, models: ModelSet, score: ScoreRows, settings: Serv
             raise UsageError("binary tensor data is not supported", hint=BINARY_HINT)
         body = await decode_json(await read_body(request, settings.max_body_bytes))
         rows = infer_rows(body, served, settings.max_rows)
-        wanted = _requested_outputs(body, [o["name"] for o in model_metadata(served)["outputs"]])
+        wanted = _requested_outputs(body, ["predictions", "probabilities"] if served.classes is not None
+                                    else ["predictions"])  # the outputs model_metadata lists
         given = body.get("id")
         if given is not None and not isinstance(given, str):
             raise ValidationFailed("'id' must be a string")
