@@ -41,7 +41,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serein.errors import ConflictError, NotFoundError, SereinError
-from serein.serve.asgi_routes import RequestRoute, path_parameters
+from serein.serve.asgi_routes import RequestRoute, path_parameters, prediction_routes_first
 from serein.serve.auth import AuthMiddleware, KeyRing, auth_enabled
 from serein.serve.feedback import feedback_entries, feedback_items
 from serein.serve.logs import AccessLogMiddleware, access_log, note
@@ -283,4 +283,5 @@ def create_app(ws: Workspace) -> FastAPI:
 
     register_v2(app, models, score, settings)
     register_mlflow(app, models, score, settings, chosen_model(ws.config["serve"]))
+    prediction_routes_first(app.router.routes)
     return app
