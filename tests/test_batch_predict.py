@@ -202,11 +202,13 @@ def test_the_arrow_path_falls_back_to_onnx_runtime(scoring, monkeypatch: pytest.
 
 
 def test_the_checked_arrow_path_is_remembered(scoring, tmp_path: Path) -> None:
-    """The first run checks the Arrow path against scikit-learn and remembers the outcome; a run in
-    a fresh process then scores without deserializing the pipeline (no scikit-learn import). A plan
-    for other artifacts, or an unreadable one, is checked again; a remembered "no Arrow path" holds."""
+    """The first run checks the Arrow path against scikit-learn and remembers the outcome with the
+    compiled tables; a run in a fresh process then scores without deserializing the pipeline (no
+    scikit-learn import) or compiling the export again (no onnx import). A plan for other
+    artifacts, or an unreadable one, is checked again; missing or unreadable tables are compiled
+    again from the export and kept; a remembered "no Arrow path" holds."""
     from serein.batch import PLAN_FILE, ChunkScorer
-    from serein.batch_plan import ArrowPlan
+    from serein.batch_plan import ArrowPlan, tables_path
 
     ws, frame = scoring
     source, first, second = tmp_path / "in.parquet", tmp_path / "first.parquet", tmp_path / "second.parquet"
@@ -216,15 +218,25 @@ def test_the_checked_arrow_path_is_remembered(scoring, tmp_path: Path) -> None:
     predict_batch(ws, f"{MODEL}@1", str(source), str(first))
     loaded = ws.registry.load(MODEL, 1)
     plan = ArrowPlan.recall(plan_file, loaded)
-    assert plan is not None and plan.estimator == "tables"
+    assert plan is not None and plan.estimator == "tables" and plan.trees is not None
 
     script = ("import sys; from serein.batch import predict_batch; from serein.workspace import Workspace; "
-              f"r = predict_batch(Workspace(sys.argv[1]), '{MODEL}@1', sys.argv[2], sys.argv[3]); "
-              "print(r.rows_scored, 'sklearn' in sys.modules, 'skops' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", script, str(ws.root), str(source), str(second)],
-                          capture_output=True, text=True, timeout=180, check=False)
-    assert done.stdout.split() == ["1000", "False", "False"], done.stderr
-    pd.testing.assert_frame_equal(pq.read_table(second).to_pandas(), pq.read_table(first).to_pandas())
+              f"r = predict_batch(Workspace(sys.argv[1]), '{MODEL}@1', sys.argv[2], sys.argv[3], mode='overwrite'); "
+              "print(r.rows_scored, 'sklearn' in sys.modules, 'skops' in sys.modules, 'onnx' in sys.modules)")
+
+    def fresh_run() -> list[str]:
+        done = subprocess.run([sys.executable, "-c", script, str(ws.root), str(source), str(second)],
+                              capture_output=True, text=True, timeout=180, check=False)
+        pd.testing.assert_frame_equal(pq.read_table(second).to_pandas(), pq.read_table(first).to_pandas())
+        return done.stdout.split() or [done.stderr]
+
+    assert fresh_run() == ["1000", "False", "False", "False"]
+    tables = tables_path(plan_file)
+    for damage in (lambda: tables.write_bytes(b"not a zip"), tables.unlink):
+        damage()
+        assert ArrowPlan.recall(plan_file, loaded).trees is None
+        assert fresh_run() == ["1000", "False", "False", "True"]  # compiled again from the export...
+        assert ArrowPlan.recall(plan_file, loaded).trees is not None  # ...and kept
 
     stale = json.loads(plan_file.read_text())
     stale["key"]["onnx_sha256"] = "0" * 64
@@ -243,6 +255,7 @@ def test_the_checked_arrow_path_is_remembered(scoring, tmp_path: Path) -> None:
     np.testing.assert_allclose(whole.score_arrow(batch)[1], pq.read_table(first).to_pandas()[["proba_0", "proba_1"]],
                                atol=1e-5)
     plan_file.unlink()
+    tables.unlink()
 
 
 def test_compiled_preprocessing_matches_the_fitted_column_transformer(credit_df: pd.DataFrame) -> None:

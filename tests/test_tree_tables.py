@@ -73,6 +73,13 @@ def _matrix(inputs: list[np.ndarray], layout: list[int | None]) -> np.ndarray:
     return np.hstack(parts).astype(np.float32)
 
 
+def _saved(trees: TableTrees, tmp_path: Path) -> TableTrees:
+    """``trees`` saved with ``numpy.savez`` (no pickles) and read back, as batch plans keep them."""
+    np.savez(tmp_path / "tables.npz", **trees.to_arrays())
+    with np.load(tmp_path / "tables.npz", allow_pickle=False) as arrays:
+        return TableTrees.from_arrays(dict(arrays))
+
+
 def _leaves_per_tree(model: bytes) -> int:
     _, attrs = _ensemble(model)
     trees = [t for t, m in zip(attrs["nodes_treeids"], attrs["nodes_modes"], strict=True) if m == b"LEAF"]
@@ -93,6 +100,9 @@ def test_classifier_matches_onnx_runtime(credit_df: pd.DataFrame, tmp_path: Path
     np.testing.assert_allclose(proba, expected_proba, atol=1e-6)
     np.testing.assert_array_equal(label, expected_label)
     assert [out.shape for out in trees.run([values[:0] for values in inputs])] == [(0,), (0, 2)]  # a chunk of rejects
+    saved_label, saved_proba = _saved(trees, tmp_path).run(inputs)
+    np.testing.assert_array_equal(saved_proba, proba)
+    np.testing.assert_array_equal(saved_label, label)
 
 
 def test_multiclass_classifier_matches_onnx_runtime(credit_df: pd.DataFrame, tmp_path: Path) -> None:
@@ -108,6 +118,9 @@ def test_multiclass_classifier_matches_onnx_runtime(credit_df: pd.DataFrame, tmp
     assert proba.shape == expected_proba.shape == (20_000, 3)
     np.testing.assert_allclose(proba, expected_proba, atol=1e-6)
     np.testing.assert_array_equal(label, expected_label)
+    saved_label, saved_proba = _saved(trees, tmp_path).run(inputs)
+    np.testing.assert_array_equal(saved_proba, proba)
+    np.testing.assert_array_equal(saved_label, label)
 
 
 def test_regressor_matches_onnx_runtime(credit_df: pd.DataFrame, tmp_path: Path) -> None:
@@ -120,6 +133,9 @@ def test_regressor_matches_onnx_runtime(credit_df: pd.DataFrame, tmp_path: Path)
     (expected,) = session(cut).run(None, {"X": _matrix(inputs, layout)})
     assert predicted.shape == expected.shape
     np.testing.assert_allclose(predicted, expected, rtol=1e-5)
+    np.testing.assert_array_equal(_saved(trees, tmp_path).run(inputs)[0], predicted)
+    with pytest.raises(ValueError):
+        TableTrees.from_arrays({**trees.to_arrays(), "link": np.array("cubic")})
 
 
 def test_declines_what_it_does_not_reproduce(credit_df: pd.DataFrame, tmp_path: Path) -> None:

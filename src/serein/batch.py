@@ -280,13 +280,31 @@ class ChunkScorer:
             self._set_up_arrow_path(plan_file)
 
     def _set_up_arrow_path(self, plan_file: Path | None) -> None:
-        """The Arrow path from the remembered plan, else checked now (and remembered)."""
+        """The Arrow path from the remembered plan (with its compiled tables, else compiled again
+        from the export and remembered), else checked now (and remembered)."""
         recalled = None if plan_file is None else ArrowPlan.recall(plan_file, self.model)
-        if recalled is not None and (recalled.features is None or self._adopt(recalled.features, recalled.estimator)):
+        if recalled is not None and recalled.features is None:
+            return
+        if recalled is not None and recalled.trees is not None:
+            self._use(recalled.features, "tables", self._tables(recalled.features, recalled.trees))
+            return
+        adopted = None if recalled is None else self._adopt(recalled.features, recalled.estimator)
+        if adopted is not None:
+            if adopted.trees is not None and plan_file is not None:
+                adopted.save(plan_file, self.model)  # the tables were missing: kept for the next run
             return
         plan = self._check_arrow_path()
         if plan_file is not None:
             plan.save(plan_file, self.model)
+
+    def _use(self, features: ArrowFeatures, kind: str, estimate: Callable[[pa.RecordBatch], list[Any]]) -> None:
+        """Score Arrow batches through ``features`` and the estimator ``estimate`` (one of ``ESTIMATORS``)."""
+        self.features, self.estimator, self.estimator_kind = features, estimate, kind
+
+    @staticmethod
+    def _tables(features: ArrowFeatures, trees: TableTrees) -> Callable[[pa.RecordBatch], list[Any]]:
+        """The ``tables`` estimator: the batch's inputs (:meth:`ArrowFeatures.inputs`) through ``trees``."""
+        return lambda batch: trees.run(features.inputs(batch))
 
     def _check_arrow_path(self) -> ArrowPlan:
         """Set up the Arrow path (see the class docstring) when it reproduces the pipeline: the
@@ -302,7 +320,7 @@ class ChunkScorer:
         if features is None or not sample or any(f not in sample for f in self.model.features):
             return none
         try:
-            estimators = self._estimators(features)
+            estimators, trees = self._estimators(features)
         except Exception as exc:  # noqa: BLE001 - no usable estimator part: the whole export still scores
             log.info("%s v%s: estimator-only ONNX path unavailable (%s)", self.model.name, self.model.version, exc)
             return none
@@ -310,27 +328,30 @@ class ChunkScorer:
         table = pa.RecordBatch.from_pandas(frame, preserve_index=False)
         for kind, estimate in estimators.items():
             if self._agrees(estimate(table), frame):
-                self.features, self.estimator, self.estimator_kind = features, estimate, kind
-                return ArrowPlan(features, kind)
+                self._use(features, kind, estimate)
+                return ArrowPlan(features, kind, trees if kind == "tables" else None)
             log.info("%s v%s: the estimator's part run by %s disagrees with scikit-learn on the reference sample",
                      self.model.name, self.model.version, kind)
         return none  # the whole export scores
 
-    def _adopt(self, features: ArrowFeatures, kind: str | None) -> bool:
-        """Set up the Arrow path a plan names; False when it no longer builds."""
+    def _adopt(self, features: ArrowFeatures, kind: str | None) -> ArrowPlan | None:
+        """Set up the Arrow path a plan names from the export (its tables compiled again); None
+        when it no longer builds."""
         try:
-            estimate = self._estimators(features).get(kind or "")
+            estimators, trees = self._estimators(features)
         except Exception as exc:  # noqa: BLE001 - checked again from the pipeline
             log.info("%s v%s: the remembered batch plan does not build (%s)", self.model.name, self.model.version, exc)
-            return False
-        if estimate is None:
-            return False
-        self.features, self.estimator, self.estimator_kind = features, estimate, kind
-        return True
+            return None
+        estimate = estimators.get(kind or "")
+        if kind is None or estimate is None:
+            return None
+        self._use(features, kind, estimate)
+        return ArrowPlan(features, kind, trees if kind == "tables" else None)
 
-    def _estimators(self, features: ArrowFeatures) -> dict[str, Callable[[pa.RecordBatch], list[Any]]]:
+    def _estimators(self, features: ArrowFeatures) -> tuple[dict[str, Callable[[pa.RecordBatch], list[Any]]],
+                                                          TableTrees | None]:
         """The ways to run the estimator's part of the export on Arrow batches, fastest first:
-        look-up tables when its trees compile to them, ONNX Runtime always."""
+        look-up tables when its trees compile to them, ONNX Runtime always; and those tables."""
         from serein.registry.onnx_export import session
 
         cut = estimator_model(self.model.onnx_path, features.width, features.nan_free)
@@ -338,9 +359,9 @@ class ChunkScorer:
         trees = TableTrees.compile(cut, features.layout)
         estimators: dict[str, Callable[[pa.RecordBatch], list[Any]]] = {}
         if trees is not None:
-            estimators["tables"] = lambda batch: trees.run(features.inputs(batch))
+            estimators["tables"] = self._tables(features, trees)
         estimators["onnxruntime"] = lambda batch: candidate.run(None, {"X": features.matrix(batch)})
-        return estimators
+        return estimators, trees
 
     def _agrees(self, outputs: list[Any], frame: pd.DataFrame) -> bool:
         """Whether estimator ``outputs`` for ``frame`` agree with the pipeline within the
