@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
 from serein.data.contract import Contract
 from serein.registry import onnx_export
@@ -112,3 +112,41 @@ def test_a_bare_estimator_on_numeric_columns_exports(task: str, tmp_path: Path) 
         assert np.abs(outputs[1] - model.predict_proba(X)).max() < 1e-4
     else:
         assert np.abs(outputs[0].ravel() - model.predict(X)).max() < 1e-3 * model.predict(X).std()
+
+
+def test_a_split_between_two_neighbouring_float32_values_is_kept(tmp_path: Path) -> None:
+    """scikit-learn's trees compare float32 inputs with float64 thresholds: a split halfway
+    between two neighbouring float32 values must not move when the export stores it as float32
+    (rounded to nearest, the tie would go to the upper value and flip every row holding it;
+    skl2onnx rounds thresholds down, which this export relies on)."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    low = np.nextafter(np.float32(2.0**20), np.float32(np.inf))  # odd last bit: the halfway tie rounds up
+    high = np.nextafter(low, np.float32(np.inf))  # 1/8 above: scikit-learn splits values this far apart
+    X = pd.DataFrame({"x": np.repeat([float(low), float(high)], 50)})
+    y = np.repeat([0, 1], 50)
+    model = RandomForestClassifier(5, bootstrap=False, random_state=0).fit(X, y)
+    contract = Contract.from_dict({"columns": {"x": {"type": "float"}}})
+    result = export_onnx(model, X, contract, ["x"], "classification", tmp_path / "m.onnx")
+    assert result.path is not None, result.reason
+    labels, _ = onnx_export.session(result.path).run(None, onnx_feeds(X, onnx_inputs(contract, ["x"])))
+    assert (labels.ravel() == model.predict(X)).all() and set(labels.ravel()) == {0, 1}
+
+
+def test_a_missing_category_learnt_by_an_encoder_is_fed_as_missing(tmp_path: Path) -> None:
+    """A one-hot encoder fitted without an imputer learns NaN as a category; the export matches
+    it to the missing value inputs are fed as, so rows without the category agree too."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(6)
+    n = 600
+    X = pd.DataFrame({"city": rng.choice(["paris", "lyon", None], n), "x": rng.integers(0, 10, n).astype(float)})
+    y = (X["city"].isna() ^ (X["x"] > 4)).to_numpy()
+    model = Pipeline([("encode", ColumnTransformer([("city", OneHotEncoder(handle_unknown="ignore"), ["city"])],
+                                                   remainder="passthrough")),
+                      ("forest", RandomForestClassifier(10, random_state=0))]).fit(X, y)
+    contract = Contract.from_dict({"columns": {"city": {"type": "string", "nullable": True}, "x": {"type": "float"}}})
+    result = export_onnx(model, X, contract, ["city", "x"], "classification", tmp_path / "m.onnx")
+    assert result.path is not None, result.reason
+    assert result.label_agreement == 1.0

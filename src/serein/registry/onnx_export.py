@@ -100,6 +100,14 @@ def _encoders(est: Any) -> Any:
     return (step for step in _steps(est) if isinstance(step, OneHotEncoder))
 
 
+def _as_strings(categories: np.ndarray) -> np.ndarray:
+    """An encoder's categories as ONNX sees them: text, with a missing category (NaN or None,
+    learnt when no imputer ran before the encoder) as ``MISSING_CATEGORY``, the string missing
+    values are fed as (``str`` would make it ``"nan"``, which no input ever is)."""
+    return np.array([MISSING_CATEGORY if value is None or value != value else str(value) for value in categories],
+                    dtype=object)
+
+
 def convert(pipeline: Any, inputs: dict[str, str], classifier: bool) -> bytes:
     """The serialized ONNX model of a fitted pipeline (raises when a step does not convert)."""
     from skl2onnx import convert_sklearn
@@ -111,7 +119,7 @@ def convert(pipeline: Any, inputs: dict[str, str], classifier: bool) -> bytes:
             imputer.missing_values = MISSING_CATEGORY
             imputer.statistics_ = imputer.statistics_.astype(str)  # booleans arrive as "True"/"False"
     for encoder in _encoders(exported):
-        encoder.categories_ = [c.astype(str) if c.dtype == object else c for c in encoder.categories_]
+        encoder.categories_ = [_as_strings(c) if c.dtype == object else c for c in encoder.categories_]
     types = [(n, FloatTensorType([None, 1]) if k == "float" else StringTensorType([None, 1])) for n, k in inputs.items()]
     final = exported.steps[-1][1] if hasattr(exported, "steps") else exported
     options = {id(final): {"zipmap": False}} if classifier else None
