@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import create_engine, text
 
-from serein.store import OperationalStore
+from serein.store import ROWS_PER_INSERT, SQLITE_PAGE_SIZE, OperationalStore
 
 PG_URI = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -82,3 +83,52 @@ def test_state_and_monitor_results(store: OperationalStore) -> None:
                                    window_start=1.0, window_end=2.0, report_path=None)
     history = store.monitor_history("m")
     assert history[0]["id"] == rid and history[0]["drifted"] == ["x"] and history[0]["result"] == {"drifted": ["x"]}
+
+
+def _table_rows(rid: str, n: int, shadow: bool = False) -> list[tuple]:
+    """``n`` table rows of one request (``PREDICTION_COLUMNS`` order), row i predicting i % 3."""
+    return [(rid, i, 100.0 + i, "m", 1, f'{{"x":{i},"c":"é"}}', str(i % 3), f"[{1 - i / 10},{i / 10}]", i / 10,
+             0.5, shadow) for i in range(n)]
+
+
+@pytest.mark.parametrize("n", [1, ROWS_PER_INSERT - 1, ROWS_PER_INSERT, 2 * ROWS_PER_INSERT + 5])
+def test_table_rows_land_whole_and_in_order_in_blocks_and_the_rest(store: OperationalStore, n: int) -> None:
+    assert store.log_prediction_rows(_table_rows("r", n)) == n
+    rows = store.prediction_rows("m")
+    assert [r["row"] for r in rows] == list(range(n)), "ids follow the rows' order"
+    assert rows[-1]["inputs"] == {"x": n - 1, "c": "é"} and rows[-1]["prediction"] == (n - 1) % 3
+    assert rows[-1]["probabilities"] == [1 - (n - 1) / 10, (n - 1) / 10] and rows[-1]["score"] == (n - 1) / 10
+    assert store.request_rows(["r"]) == {"r": ("m", n)}
+
+
+def test_reshipping_table_rows_once_adds_only_the_missing_ones(store: OperationalStore) -> None:
+    first = _table_rows("a", 2 * ROWS_PER_INSERT + 3)
+    assert store.log_prediction_rows(first[:70]) == 70  # a shipment committed, then the shipper died
+    again = first + _table_rows("b", 2) + _table_rows("a", 2, shadow=True)
+    assert store.log_prediction_rows(again, once=True) == len(first) - 70 + 4
+    assert store.log_prediction_rows(again, once=True) == 0
+    assert store.count_predictions("m") == len(first) + 4
+    assert [r["row"] for r in store.prediction_rows("m")] == list(range(len(first))) + [0, 1]
+
+
+def _page_size(store: OperationalStore) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.exec_driver_sql("PRAGMA page_size").scalar_one())
+
+
+def test_a_new_sqlite_store_has_large_pages_and_an_earlier_store_keeps_its_own(tmp_path) -> None:
+    assert _page_size(OperationalStore(f"sqlite:///{tmp_path}/new.db")) == SQLITE_PAGE_SIZE
+    earlier = sqlite3.connect(tmp_path / "earlier.db")  # as serein created stores before: 4 KiB pages
+    earlier.execute("PRAGMA page_size=4096")
+    earlier.execute("PRAGMA journal_mode=WAL")
+    earlier.execute("CREATE TABLE predictions (id INTEGER NOT NULL, request_id VARCHAR(64) NOT NULL, "
+                    '"row" INTEGER NOT NULL, ts FLOAT NOT NULL, model VARCHAR(200) NOT NULL, version INTEGER NOT NULL, '
+                    "inputs TEXT NOT NULL, prediction TEXT NOT NULL, probabilities TEXT, score FLOAT, "
+                    "latency_ms FLOAT, shadow BOOLEAN NOT NULL, PRIMARY KEY (id))")
+    earlier.execute("INSERT INTO predictions VALUES (1, 'old', 0, 1.0, 'm', 1, '{\"x\":1}', '0', NULL, 0.1, 0.2, 0)")
+    earlier.commit()
+    earlier.close()
+    store = OperationalStore(f"sqlite:///{tmp_path}/earlier.db")
+    assert _page_size(store) == 4096
+    assert store.log_prediction_rows(_table_rows("new", ROWS_PER_INSERT + 1)) == ROWS_PER_INSERT + 1
+    assert [r["request_id"] for r in store.prediction_rows("m")] == ["old"] + ["new"] * (ROWS_PER_INSERT + 1)

