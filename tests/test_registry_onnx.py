@@ -150,3 +150,24 @@ def test_a_missing_category_learnt_by_an_encoder_is_fed_as_missing(tmp_path: Pat
     result = export_onnx(model, X, contract, ["city", "x"], "classification", tmp_path / "m.onnx")
     assert result.path is not None, result.reason
     assert result.label_agreement == 1.0
+
+
+def test_a_boolean_handed_to_the_model_as_it_is_goes_in_as_a_number(tmp_path: Path) -> None:
+    """A boolean column an encoder never sees (passed through to the model) converts as a
+    numeric input, True as 1.0, and agrees with scikit-learn."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    rng = np.random.default_rng(8)
+    n = 800
+    X = pd.DataFrame({"plan": rng.choice(["a", "b"], n), "member": rng.random(n) < 0.4,
+                      "x": rng.integers(0, 10, n).astype(float)})
+    y = (X["member"] ^ (X["x"] > 5) ^ (X["plan"] == "a")).to_numpy()
+    model = Pipeline([("encode", ColumnTransformer([("plan", OneHotEncoder(), ["plan"])], remainder="passthrough")),
+                      ("boost", GradientBoostingClassifier(n_estimators=20, random_state=0))]).fit(X, y)
+    contract = Contract.from_dict({"columns": {"plan": {"type": "string"}, "member": {"type": "boolean"},
+                                               "x": {"type": "float"}}})
+    result = export_onnx(model, X, contract, list(X.columns), "classification", tmp_path / "m.onnx")
+    assert result.path is not None, result.reason
+    assert result.inputs == {"plan": "string", "member": "float", "x": "float"}
+    assert result.label_agreement == 1.0

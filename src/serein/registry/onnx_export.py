@@ -8,7 +8,10 @@ not convert) the reason is recorded and serving falls back to the sklearn pipeli
 Categorical ``SimpleImputer`` steps convert only with a string ``missing_values``: the exported
 copy uses ``""``, so callers map missing categories to ``""`` (``onnx_feeds`` does). Categories
 reach ONNX as strings, so the exported copy's categorical fill values and one-hot categories are
-strings too (a boolean column's ``True`` becomes ``"True"``, as ``onnx_feeds`` writes it).
+strings too (a boolean column's ``True`` becomes ``"True"``, as ``onnx_feeds`` writes it), except
+that a pipeline which hands a boolean to its model as it is gets it as a number (``1.0``). A bare
+estimator on numeric columns (its converter takes one matrix) gets one input per column, joined
+by a Concat node in front of it.
 """
 
 from __future__ import annotations
@@ -200,7 +203,16 @@ def export_onnx(pipeline: Any, X: pd.DataFrame, contract: Contract, features: li
     inputs = onnx_inputs(contract, features)
     classifier = task == "classification"
     try:
-        blob = convert(pipeline, inputs, classifier)
+        try:
+            blob = convert(pipeline, inputs, classifier)
+        except Exception:
+            # Booleans go in as "True"/"False" for encoders and imputers; a boolean the pipeline
+            # hands on to its model as it is (passthrough) must go in as a number (1.0/0.0).
+            booleans = [f for f in features if contract.columns[f].type == "boolean"]
+            if not booleans:
+                raise
+            inputs = {**inputs, **dict.fromkeys(booleans, "float")}
+            blob = convert(pipeline, inputs, classifier)
         outputs = session(blob).run(None, onnx_feeds(X[features], inputs))
     except Exception as exc:  # any converter/runtime failure means: serve with sklearn
         return OnnxExport(None, f"conversion failed: {type(exc).__name__}: {str(exc)[:300]}", inputs)
