@@ -82,6 +82,10 @@ def v2_cases(service: Service) -> list[V2Case]:
         ("two-column shape", None, edit(good, set_column("age", shape=[3, 2])), JSON, 400, "'age': 'shape'"),
         ("negative shape", None, edit(good, set_column("age", shape=[-3])), JSON, 400, "'age': 'shape'"),
         ("shape not a list", None, edit(good, set_column("age", shape=3)), JSON, 400, "'age': 'shape'"),
+        ("shape of floats", None, edit(good, set_column("age", shape=[3.0])), JSON, 400, "'age': 'shape'"),
+        ("shape [n, true]", None, edit(good, set_column("age", shape=[3, True])), JSON, 400, "'age': 'shape'"),
+        ("a list inside flat data", None, edit(good, set_column("age", data=[41.0, [30.0], 50.0])), JSON, 400,
+         "field 'age'"),
         ("data not a list", None, edit(good, set_column("age", data=41.0)), JSON, 400, "'age': 'data'"),
         ("missing column", None, edit(good, without("region")), JSON, 400, "missing input(s) 'region'"),
         ("unknown column", None, edit(good, lambda b: b["inputs"].append(
