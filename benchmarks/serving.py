@@ -1,6 +1,6 @@
 """Serving benchmark: ``serein serve`` against ``mlflow models serve`` on the same registered model.
 
-    .venv/bin/python -m benchmarks.serving [--duration 5] [--runs 3]
+    .venv/bin/python -m benchmarks.serving [--duration 5] [--runs 3] [--estimator hgb|forest|logistic]
 
 One pipeline (ColumnTransformer + HistGradientBoosting, 20 raw features: the bundled credit data
 plus 10 extra columns) is trained and registered once in a temporary workspace. Both servers then
@@ -87,7 +87,14 @@ def benchmark_frame(n: int) -> Any:
     return frame
 
 
-def build_workspace(root: Path) -> tuple[Any, list[dict[str, Any]]]:
+ESTIMATORS = {  # --estimator: the model behind the same preprocessing
+    "hgb": {"class": "sklearn.ensemble.HistGradientBoostingClassifier", "params": {"max_iter": 100}},
+    "forest": {"class": "sklearn.ensemble.RandomForestClassifier", "params": {"n_estimators": 100, "random_state": 0}},
+    "logistic": {"class": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 1000}},
+}
+
+
+def build_workspace(root: Path, estimator: str = "hgb") -> tuple[Any, list[dict[str, Any]]]:
     """A workspace with the benchmark model registered as champion; returns it and 100 rows."""
     import pandas as pd
 
@@ -101,8 +108,7 @@ def build_workspace(root: Path) -> tuple[Any, list[dict[str, Any]]]:
     suggest_contract(frame, dataset="bench").save(ws.datasets.contract_path("bench"))
     ws.datasets.ingest(frame, "bench")
     recipe = Recipe.from_dict({"name": MODEL, "data": "bench", "target": "default", "task": "classification",
-                               "estimator": {"class": "sklearn.ensemble.HistGradientBoostingClassifier",
-                                             "params": {"max_iter": 100}},
+                               "estimator": ESTIMATORS[estimator],
                                "split": {"method": "time", "column": "applied_at", "test_size": 0.2}})
     result = train(ws, recipe, promote=True)
     assert result.alias == "champion", result.gate
@@ -238,11 +244,13 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=6,
                         help="back-to-back (off, strict) pairs per scenario measuring the cost of logging (default 6)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary workspace")
+    parser.add_argument("--estimator", choices=sorted(ESTIMATORS), default="hgb",
+                        help="the model behind the pipeline's preprocessing (default hgb: HistGradientBoosting)")
     args = parser.parse_args()
     wrk = find_wrk()
     tmp = Path(tempfile.mkdtemp(prefix="serein-bench-"))
     print(f"building the workspace in {tmp} (train + register, ~30 s) ...", flush=True)
-    ws, rows = build_workspace(tmp / "ws")
+    ws, rows = build_workspace(tmp / "ws", args.estimator)
     script = tmp / "post.lua"
     script.write_text(LUA)
     bodies = {}
