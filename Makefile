@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean bench-batch bench-detection bench-monitor-window bench-drift bench-serving bench-estimation
+.PHONY: demo test install clean bench-batch bench-detection bench-monitor-window bench-drift bench-serving bench-estimation bench-shipper
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "serein needs Python >= 3.11")'
@@ -42,3 +42,6 @@ bench-serving: $(STAMP)  # needs wrk (apt-get install -y wrk)
 
 bench-estimation: $(STAMP)  # NannyML in its own venv under ~/.cache/serein-bench (first run installs it)
 	$(BIN)/python -m benchmarks.estimation
+
+bench-shipper: $(STAMP)
+	$(BIN)/python -m benchmarks.shipper

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import IntegrityError
 
 from serein.store import ROWS_PER_INSERT, SQLITE_PAGE_SIZE, OperationalStore
 
@@ -109,6 +110,15 @@ def test_reshipping_table_rows_once_adds_only_the_missing_ones(store: Operationa
     assert store.log_prediction_rows(again, once=True) == 0
     assert store.count_predictions("m") == len(first) + 4
     assert [r["row"] for r in store.prediction_rows("m")] == list(range(len(first))) + [0, 1]
+
+
+def test_a_batch_refused_part_way_leaves_nothing_behind(store: OperationalStore) -> None:
+    rows = _table_rows("r", 2 * ROWS_PER_INSERT + 5)
+    rows[ROWS_PER_INSERT + 6] = rows[ROWS_PER_INSERT + 6][:3] + (None,) + rows[ROWS_PER_INSERT + 6][4:]  # no model
+    with pytest.raises(IntegrityError):
+        store.log_prediction_rows(rows)
+    assert store.count_predictions() == 0, "the blocks before the refused row were rolled back with it"
+    assert store.log_prediction_rows(_table_rows("r", 3)) == 3
 
 
 def _page_size(store: OperationalStore) -> int:
