@@ -171,3 +171,33 @@ def test_a_boolean_handed_to_the_model_as_it_is_goes_in_as_a_number(tmp_path: Pa
     assert result.path is not None, result.reason
     assert result.inputs == {"plan": "string", "member": "float", "x": "float"}
     assert result.label_agreement == 1.0
+
+
+@pytest.mark.parametrize("library", ["lightgbm", "xgboost"])
+def test_lightgbm_and_xgboost_models_export_through_onnxmltools(library: str, tmp_path: Path) -> None:
+    """A boosting library's classifier behind a one-hot encoder, and its regressor on the
+    numeric columns alone (XGBoost's boosters remember column names the converter cannot read),
+    both export and agree."""
+    from sklearn.compose import ColumnTransformer
+
+    module = pytest.importorskip(library)
+    pytest.importorskip("onnxmltools")
+    classifier, regressor = ((module.LGBMClassifier, module.LGBMRegressor) if library == "lightgbm"
+                             else (module.XGBClassifier, module.XGBRegressor))
+    quiet = {"verbose": -1} if library == "lightgbm" else {}
+    rng = np.random.default_rng(9)
+    n = 1500
+    X = pd.DataFrame({"a": rng.normal(size=n).round(3), "b": rng.normal(size=n).round(3), "c": rng.choice(["x", "y", "z"], n)})
+    y = ((X["a"] + (X["c"] == "x") + rng.normal(0, 0.5, n)) > 0.5).to_numpy()
+    contract = Contract.from_dict({"columns": {"a": {"type": "float"}, "b": {"type": "float"}, "c": {"type": "string"}}})
+    pipeline = Pipeline([("encode", ColumnTransformer([("c", OneHotEncoder(sparse_output=False), ["c"])],
+                                                      remainder="passthrough")),
+                         ("boost", classifier(n_estimators=30, **quiet))]).fit(X, y)
+    result = export_onnx(pipeline, X, contract, ["a", "b", "c"], "classification", tmp_path / "c.onnx")
+    assert result.path is not None, result.reason
+    assert result.label_agreement == 1.0
+    bare = regressor(n_estimators=30, **quiet).fit(X[["a", "b"]], X["a"] * 3 - X["b"])
+    result = export_onnx(bare, X, contract, ["a", "b"], "regression", tmp_path / "r.onnx")
+    assert result.path is not None, result.reason
+    if library == "xgboost":
+        assert bare.get_booster().feature_names == ["a", "b"]  # only the export's copy forgot them

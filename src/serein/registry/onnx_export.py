@@ -111,6 +111,40 @@ def _as_strings(categories: np.ndarray) -> np.ndarray:
                     dtype=object)
 
 
+BOOSTING_OPSETS = {"": 17, "ai.onnx.ml": 3}  # the newest onnxmltools' tree converters accept
+
+
+def _boosting_opsets(pipeline: Any) -> dict[str, int] | None:
+    """For a pipeline holding LightGBM or XGBoost models: register onnxmltools' converters for
+    their classes with skl2onnx and return the opsets to convert at; None for any other. The
+    pipeline is the export's own copy: its XGBoost boosters forget their feature names."""
+    found = {type(step) for step in _steps(pipeline) if type(step).__module__.split(".")[0] in ("lightgbm", "xgboost")}
+    if not found:
+        return None
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
+
+    for step in _steps(pipeline):
+        if type(step).__module__.startswith("xgboost"):
+            step.get_booster().feature_names = None  # the converter reads features as f0, f1, ... only
+    for cls in found:
+        library = cls.__module__.split(".")[0]
+        if library == "lightgbm":
+            from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm as converter
+        else:
+            from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost as converter
+        if hasattr(cls, "predict_proba"):
+            update_registered_converter(cls, f"{library}.{cls.__name__}", calculate_linear_classifier_output_shapes,
+                                        converter, options={"nocl": [True, False], "zipmap": [True, False, "columns"]})
+        else:
+            update_registered_converter(cls, f"{library}.{cls.__name__}", calculate_linear_regressor_output_shapes,
+                                        converter)
+    return BOOSTING_OPSETS
+
+
 def convert(pipeline: Any, inputs: dict[str, str], classifier: bool) -> bytes:
     """The serialized ONNX model of a fitted pipeline (raises when a step does not convert)."""
     from skl2onnx import convert_sklearn
@@ -126,16 +160,17 @@ def convert(pipeline: Any, inputs: dict[str, str], classifier: bool) -> bytes:
     types = [(n, FloatTensorType([None, 1]) if k == "float" else StringTensorType([None, 1])) for n, k in inputs.items()]
     final = exported.steps[-1][1] if hasattr(exported, "steps") else exported
     options = {id(final): {"zipmap": False}} if classifier else None
+    opsets = _boosting_opsets(exported)
     try:
-        model = convert_sklearn(exported, initial_types=types, options=options)
+        model = convert_sklearn(exported, initial_types=types, options=options, target_opset=opsets)
     except Exception:
         if any(kind != "float" for kind in inputs.values()):
             raise
         # A bare estimator (a forest, boosting, a linear model) or a pipeline whose first step
         # takes one matrix: converted with one input, then fed by the columns through a Concat.
         matrix = [(MATRIX_INPUT, FloatTensorType([None, len(inputs)]))]
-        return _columns_into_matrix(convert_sklearn(exported, initial_types=matrix, options=options),
-                                    list(inputs)).SerializeToString()
+        return _columns_into_matrix(convert_sklearn(exported, initial_types=matrix, options=options,
+                                                    target_opset=opsets), list(inputs)).SerializeToString()
     return _restore_input_names(model, list(inputs)).SerializeToString()
 
 
