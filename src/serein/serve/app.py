@@ -211,7 +211,7 @@ def create_app(ws: Workspace) -> FastAPI:
         """Validate, predict and log decoded rows: the one path every protocol's predict route
         takes. ``claimed``: ``rid`` came from the client, so it must not have been used before."""
         note(request_id=rid, model=served.name, version=served.version)
-        if claimed:  # generated ids (uuid4) skip this lookup
+        if claimed:  # generated ids (new_request_id) skip this lookup
             known = await anyio.to_thread.run_sync(predlog.known, [rid])
             if known:  # a reused id would make feedback ambiguous
                 raise ConflictError(f"request id {rid!r} was already used by an earlier prediction",

@@ -12,8 +12,9 @@ serein.errors.ValidationFailed: unknown top-level key(s) 'rows' (the only key is
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
+import time
 from typing import Any
 
 import anyio.to_thread
@@ -104,11 +105,24 @@ def instances(body: Any, max_rows: int) -> list[Any]:
     return rows
 
 
+def new_request_id() -> str:
+    """A new request id: 32 hex digits, the milliseconds since the epoch (12) then 80 random
+    bits (20), as UUIDv7 orders them. Ids made later sort later, so the store's ``request_id``
+    index grows at its end instead of splitting a random page per request (a fifth of a logged
+    row's insert into a large table).
+
+    >>> a, b = new_request_id(), new_request_id()
+    >>> len(a) == 32 and a != b and a[:8] <= b[:8]
+    True
+    """
+    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
+
+
 def request_id(request: Request) -> str:
-    """The client's ``X-Request-ID`` when it is well formed, else a new uuid4 hex."""
+    """The client's ``X-Request-ID`` when it is well formed, else a new one (``new_request_id``)."""
     given = request.headers.get("x-request-id")
     if given is None:
-        return uuid.uuid4().hex
+        return new_request_id()
     if REQUEST_ID.fullmatch(given) is None:
         raise UsageError("the X-Request-ID header must be 1-64 letters, digits, '.', '_', ':' or '-' "
                          "starting with a letter or digit", hint="omit it to get a generated id")
