@@ -176,3 +176,43 @@ def test_rows_the_pipeline_refuses_are_a_422_not_a_crash(data) -> None:
     assert len(out.labels) == 1 and batch.flags == []
     with pytest.raises(ValidationFailed, match="could not score the instances although they passed the contract"):
         served.score([{"region": "atlantis"}])
+
+
+@pytest.mark.parametrize("shape", ["bare forest", "boolean passed through"])
+def test_exports_fed_column_by_column_serve_what_scikit_learn_predicts(shape: str, tmp_path: Path) -> None:
+    """The two export shapes that are not a column transformer's own inputs (a bare estimator
+    behind a Concat of the columns; a boolean fed as a number) serve validated JSON rows as the
+    fitted model predicts them."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from serein.registry.onnx_export import export_onnx
+
+    rng = np.random.default_rng(11)
+    n = 600
+    X = pd.DataFrame({"x": rng.integers(0, 40, n).astype(float), "member": rng.random(n) < 0.5,
+                      "plan": rng.choice(["a", "b"], n)})
+    y = (X["x"] > 20) ^ X["member"]
+    if shape == "bare forest":
+        X = X[["x"]].assign(z=rng.integers(0, 9, n).astype(float))
+        contract = Contract.from_dict({"columns": {"x": {"type": "float"}, "z": {"type": "float"}}})
+        model = RandomForestClassifier(10, random_state=0).fit(X, y)
+    else:
+        contract = Contract.from_dict({"columns": {"x": {"type": "float"}, "member": {"type": "boolean", "nullable": False},
+                                                   "plan": {"type": "string"}}})
+        model = Pipeline([("encode", ColumnTransformer([("plan", OneHotEncoder(), ["plan"])], remainder="passthrough")),
+                          ("forest", RandomForestClassifier(10, random_state=0))]).fit(X, y)
+    features = list(X.columns)
+    export = export_onnx(model, X, contract, features, "classification", tmp_path / "m.onnx")
+    assert export.path is not None, export.reason
+    loaded = LoadedModel(name="m", version=1, run_id="r", pipeline=model, contract=contract, features=features,
+                         target="y", task="classification", classes=model.classes_.tolist(),
+                         onnx_path=str(export.path), profile={}, recipe={})
+    runtime = make_runtime(loaded)
+    assert isinstance(runtime, OnnxRuntime)
+    batch = RowValidator(contract).validate(_rows(X.iloc[:200]))
+    out = runtime.predict(batch.columns, batch.n_rows)
+    assert out.labels == model.predict(X.iloc[:200]).tolist()
+    np.testing.assert_allclose(np.array(out.probabilities), model.predict_proba(X.iloc[:200]), atol=1e-5)
