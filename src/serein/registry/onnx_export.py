@@ -107,8 +107,20 @@ def _as_strings(categories: np.ndarray) -> np.ndarray:
     """An encoder's categories as ONNX sees them: text, with a missing category (NaN or None,
     learnt when no imputer ran before the encoder) as ``MISSING_CATEGORY``, the string missing
     values are fed as (``str`` would make it ``"nan"``, which no input ever is)."""
-    return np.array([MISSING_CATEGORY if value is None or value != value else str(value) for value in categories],
-                    dtype=object)
+    return np.array([MISSING_CATEGORY if _missing(value) else str(value) for value in categories], dtype=object)
+
+
+def _missing(value: Any) -> bool:
+    """Whether an encoder's category stands for a missing value: None, NaN or pandas' NA.
+
+    >>> import pandas as pd
+    >>> [_missing(v) for v in (None, float("nan"), pd.NA, "a", 0)]
+    [True, True, True, False, False]
+    """
+    try:
+        return value is None or bool(value != value)
+    except TypeError:  # pandas' NA is neither equal nor unequal to itself
+        return True
 
 
 BOOSTING_OPSETS = {"": 17, "ai.onnx.ml": 3}  # the newest onnxmltools' tree converters accept
