@@ -400,9 +400,9 @@ def _window_verdicts(result: MonitorResult, ws_active: Collection[tuple[str, str
 
 def _resolve_window_alerts(ws: Workspace, result: MonitorResult) -> list[dict[str, Any]]:
     """Resolve this module's own alerts whose (rule, feature) this run judged normal."""
-    done = [ws.alerts.auto_resolve(result.model, rule, feature, f"{' '.join(filter(None, (rule, feature)))} normal "
-                                                                f"in v{result.version} traffic")
-            for rule, feature, message, _ in _window_verdicts(result, ws.alerts.active(result.model)) if message is None]
+    normal = [(rule, feature, f"{' '.join(filter(None, (rule, feature)))} normal in v{result.version} traffic")
+              for rule, feature, message, _ in _window_verdicts(result, ws.alerts.active(result.model)) if message is None]
+    done = ws.alerts.auto_resolve_all(result.model, normal)  # one query for the model's active alerts
     return [{k: a[k] for k in ("id", "rule", "feature", "message", "resolved_at")} for a in done if a is not None]
 
 
