@@ -417,10 +417,13 @@ def _suspects(table: Any, contract: Contract) -> np.ndarray:
             tests.append(_nulls(column))
         if spec.numeric:
             tests += _range_tests(column, spec)
-        if spec.allowed is not None and spec.unseen == "reject":
-            suspect |= _unseen(*_text_codes(column), spec.allowed)
-        if spec.regex is not None:
-            suspect |= _mismatches(*_text_codes(column), spec.regex)
+        unseen_rejected = spec.allowed is not None and spec.unseen == "reject"
+        if unseen_rejected or spec.regex is not None:
+            values, codes = _text_codes(column)  # encoded once for both tests
+            if unseen_rejected:
+                suspect |= _unseen(values, codes, spec.allowed)
+            if spec.regex is not None:
+                suspect |= _mismatches(values, codes, spec.regex)
     for rule in contract.rules:
         if any(side not in table.schema.names for side in (rule.left, rule.right) if isinstance(side, str)):
             continue  # as in validate: a rule on a column the data lacks is not checked
