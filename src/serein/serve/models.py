@@ -165,7 +165,9 @@ def settle_heap() -> None:
     the loaded models are never garbage, yet every full collection walked them all: about a tenth
     of a 1-row request's CPU under load. Called after versions are swapped in: the previous
     freeze is undone first, so a swapped-out version's cyclic garbage is collected rather than
-    kept. One pause of the event loop per swap (a full collection, tens of milliseconds).
+    kept. One pause of the event loop per swap: a full collection, 0.23-0.32 s measured with
+    one model loaded (~385k objects), against full collections that held it 0.1-0.3 s at
+    random before (p99 of strict answers 146 -> 2 ms at concurrency 1).
 
     >>> import gc
     >>> settle_heap(); gc.get_freeze_count() > 0
