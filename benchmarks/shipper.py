@@ -2,20 +2,22 @@
 
     .venv/bin/python -m benchmarks.shipper [--prefill 300000] [--runs 5]   (or `make bench-shipper`)
 
-``serein serve`` appends one orjson line per request to a segment file; its shipper process reads
+``serein serve`` appends one line per request to a segment file; its shipper process reads
 byte spans of those lines back and writes one ``predictions`` row per predicted row into the
 operational store, one transaction per span batch (SQLite, WAL, ``synchronous=FULL``: durable on
 return). This benchmark does the shipper's work in process, on the same kind of records: 100-row
 requests of the serving benchmark's 20 raw features (``benchmarks.serving.benchmark_frame``),
-each with a fresh uuid4 request id, probabilities and scores, written to a segment as the server
-writes them. Each store is first filled with ``--prefill`` rows (the indexes' cost grows with the
+each with a fresh uuid4 request id, probabilities and scores, written to a segment. Each store is first filled with ``--prefill`` rows (the indexes' cost grows with the
 table), then every method ships the same batches (``--requests`` requests each) into its own store:
 
 * ``plain``: the store's generic path, a dict per row (``OperationalStore.log_predictions``) from
-  each parsed line, into a store with SQLite's default 4 KiB pages (as serein made them before);
-* ``shipper, 4 KiB store``: the shipper's own path (``predlog_shipper.span_rows``, then
-  ``OperationalStore.log_prediction_rows``) into a store an earlier serein created;
-* ``shipper, new store``: the same into a store this serein creates (``SQLITE_PAGE_SIZE`` pages).
+  each line holding a whole record as one JSON object (as serein wrote them before
+  ``record_line``), into a store with SQLite's default 4 KiB pages (as serein made them before);
+* ``shipper, whole-record lines``: the shipper's own path (``predlog_shipper.span_rows``, then
+  ``OperationalStore.log_prediction_rows``) on those lines, into a store this serein creates
+  (``SQLITE_PAGE_SIZE`` pages): every row's inputs parsed and serialised again;
+* ``shipper, record_line lines``: the same on lines as the server writes them now
+  (``predlog_shipper.record_line``: each row's inputs already the store's JSON text).
 
 Methods alternate within each of ``--runs`` rounds; CPU is this process's user + system time
 (``getrusage``), so the commits' ``fdatasync`` waits do not count but the kernel's copying does.
@@ -40,7 +42,7 @@ import orjson
 
 from benchmarks.serving import benchmark_frame
 from serein.serve.predlog import request_record
-from serein.serve.predlog_shipper import span_rows
+from serein.serve.predlog_shipper import record_line, span_rows
 from serein.store import OperationalStore
 
 Span = tuple[int, int]
@@ -53,9 +55,15 @@ def request_rows(n: int) -> list[dict[str, Any]]:
             for row in frame.to_dict("records")]
 
 
-def write_segment(path: Path, rows: list[dict[str, Any]], requests: int, seed: int = 0) -> list[Span]:
-    """Write ``requests`` request records (as the server does: one orjson line each) to ``path``;
-    returns each line's byte span."""
+def whole_record_line(record: dict[str, Any]) -> bytes:
+    """A request record as serein wrote it to a segment before ``record_line``: one JSON object."""
+    return orjson.dumps(record) + b"\n"
+
+
+def write_segment(path: Path, rows: list[dict[str, Any]], requests: int, line: Callable[[dict[str, Any]], bytes],
+                  seed: int = 0) -> list[Span]:
+    """Write ``requests`` request records to ``path``, one ``line(record)`` each (the server
+    writes ``record_line``); returns each line's byte span."""
     rng = np.random.default_rng(seed)
     spans, offset = [], 0
     with open(path, "wb") as segment:
@@ -65,10 +73,10 @@ def write_segment(path: Path, rows: list[dict[str, Any]], requests: int, seed: i
                                     predictions=(p > 0.5).astype(int).tolist(),
                                     probabilities=np.column_stack([1 - p, p]).tolist(), scores=p.tolist(),
                                     latency_ms=1.5)
-            line = orjson.dumps(record) + b"\n"
-            segment.write(line)
-            spans.append((offset, offset + len(line)))
-            offset += len(line)
+            text = line(record)
+            segment.write(text)
+            spans.append((offset, offset + len(text)))
+            offset += len(text)
     return spans
 
 
@@ -127,20 +135,22 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="serein-bench-shipper-") as tmp:
         root = Path(tmp)
-        segment = root / "segment.log"
-        spans = write_segment(segment, request_rows(args.rows), args.runs * args.batches * args.requests)
-        methods: dict[str, tuple[OperationalStore, Callable[[OperationalStore, Path, int, int], int]]] = {
-            "plain (dict per row, 4 KiB store)": (earlier_store(root / "plain.db"), plain),
-            "shipper, 4 KiB store": (earlier_store(root / "earlier.db"), shipper),
-            "shipper, new store": (OperationalStore(f"sqlite:///{root / 'new.db'}"), shipper),
+        rows, requests = request_rows(args.rows), args.runs * args.batches * args.requests
+        segments = {}
+        for kind, line in (("whole", whole_record_line), ("lines", record_line)):
+            segments[kind] = (root / f"{kind}.log", write_segment(root / f"{kind}.log", rows, requests, line))
+        methods: dict[str, tuple[OperationalStore, tuple[Path, list[Span]], Callable[[OperationalStore, Path, int, int], int]]] = {
+            "plain (dict per row, 4 KiB store)": (earlier_store(root / "plain.db"), segments["whole"], plain),
+            "shipper, whole-record lines": (OperationalStore(f"sqlite:///{root / 'whole.db'}"), segments["whole"], shipper),
+            "shipper, record_line lines": (OperationalStore(f"sqlite:///{root / 'lines.db'}"), segments["lines"], shipper),
         }
-        for store, _ in methods.values():
+        for store, (segment, spans), _ in methods.values():
             prefill(store, segment, spans, args.prefill)
         filled = methods["plain (dict per row, 4 KiB store)"][0].count_predictions()
         cpu: dict[str, list[float]] = {name: [] for name in methods}  # seconds per run
         wall: dict[str, list[float]] = {name: [] for name in methods}
         for run in range(args.runs):
-            for name, (store, ship) in methods.items():
+            for name, (store, (segment, spans), ship) in methods.items():
                 c0, w0 = cpu_seconds(), time.perf_counter()
                 for b in range(args.batches):
                     first = (run * args.batches + b) * args.requests
@@ -148,7 +158,7 @@ def main() -> None:
                 cpu[name].append(cpu_seconds() - c0)
                 wall[name].append(time.perf_counter() - w0)
         timed = args.runs * args.batches * args.requests * args.rows
-        for store, _ in methods.values():
+        for store, _, _ in methods.values():
             assert store.count_predictions() == filled + timed, "every shipped row is in the store"
             store.engine.dispose()
 

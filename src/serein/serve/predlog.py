@@ -2,8 +2,8 @@
 
 A request hands ``PredictionLog.write`` one *request record* (``request_record``: its id, model
 version and timing, and its rows' inputs and outputs as lists), serialised once, on the event
-loop, into one orjson line (a 100-row request is one line, not 100). Once per turn of the event
-loop, the lines of every request that turn are appended to the current *segment*
+loop, into one line (``predlog_shipper.record_line``: a 100-row request is one line, not 100).
+Once per turn of the event loop, the lines of every request that turn are appended to the current *segment*
 (``.serein/predlog/*.jsonl``) with one ``write`` (into the page cache: microseconds), and a
 *syncer process* (``serein.serve.predlog_syncer``) makes them durable with one ``fdatasync``
 covering every group written since its previous one (group commit: one request to it is
@@ -57,10 +57,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import orjson
 
 from serein.errors import SereinError
-from serein.serve.predlog_shipper import ShipperProcess, table_rows
+from serein.serve.predlog_shipper import ShipperProcess, line_rows, record_line
 from serein.serve.predlog_syncer import SyncerFailed, SyncerProcess
 from serein.store import OperationalStore
 
@@ -188,19 +187,16 @@ def _notify_all(settled: Sequence[tuple[list[_Entry], BaseException | None]]) ->
 
 
 def read_segment(path: Path) -> list[tuple[Any, ...]]:
-    """The store's table rows of a segment file's records (``table_rows``); a torn last line (the writer was
-    killed mid-write, so the record was never acknowledged) is skipped."""
+    """The store's table rows of a segment file's records (``line_rows``); a torn last line (the
+    writer was killed mid-write, so the record was never acknowledged) is skipped: every whole
+    line ends with a newline."""
+    *lines, torn = path.read_bytes().split(b"\n")
+    if torn:
+        log.warning("skipped a torn last record in %s (never acknowledged)", path.name)
     records = []
-    lines = path.read_bytes().split(b"\n")
-    for n, line in enumerate(lines):
-        if not line:
-            continue
-        try:
-            records.extend(table_rows(orjson.loads(line)))
-        except orjson.JSONDecodeError:
-            if n < len(lines) - 1:  # only the very last line can be torn
-                raise
-            log.warning("skipped a torn last record in %s (never acknowledged)", path.name)
+    for line in lines:
+        if line:
+            records.extend(line_rows(line))
     return records
 
 
@@ -334,7 +330,7 @@ class PredictionLog:
         if self._thread is None:
             raise LogUnavailable("the prediction log is not running", hint="retry once the server has started")
         kept = _Logged(record["request_id"], record["model"], len(record["predictions"]), bool(record["shadow"]))
-        line = orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+        line = record_line(record)
         loop = asyncio.get_running_loop()
         entry = _Entry(kept, line, None if self.durability == "relaxed" else loop.create_future(), loop)
         with self._lock:
