@@ -3,11 +3,11 @@
 A request hands ``PredictionLog.write`` one *request record* (``request_record``: its id, model
 version and timing, and its rows' inputs and outputs as lists), serialised once, on the event
 loop, into one line (``predlog_shipper.record_line``: a 100-row request is one line, not 100).
-Once per turn of the event loop, the lines of every request that turn are appended to the current *segment*
-(``.serein/predlog/*.jsonl``) with one ``write`` (into the page cache: microseconds), and a
-*syncer process* (``serein.serve.predlog_syncer``) makes them durable with one ``fdatasync``
-covering every group written since its previous one (group commit: one request to it is
-outstanding at a time). The event loop reads the syncer's answers from a pipe it watches like a
+Once per turn of the event loop, the lines of every request that turn are appended to the
+current *segment* (``.serein/predlog/*.jsonl``) with one ``write`` (into the page cache:
+microseconds), and a *syncer process* (``serein.serve.predlog_syncer``) makes them durable
+with one ``fdatasync`` covering every group written since its previous one (group commit: one
+request to it is outstanding at a time). The event loop reads the syncer's answers from a pipe it watches like a
 socket, so it never waits for the disk and no thread of the server wakes per request or per
 group: a thread taking the GIL from the busy loop once or twice per request cost about half of
 the throughput, and with a syncer thread (a few GIL hand-offs per group) the server spent about
@@ -56,7 +56,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
-
 
 from serein.errors import SereinError
 from serein.serve.predlog_shipper import ShipperProcess, line_rows, record_line
