@@ -5,13 +5,13 @@ version and timing, and its rows' inputs and outputs as lists), serialised once,
 loop, into one line (``predlog_shipper.record_line``: a 100-row request is one line, not 100).
 Once per turn of the event loop, the lines of every request that turn are appended to the
 current *segment* (``.serein/predlog/*.jsonl``) with one ``write`` (into the page cache:
-microseconds), and a *syncer process* (``serein.serve.predlog_syncer``) makes them durable
-with one ``fdatasync`` covering every group written since its previous one (group commit: one
-request to it is outstanding at a time). The event loop reads the syncer's answers from a pipe
-it watches like a socket, so it never waits for the disk and no thread of the server wakes per request or per
-group: a thread taking the GIL from the busy loop once or twice per request cost about half of
-the throughput, and with a syncer thread (a few GIL hand-offs per group) the server spent about
-0.2 ms more CPU per request at concurrency 1.
+microseconds), and a *syncer process* (``serein.serve.predlog_syncer``) makes them durable with
+one ``fdatasync`` covering every group written since its previous one (group commit: one request
+to it is outstanding at a time). The event loop reads the syncer's answers from a pipe it
+watches like a socket, so it never waits for the disk and no thread of the server wakes per
+request or per group: a thread taking the GIL from the busy loop once or twice per request cost
+about half of the throughput, and with a syncer thread (a few GIL hand-offs per group) the
+server spent about 0.2 ms more CPU per request at concurrency 1.
 When a request is acknowledged depends on ``serve.durability``:
 
 * ``strict`` (default): after the ``fdatasync`` of its group: it survives a power loss. One
