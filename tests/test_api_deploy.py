@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from sklearn.compose import ColumnTransformer
@@ -106,3 +107,26 @@ def test_train_from_python_with_a_recipe_dict(ws: Workspace, credit_df: pd.DataF
     assert result.dataset == "loans" and result.dataset_version == ws.datasets.resolve("loans")[1]
     assert result.alias == "champion"
     assert ws.registry.load("loans-hgb").tags["serein.contract_source"] == "reviewed"
+
+
+def test_deploy_a_bare_gradient_boosting_on_categorical_columns(ws: Workspace, credit_df: pd.DataFrame) -> None:
+    """scikit-learn's HistGradientBoosting reads pandas categoricals as categories
+    (``categorical_features="from_dtype"``); the dataset gives them back as text, so serein fits it
+    on categoricals again, and it then scores the same columns sent as text."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from serein.serve.models import prepare
+
+    features = NUMERIC + CATEGORICAL
+    frame = credit_df.astype({c: "category" for c in CATEGORICAL})
+    result = serein.deploy(HistGradientBoostingClassifier(max_iter=30), name="loans_hgb", data=frame, target="default",
+                           features=features, workspace=ws, split={"method": "time", "column": "applied_at"})
+    assert result.gate.passed and result.alias == "champion"
+    model = ws.registry.load("loans_hgb")
+    estimator = model.pipeline.steps[-1][1] if isinstance(model.pipeline, Pipeline) else model.pipeline
+    assert list(estimator.is_categorical_) == [c in CATEGORICAL for c in features]
+    text = credit_df[features].tail(50)
+    rows = [{k: (None if pd.isna(v) else v) for k, v in row.items()} for row in text.to_dict("records")]
+    served = prepare(model, threads=1)
+    _, out = served.score(rows)
+    assert np.allclose(out.probabilities, model.pipeline.predict_proba(text), rtol=0, atol=1e-12)

@@ -141,6 +141,34 @@ def is_fitted(estimator: Any) -> bool:
     return True
 
 
+def fit_frame(pipeline: Any, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` as ``pipeline`` should be fitted on it: when the estimator reading the raw columns
+    is a HistGradientBoosting model that takes its categorical features from the columns' dtype
+    (``categorical_features="from_dtype"``, scikit-learn's default), its text columns become
+    pandas categoricals. A dataset gives text columns back as text, whatever dtype the frame
+    had when it was ingested, and such a model reads text as numbers; fitted on categoricals, it
+    predicts from the same columns as text (its own encoder maps them, an unseen value counts as
+    missing), so only the fit needs this. Any other pipeline gets ``frame`` unchanged.
+
+    >>> import pandas as pd
+    >>> from sklearn.ensemble import HistGradientBoostingClassifier
+    >>> frame = pd.DataFrame({"x": [1.0, 2.0], "city": ["lyon", None]})
+    >>> fit_frame(HistGradientBoostingClassifier(), frame).dtypes.astype(str).tolist()
+    ['float64', 'category']
+    """
+    from pandas.api.types import is_object_dtype, is_string_dtype
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.pipeline import Pipeline
+
+    reader = pipeline.steps[0][1] if isinstance(pipeline, Pipeline) and len(pipeline.steps) == 1 else pipeline
+    if not isinstance(reader, (HistGradientBoostingClassifier, HistGradientBoostingRegressor)):
+        return frame
+    if not (isinstance(reader.categorical_features, str) and reader.categorical_features == "from_dtype"):
+        return frame
+    text = [c for c in frame.columns if is_object_dtype(frame[c]) or is_string_dtype(frame[c])]
+    return frame.astype({c: "category" for c in text}) if text else frame
+
+
 def input_columns(pipeline: Any) -> list[str] | None:
     """The raw columns a pipeline reads, fitted or not, if they can be known: those its leading
     ColumnTransformer selects by name when it drops the rest (a column it never reads is no

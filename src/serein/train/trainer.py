@@ -172,7 +172,7 @@ def train(ws: Workspace, recipe: Recipe, data_ref: str | None = None, frame: pd.
     """
     from serein.train.evaluate import baseline_estimator, check_metrics_supported, evaluate
     from serein.train.gate import decide
-    from serein.train.pipeline import build_pipeline, input_columns, is_fitted, resolve_features, split_kinds
+    from serein.train.pipeline import build_pipeline, fit_frame, input_columns, is_fitted, resolve_features, split_kinds
     from serein.train.split import split_frame
 
     step = progress or (lambda _msg: None)
@@ -207,7 +207,7 @@ def train(ws: Workspace, recipe: Recipe, data_ref: str | None = None, frame: pd.
     else:
         step(f"fitting {estimator_path(pipeline).rsplit('.', 1)[-1]} on {len(X_train)} rows")
         try:
-            pipeline.fit(X_train, y_train)
+            pipeline.fit(fit_frame(pipeline, X_train), y_train)
         except (ValueError, TypeError) as exc:
             raise UsageError(f"fitting {estimator_path(pipeline)} failed: {exc}",
                              hint="check estimator.params and the feature columns") from None
