@@ -274,11 +274,14 @@ def test_batch_times_are_utc_and_mixed_json_columns_are_text(workspace: Workspac
     assert table.column("x").to_pylist() == ["1", "two"]
 
 
-def test_monitoring_a_scored_batch_imports_no_scipy_sklearn_or_onnxruntime(
-        trained_workspace: Workspace, drifted_df: pd.DataFrame, tmp_path: Path) -> None:
-    """A scored batch needs no scoring (ONNX Runtime), no scipy (the noise floors' chi-square
-    quantile and the missing-rate test are computed in ``serein.monitor.gamma`` and numpy) and no
-    scikit-learn: each costs a CLI run a tenth of a second or more to import."""
+@pytest.mark.parametrize("kind", ["scored", "raw"])
+def test_monitoring_a_batch_imports_no_scipy_sklearn_or_onnxruntime(
+        trained_workspace: Workspace, drifted_df: pd.DataFrame, tmp_path: Path, kind: str) -> None:
+    """A scored batch needs no scoring, and a raw one, once ``serein predict`` has remembered the
+    version's batch plan with its trees as look-up tables, scores through those tables: neither
+    loads ONNX Runtime or scikit-learn, nor scipy (the noise floors' chi-square quantile and the
+    missing-rate test are computed in ``serein.monitor.gamma`` and numpy). Each costs a CLI run a
+    tenth of a second or more to import (ONNX Runtime and its session 0.35 s on a slow VM)."""
     import subprocess
     import sys
     import textwrap
@@ -291,10 +294,11 @@ def test_monitoring_a_scored_batch_imports_no_scipy_sklearn_or_onnxruntime(
         import json, sys
         from serein.monitor.monitor import run_monitor
         from serein.workspace import Workspace
-        result = run_monitor(Workspace({str(trained_workspace.root)!r}), "credit-default", current={str(scored)!r})
+        result = run_monitor(Workspace({str(trained_workspace.root)!r}), "credit-default",
+                             current={str(scored if kind == "scored" else raw)!r})
         print(json.dumps({{"heavy": sorted(m for m in ("scipy", "sklearn", "onnxruntime", "mlflow", "pandera")
                                            if m in sys.modules), "source": result.window["source"]}}))
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     last = json.loads(out.stdout.strip().splitlines()[-1])
-    assert last["heavy"] == [] and last["source"].endswith("predictions)"), last
+    assert last["heavy"] == [] and last["source"].endswith("predictions)") == (kind == "scored"), last
