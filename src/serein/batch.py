@@ -268,7 +268,7 @@ class ChunkScorer:
         version (:mod:`serein.batch_plan`): when it holds a plan for the version's artifacts, the
         path is set up from it without deserializing the pipeline; when that plan's estimator is
         look-up tables, the export is not even loaded (importing ONNX Runtime and building the
-        session: 0.35 s of a 2 s monitoring run) until a frame needs it."""
+        session: 0.35 s of CPU in a 2 s monitoring run) until a frame needs it."""
         self.model = model
         self.classes = None if model.classes is None else np.asarray(model.classes).ravel()
         self._prefer_onnx = prefer_onnx
