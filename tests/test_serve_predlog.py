@@ -306,3 +306,49 @@ def test_a_dead_shipper_process_is_restarted_and_ships_every_row_once(store: Ope
     log.close()
     assert store.count_predictions("m") == 80
     assert store.request_rows(["before0", "after19"]) == {"before0": ("m", 2), "after19": ("m", 2)}
+
+
+def test_a_lone_request_is_made_durable_on_the_loop_and_others_by_the_syncer(
+        store: OperationalStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When every request counted by ``serving`` waits on the written groups, their fdatasync
+    runs in the server process before the write returns; while another request is still being
+    scored, the syncer process makes them durable (fdatasync calls of this process are counted)."""
+    calls: list[int] = []
+    real = os.fdatasync
+
+    def counted(fd: int) -> None:
+        calls.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", counted)
+    log = PredictionLog(store, tmp_path / "predlog")
+    log.start()
+
+    async def lone() -> int:
+        with log.serving():
+            await log.write(record("lone"))
+        return len(calls)
+
+    async def two() -> int:
+        release = asyncio.Event()
+
+        async def slow() -> None:
+            with log.serving():
+                await release.wait()  # still being scored
+                await log.write(record("slow"))
+
+        task = asyncio.create_task(slow())
+        await asyncio.sleep(0)
+        with log.serving():
+            await log.write(record("fast"))
+        during = len(calls)
+        release.set()
+        await task
+        return during
+
+    assert asyncio.run(lone()) == 1
+    assert asyncio.run(two()) == 1, "the fast request's group went to the syncer"
+    assert len(calls) == 2, "the slow one, alone by then, was made durable here"
+    assert log.stats["records"] == 3 and log.flush(10)
+    log.close()
+    assert store.count_predictions("m") == 3

@@ -216,9 +216,10 @@ def create_app(ws: Workspace) -> FastAPI:
             if known:  # a reused id would make feedback ambiguous
                 raise ConflictError(f"request id {rid!r} was already used by an earlier prediction",
                                     hint="send a new id for every request, or omit it to get a generated one")
-        batch, out = await served.predict(rows)
-        latency_ms = (time.perf_counter() - start) * 1000.0
-        await predlog.write(log_record(served, rid, rows, out, latency_ms))
+        with predlog.serving():  # counted until its record is durable
+            batch, out = await served.predict(rows)
+            latency_ms = (time.perf_counter() - start) * 1000.0
+            await predlog.write(log_record(served, rid, rows, out, latency_ms))
         metrics.predicted(served.name, served.version, batch)
         metrics.log_pending.set(predlog.pending)
         challenger = models.challenger(served.name) if models.challenger_mode == "shadow" else None

@@ -51,15 +51,15 @@ import logging
 import os
 import threading
 import time
-from contextlib import suppress
-from collections.abc import Mapping, Sequence
+from contextlib import contextmanager, suppress
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from serein.errors import SereinError
 from serein.serve.predlog_shipper import ShipperProcess, line_rows, record_line
-from serein.serve.predlog_syncer import SyncerFailed, SyncerProcess
+from serein.serve.predlog_syncer import SyncerFailed, SyncerProcess, fsync_directory
 from serein.store import OperationalStore
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,7 @@ class _Segment:
     fd: int
     size: int = 0
     failed: bool = False  # an fdatasync failed: closed for shipping, the next write starts a fresh one
+    named: bool = False  # its directory entry is durable (synced here or by the syncer)
 
 
 @dataclass
@@ -224,6 +225,7 @@ class PredictionLog:
         self._syncing: list[_Group] = []  # in the syncer's outstanding request (number self._seq)
         self._seq = 0
         self._deaths = 0  # syncer deaths since it last answered
+        self._serving = 0  # requests between their prediction and their record's durability (``serving``)
         self._watched: tuple[asyncio.AbstractEventLoop, int, int] | None = None  # (loop, generation, fd) reading answers
         self._segment: _Segment | None = None
         self._serial = 0
@@ -367,7 +369,8 @@ class PredictionLog:
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         """Write this loop turn's lines to the segment with one ``write`` and ask the syncer to
-        make them durable (runs on the event loop, once per turn)."""
+        make them durable, or make them durable here when every request counted by ``serving``
+        waits on them (runs on the event loop, once per turn)."""
         self._flush_scheduled = False
         entries, self._buffer = self._buffer, []
         if not entries:
@@ -391,12 +394,17 @@ class PredictionLog:
         if closes:
             self._segment = None
         settled: list[tuple[list[_Entry], BaseException | None]] = []
+        here = False
         with self._lock:
             if segment.failed:  # its last sync failed meanwhile (answered to ``flush``): not acknowledged
                 settled.append((entries, self._abandon(entries, [], "an earlier write to its segment failed")))
             else:
                 self._unsynced.append(_Group(segment, entries, start, segment.size, closes))
-                self._request_sync(settled)
+                here = self._all_waiting()
+                if not here:
+                    self._request_sync(settled)
+        if here:
+            self._sync_here(settled)
         _notify_all(settled)
         self._watch(loop)
 
@@ -429,6 +437,53 @@ class PredictionLog:
         syncer: the last of them closes it then (``_synced``)."""
         if not any(group.segment is segment for group in (*self._syncing, *self._unsynced)):
             self._to_ship.append(_Shipment(segment))
+
+    @contextmanager
+    def serving(self) -> Iterator[None]:
+        """Count a request from its prediction until its record is as durable as asked (wrap
+        the prediction and ``write``): when every request counted waits on the same
+        ``fdatasync``, nothing else is left for the event loop to do, and ``strict`` groups are
+        made durable on the loop itself instead of by a round trip to the syncer (two
+        wake-ups of an idle process: 0.3 ms of a lone request's 1.3 on a small VM)."""
+        self._serving += 1
+        try:
+            yield
+        finally:
+            self._serving -= 1
+
+    def _all_waiting(self) -> bool:
+        """Whether the written groups hold every request counted by ``serving`` (shadow records
+        are not counted there) and no sync is outstanding (lock held): then nothing but their
+        ``fdatasync`` is left to do."""
+        if self.durability != "strict" or self._syncing or not self._serving:
+            return False
+        return self._serving == sum(not entry.record.shadow for group in self._unsynced for entry in group.entries)
+
+    def _sync_here(self, settled: list[tuple[list[_Entry], BaseException | None]]) -> None:
+        """Make the written groups durable on the calling thread (a directory entry first, once
+        per segment, as the syncer does), then acknowledge them as the syncer's answer would."""
+        with self._lock:
+            if self._syncing or not self._unsynced:
+                return
+            groups, self._unsynced = self._unsynced, []
+            self._syncing = groups  # no request to the syncer meanwhile
+        started = time.perf_counter()
+        error = None
+        try:
+            for segment in dict.fromkeys(group.segment for group in groups):
+                if not segment.named:
+                    fsync_directory(self.directory)
+                    segment.named = True
+                os.fdatasync(segment.fd)
+        except OSError as exc:
+            error = exc.strerror or str(exc)
+        with self._lock:
+            self._syncing = []
+            if error is None:
+                self._synced(groups, time.perf_counter() - started, settled)
+            else:
+                self._failed(groups, error, settled)
+            self._request_sync(settled)
 
     # -- the syncer process ------------------------------------------------------------------
     def _request_sync(self, settled: list[tuple[list[_Entry], BaseException | None]]) -> None:
@@ -477,6 +532,7 @@ class PredictionLog:
         self.stats["records"] += len(entries)
         self.stats["fsync_seconds"] += seconds
         for group in groups:
+            group.segment.named = True
             records = [entry.record for entry in group.entries]
             self.stats["rows"] += _rows(records)
             self._to_ship.append(_Shipment(group.segment, group.start, group.end, records))

@@ -109,7 +109,9 @@ class SyncerProcess:
         end_child(proc)
 
 
-def _fsync_directory(path: str) -> None:
+def fsync_directory(path: str | os.PathLike[str]) -> None:
+    """Make the entries of directory ``path`` durable (a new segment's name, before anything in
+    the segment is acknowledged)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -148,7 +150,7 @@ def serve(requests: IO[bytes], replies: IO[bytes], pause: float, realtime: bool)
             for path in paths:
                 if path not in files:
                     files[path] = os.open(path, os.O_RDONLY)
-                    _fsync_directory(os.path.dirname(path))  # its name, before anything in it is acknowledged
+                    fsync_directory(os.path.dirname(path))  # its name, before anything in it is acknowledged
                 os.fdatasync(files[path])
             answer: dict[str, Any] = {"seq": request["seq"], "seconds": time.perf_counter() - started}
         except OSError as exc:  # the server refuses (strict) or closes these segments
