@@ -12,6 +12,8 @@ watches like a socket, so it never waits for the disk and no thread of the serve
 request or per group: a thread taking the GIL from the busy loop once or twice per request cost
 about half of the throughput, and with a syncer thread (a few GIL hand-offs per group) the
 server spent about 0.2 ms more CPU per request at concurrency 1.
+When every request being served waits on the written groups (``PredictionLog.serving``), the
+loop has nothing else to do and syncs them itself, saving a lone request the round trip.
 When a request is acknowledged depends on ``serve.durability``:
 
 * ``strict`` (default): after the ``fdatasync`` of its group: it survives a power loss. One
