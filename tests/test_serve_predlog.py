@@ -310,9 +310,9 @@ def test_a_dead_shipper_process_is_restarted_and_ships_every_row_once(store: Ope
 
 def test_a_lone_request_is_made_durable_on_the_loop_and_others_by_the_syncer(
         store: OperationalStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """When every request counted by ``serving`` waits on the written groups, their fdatasync
-    runs in the server process before the write returns; while another request is still being
-    scored, the syncer process makes them durable (fdatasync calls of this process are counted)."""
+    """A lone request counted by ``serving`` has its group fdatasync-ed in the server process
+    before the write returns; while another request is being served, the syncer process makes
+    them durable (fdatasync calls of this process are counted)."""
     calls: list[int] = []
     real = os.fdatasync
 
