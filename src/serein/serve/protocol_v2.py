@@ -109,11 +109,16 @@ def prediction_datatype(served: ServedModel) -> str:
     return "BYTES"
 
 
+def output_names(served: ServedModel) -> list[str]:
+    """The outputs ``served`` answers with: ``predictions``, and ``probabilities`` for a classifier."""
+    return ["predictions", "probabilities"] if served.classes is not None else ["predictions"]
+
+
 def model_metadata(served: ServedModel) -> dict[str, Any]:
     columns = served.model.contract.columns
-    outputs = [{"name": "predictions", "datatype": prediction_datatype(served), "shape": [-1]}]
-    if served.classes is not None:
-        outputs.append({"name": "probabilities", "datatype": "FP64", "shape": [-1, len(served.classes)]})
+    shapes = {"predictions": (prediction_datatype(served), [-1]),
+              "probabilities": ("FP64", [-1, len(served.classes or ())])}
+    outputs = [{"name": name, "datatype": shapes[name][0], "shape": shapes[name][1]} for name in output_names(served)]
     return {
         "name": served.name,
         "versions": [str(served.version)],
@@ -292,8 +297,7 @@ def register_v2(app: FastAPI, models: ModelSet, score: ScoreRows, settings: Serv
             raise UsageError("binary tensor data is not supported", hint=BINARY_HINT)
         body = await decode_json(await read_body(request, settings.max_body_bytes))
         rows = infer_rows(body, served, settings.max_rows)
-        wanted = _requested_outputs(body, ["predictions", "probabilities"] if served.classes is not None
-                                    else ["predictions"])  # the outputs model_metadata lists
+        wanted = _requested_outputs(body, output_names(served))
         given = body.get("id")
         if given is not None and not isinstance(given, str):
             raise ValidationFailed("'id' must be a string")
