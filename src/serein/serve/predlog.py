@@ -396,17 +396,19 @@ class PredictionLog:
         if closes:
             self._segment = None
         settled: list[tuple[list[_Entry], BaseException | None]] = []
-        here = False
+        here: list[_Group] = []  # a lone request's groups, synced on this thread
         with self._lock:
             if segment.failed:  # its last sync failed meanwhile (answered to ``flush``): not acknowledged
                 settled.append((entries, self._abandon(entries, [], "an earlier write to its segment failed")))
             else:
                 self._unsynced.append(_Group(segment, entries, start, segment.size, closes))
-                here = self._alone()
-                if not here:
+                if self._alone():
+                    here, self._unsynced = self._unsynced, []
+                    self._syncing = here  # no request to the syncer meanwhile
+                else:
                     self._request_sync(settled)
         if here:
-            self._sync_here(settled)
+            self._sync_here(here, settled)
         _notify_all(settled)
         self._watch(loop)
 
@@ -462,14 +464,10 @@ class PredictionLog:
             return False
         return sum(not entry.record.shadow for group in self._unsynced for entry in group.entries) == 1
 
-    def _sync_here(self, settled: list[tuple[list[_Entry], BaseException | None]]) -> None:
-        """Make the written groups durable on the calling thread (a directory entry first, once
-        per segment, as the syncer does), then acknowledge them as the syncer's answer would."""
-        with self._lock:
-            if self._syncing or not self._unsynced:
-                return
-            groups, self._unsynced = self._unsynced, []
-            self._syncing = groups  # no request to the syncer meanwhile
+    def _sync_here(self, groups: list[_Group], settled: list[tuple[list[_Entry], BaseException | None]]) -> None:
+        """Make ``groups`` (taken as ``_syncing``) durable on the calling thread (a directory
+        entry first, once per segment, as the syncer does), then acknowledge them as the
+        syncer's answer would."""
         started = time.perf_counter()
         error = None
         try:
