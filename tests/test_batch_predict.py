@@ -284,6 +284,9 @@ def test_compiled_preprocessing_matches_the_fitted_column_transformer(credit_df:
     probe.loc[5, "income"] = None  # imputed with the median, then scaled
     batch = pa.RecordBatch.from_pandas(probe, preserve_index=False)
     np.testing.assert_allclose(compiled.matrix(batch), pipeline[:-1].transform(probe), rtol=1e-6, atol=1e-6)
+    columns = {c: probe[c].to_numpy(dtype=np.float64) for c in numeric}  # as serving's validator gives them
+    columns.update({c: [None if pd.isna(v) else v for v in probe[c]] for c in categorical})
+    np.testing.assert_array_equal(compiled.matrix_of(columns, len(probe)), compiled.matrix(batch))
     encoded = pa.RecordBatch.from_arrays([c.dictionary_encode() if pa.types.is_string(c.type) or
                                           pa.types.is_large_string(c.type) else c for c in batch.columns],
                                          names=batch.schema.names)

@@ -10,7 +10,8 @@ import pytest
 
 from serein.data.contract import Contract
 from serein.registry.loaded import LoadedModel
-from serein.serve.runtime import OnnxRuntime, SklearnRuntime, make_runtime
+from serein.serve.models import prepare
+from serein.serve.runtime import EstimatorRuntime, OnnxRuntime, SklearnRuntime, make_runtime
 from serein.serve.validation import RowValidator
 
 NUMERIC = ["age", "income", "credit_score", "term_months", "loan_amount", "debt_to_income"]
@@ -216,3 +217,29 @@ def test_exports_fed_column_by_column_serve_what_scikit_learn_predicts(shape: st
     out = runtime.predict(batch.columns, batch.n_rows)
     assert out.labels == model.predict(X.iloc[:200]).tolist()
     np.testing.assert_allclose(np.array(out.probabilities), model.predict_proba(X.iloc[:200]), atol=1e-5)
+
+
+def test_a_checked_batch_plan_serves_through_numpy_preprocessing(trained_workspace, credit_df: pd.DataFrame,
+                                                                 tmp_path: Path, monkeypatch) -> None:
+    """With a batch plan that checked the pipeline's preprocessing, serving computes it with numpy
+    and runs only the export's estimator part: the whole export's answers, and scikit-learn's
+    within the float32 tolerance. The plan is worked out on first use and remembered; if request
+    columns ever preprocessed differently from the checked plan, the whole export serves."""
+    from serein.arrow_features import ArrowFeatures
+
+    model = trained_workspace.registry.load("credit-default")
+    plan = tmp_path / "plan.json"
+    fast, whole = prepare(model, threads=1, plan_file=plan), prepare(model, threads=1)
+    assert isinstance(fast.runtime, EstimatorRuntime) and isinstance(whole.runtime, OnnxRuntime)
+    assert plan.exists() and fast.runtime.name == "onnx"
+    sample = credit_df[model.features].iloc[:400]
+    assert sample.isna().any().any(), "the sample should exercise nulls"
+    for frame in (sample, sample.iloc[:1]):
+        batch = fast.validator.validate(_rows(frame))
+        ours, theirs = fast.runtime.predict(batch.columns, batch.n_rows), whole.runtime.predict(batch.columns, batch.n_rows)
+        assert ours.labels == theirs.labels
+        np.testing.assert_allclose(ours.probabilities, theirs.probabilities, atol=1e-6)
+        np.testing.assert_allclose(ours.probabilities, model.pipeline.predict_proba(frame), atol=1e-4)
+
+    monkeypatch.setattr(ArrowFeatures, "matrix_of", lambda self, columns, n: np.zeros((n, self.width), np.float32))
+    assert isinstance(prepare(model, threads=1, plan_file=plan).runtime, OnnxRuntime)

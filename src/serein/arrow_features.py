@@ -8,7 +8,9 @@ a later batch run sets it up without importing scikit-learn (see ``serein.batch`
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -183,6 +185,56 @@ class ArrowFeatures:
                 out[rows, at + values[rows]] = 1.0
                 at += count
         return out
+
+    def matrix_of(self, columns: Mapping[str, np.ndarray | Sequence[Any]], n_rows: int) -> np.ndarray:
+        """:meth:`matrix` for a request's validated columns (``serein.serve.validation``: a number
+        column as a numpy array, NaN for a null; a text column as a list, None for a null). Made
+        for serving's few rows: a number block is converted in one call, and a text value is one
+        dictionary look-up, where :meth:`matrix`'s per-column Arrow work costs ~0.4 ms whatever
+        the row count.
+
+        >>> features = ArrowFeatures([_Block(["x", "y"], np.array([0.0, 5.0]), mean=np.array([1.0, 0.0]),
+        ...                                  scale=np.array([2.0, 1.0])),
+        ...                           _Block(["city"], np.array(["Oslo"], dtype=object), categories=[["Lyon", "Oslo"]])])
+        >>> features.matrix_of({"x": np.array([3.0, np.nan]), "y": np.array([1, 2]), "city": [None, "Rome"]}, 2)
+        array([[ 1. ,  1. ,  0. ,  1. ],
+               [-0.5,  2. ,  0. ,  0. ]], dtype=float32)
+        """
+        out = np.zeros((n_rows, self.width), dtype=np.float32)
+        at = 0
+        for block, lookups in zip(self.blocks, self._lookups, strict=True):
+            if lookups is None:
+                values = np.array([columns[name] for name in block.columns], dtype=np.float64)
+                missing = np.isnan(values)
+                if missing.any():
+                    values[missing] = np.broadcast_to(block.fill[:, None], values.shape)[missing]
+                if block.mean is not None:
+                    values -= block.mean[:, None]
+                if block.scale is not None:
+                    values /= block.scale[:, None]
+                np.clip(values, -FLOAT32_MAX, FLOAT32_MAX, out=values)
+                out[:, at:at + len(block.columns)] = values.T
+                at += len(block.columns)
+                continue
+            assert block.categories is not None
+            rows: list[int] = []
+            hot: list[int] = []
+            for k, (name, lookup) in enumerate(zip(block.columns, lookups, strict=True)):
+                fill = lookup.get(str(block.fill[k]))
+                for i, value in enumerate(columns[name]):
+                    position = fill if value is None else lookup.get(value)
+                    if position is not None:  # an unseen category sets no column
+                        rows.append(i)
+                        hot.append(at + position)
+                at += len(block.categories[k])
+            out[rows, hot] = 1.0
+        return out
+
+    @cached_property
+    def _lookups(self) -> list[list[dict[str, int]] | None]:
+        """Per block, None for numbers, else each text column's position of every category."""
+        return [None if b.categories is None else [{c: i for i, c in enumerate(cats)} for cats in b.categories]
+                for b in self.blocks]
 
     @staticmethod
     def _number(column: pa.Array, block: _Block, k: int) -> np.ndarray:

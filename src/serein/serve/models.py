@@ -25,13 +25,16 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
+import numpy as np
 
+from serein.batch import ChunkScorer, estimator_model, plan_path
 from serein.errors import NotFoundError, SereinError, ValidationFailed
 from serein.serve.batching import INLINE_ROWS, MicroBatcher
-from serein.serve.runtime import Predictions, Runtime, make_runtime
+from serein.serve.runtime import EstimatorRuntime, Predictions, Runtime, make_runtime
 from serein.serve.validation import RowValidator, ValidatedBatch
 
 if TYPE_CHECKING:
@@ -151,13 +154,44 @@ def _same_kind(a: Any, b: Any) -> bool:
 
 
 def prepare(model: LoadedModel, threads: int, prefer_onnx: bool = True,
-            batching: BatchSettings = BatchSettings()) -> ServedModel:
-    """Compile the validator, open the runtime and warm it with one prediction."""
+            batching: BatchSettings = BatchSettings(), plan_file: Path | None = None) -> ServedModel:
+    """Compile the validator, open the runtime and warm it with one prediction. ``plan_file``:
+    where batch scoring remembers the version's plan (``serein.batch.plan_path``); when that plan
+    allows it, the runtime preprocesses with numpy (``estimator_runtime``)."""
     validator = RowValidator(model.contract)
     runtime = make_runtime(model, threads=threads, prefer_onnx=prefer_onnx)
+    if plan_file is not None and runtime.name == "onnx":
+        runtime = estimator_runtime(model, validator, plan_file, threads) or runtime
     runtime.predict(validator.example_columns(), 1)
     batcher = MicroBatcher(runtime, max_rows=batching.max_rows, max_wait=batching.max_wait)
     return ServedModel(model, validator, runtime, time.time(), batcher)
+
+
+def estimator_runtime(model: LoadedModel, validator: RowValidator, plan_file: Path,
+                      threads: int) -> EstimatorRuntime | None:
+    """An :class:`EstimatorRuntime` for ``model`` (numpy preprocessing, the export's estimator
+    part in ONNX Runtime: 3-6x faster than the whole export), or None when its batch plan has no
+    checked preprocessing (the plan is worked out now if ``plan_file`` has none: that loads the
+    pipeline once) or when the request path's matrix (:meth:`ArrowFeatures.matrix_of`) differs by
+    a bit from the plan's on the version's reference sample, validated as a request would be."""
+    import pyarrow as pa
+
+    features = ChunkScorer(model, prefer_onnx=True, arrow_path=True, plan_file=plan_file).features
+    sample = (model.profile or {}).get("sample", {}).get("columns", {})
+    if features is None or not model.onnx_path or any(f not in sample for f in model.features):
+        return None
+    columns = {f: sample[f] for f in model.features}
+    try:
+        batch = validator.validate([dict(zip(columns, values, strict=True)) for values in zip(*columns.values())])
+    except SereinError:
+        return None
+    if not np.array_equal(features.matrix_of(batch.columns, batch.n_rows),
+                          features.matrix(pa.RecordBatch.from_pydict(columns))):
+        log.warning("%s v%s: request rows preprocess differently from the checked batch plan; "
+                    "the whole ONNX export serves", model.name, model.version)
+        return None
+    cut = estimator_model(model.onnx_path, features.width, features.nan_free)
+    return EstimatorRuntime(features, cut, model.classes, threads=threads)
 
 
 def settle_heap() -> None:
@@ -272,7 +306,8 @@ class ModelSet:
             return None
         started = time.perf_counter()
         try:
-            served = prepare(self.ws.registry.load(name, version), self.threads, self.prefer_onnx, self.batching)
+            model = self.ws.registry.load(name, version)
+            served = prepare(model, self.threads, self.prefer_onnx, self.batching, plan_path(self.ws, model))
         except Exception:
             log.exception("could not load %s v%d as %s; %s", name, version, alias,
                           f"still serving v{now.version}" if now else "not serving it")
