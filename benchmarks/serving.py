@@ -161,20 +161,23 @@ def run_wrk(wrk: str, url: str, body_file: Path, connections: int, duration: int
 
 
 def floors(ws: Any, rows: list[dict[str, Any]]) -> dict[str, float]:
-    """In-process medians (µs): the raw ONNX Runtime call, serein's validate + predict, and the
-    scikit-learn pipeline, for 1 and 100 rows."""
+    """In-process medians (µs): the raw ONNX Runtime call on the whole export, serein's validate +
+    predict as the server runs it (numpy preprocessing and the export's estimator part, per the
+    version's batch plan), and the scikit-learn pipeline, for 1 and 100 rows."""
+    from serein.batch import plan_path
     from serein.serve.models import prepare
-    from serein.serve.runtime import SklearnRuntime
+    from serein.serve.runtime import OnnxRuntime, SklearnRuntime
 
-    served = prepare(ws.registry.load(MODEL), threads=1)
-    assert served.runtime.name == "onnx", "the benchmark model should have a verified ONNX export"
+    model = ws.registry.load(MODEL)
+    served = prepare(model, threads=1, plan_file=plan_path(ws, model))
+    assert model.onnx_path, "the benchmark model should have a verified ONNX export"
+    whole = OnnxRuntime(model.onnx_path, model.contract, model.classes)
     out: dict[str, float] = {}
-    sklearn = SklearnRuntime(served.model.pipeline, served.model.contract, served.model.classes)
+    sklearn = SklearnRuntime(model.pipeline, model.contract, model.classes)
     for n in (1, 100):
         batch = served.validator.validate(rows[:n])
-        feed = served.runtime.feed(batch.columns, n)  # type: ignore[attr-defined]
-        session, names = served.runtime.session, served.runtime._outputs  # type: ignore[attr-defined]
-        out[f"onnx_{n}"] = _median_us(lambda: session.run(names, feed))
+        feed = whole.feed(batch.columns, n)
+        out[f"onnx_{n}"] = _median_us(lambda: whole.session.run(None, feed))
         out[f"serein_{n}"] = _median_us(lambda: served.score(rows[:n]))
         out[f"sklearn_{n}"] = _median_us(lambda: sklearn.predict(batch.columns, n), repeat=60)
     return out
@@ -334,7 +337,7 @@ def main() -> None:
                   f"strict {statistics.median(strict['rps'] for _, strict in pairs_):.0f} req/s")
     print("\nin-process floors (median per call, single thread):")
     for n in (1, 100):
-        print(f"  {n:3d} row(s): raw ONNX Runtime {floor[f'onnx_{n}']:8.1f} µs   serein validate+predict "
+        print(f"  {n:3d} row(s): raw ONNX Runtime (whole export) {floor[f'onnx_{n}']:8.1f} µs   serein validate+predict "
               f"{floor[f'serein_{n}']:8.1f} µs   scikit-learn pipeline {floor[f'sklearn_{n}']:8.1f} µs")
     print(f"\none fdatasync on the workspace's disk: {fsync:.2f} ms (median of 100): the floor of a strict "
           "answer at concurrency 1")
