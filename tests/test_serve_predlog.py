@@ -4,6 +4,7 @@ once durable, shipping to the store, back-pressure, and recovery of what a kille
 from __future__ import annotations
 
 import asyncio
+import time
 import io
 import os
 import signal
@@ -306,6 +307,56 @@ def test_a_dead_shipper_process_is_restarted_and_ships_every_row_once(store: Ope
     log.close()
     assert store.count_predictions("m") == 80
     assert store.request_rows(["before0", "after19"]) == {"before0": ("m", 2), "after19": ("m", 2)}
+
+
+def test_a_sync_waits_for_requests_still_in_service_up_to_the_commit_delay(
+        store: OperationalStore, tmp_path: Path) -> None:
+    """strict: a record written while another request is still in service waits for that one's
+    record, so that one fdatasync covers both; a request that fails before writing holds the
+    other back for the commit delay only."""
+    log = PredictionLog(store, tmp_path / "predlog", commit_delay=0.5)
+    log.start()
+
+    async def in_service(rid: str, release: asyncio.Event, fails: bool = False) -> None:
+        with log.serving():
+            await release.wait()  # still being scored
+            if fails:
+                raise ValueError("the model refused the rows")
+            await log.write(record(rid))
+
+    async def fast_and_slow() -> None:
+        release = asyncio.Event()
+        slow = asyncio.create_task(in_service("slow", release))
+        await asyncio.sleep(0)
+        fast_release = asyncio.Event()
+        fast = asyncio.create_task(in_service("fast", fast_release))
+        fast_release.set()
+        await asyncio.sleep(0.1)
+        assert not fast.done(), "the fast record was synced without waiting for the slow one"
+        release.set()
+        await asyncio.gather(slow, fast)
+
+    async def with_failing() -> float:
+        release = asyncio.Event()
+        failing = asyncio.create_task(in_service("never", release, fails=True))
+        await asyncio.sleep(0)
+        started = time.monotonic()
+        fast_release = asyncio.Event()
+        fast = asyncio.create_task(in_service("alone", fast_release))
+        fast_release.set()
+        await asyncio.sleep(0.05)
+        release.set()
+        with pytest.raises(ValueError):
+            await failing
+        await fast
+        return time.monotonic() - started
+
+    asyncio.run(fast_and_slow())
+    assert (log.stats["groups"], log.stats["records"]) == (1, 2)
+    assert 0.4 < asyncio.run(with_failing()) < 5
+    assert log.stats["records"] == 3 and log.flush(10)
+    log.close()
+    assert store.count_predictions("m") == 3
 
 
 def test_a_lone_request_is_made_durable_on_the_loop_and_others_by_the_syncer(

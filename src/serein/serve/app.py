@@ -130,7 +130,8 @@ def create_app(ws: Workspace) -> FastAPI:
                       challenger_mode=settings.challenger_mode, canary_share=settings.challenger_share,
                       on_load=metrics.model_loaded)
     predlog = PredictionLog(ws.store, ws.state_dir / "predlog", durability=settings.durability,
-                            max_pending=settings.log_max_pending, ship_interval=settings.log_ship_interval)
+                            max_pending=settings.log_max_pending, ship_interval=settings.log_ship_interval,
+                            commit_delay=settings.log_commit_delay_ms / 1000)
     shadows: set[asyncio.Task[None]] = set()  # held so running shadow scorings are not collected
 
     @asynccontextmanager

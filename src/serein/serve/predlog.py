@@ -104,6 +104,7 @@ class _Group:
     start: int  # the group's lines are bytes [start, end) of the segment
     end: int
     closes: bool  # the segment is full: no group follows in it
+    written_at: float = 0.0  # time.monotonic() when it was written
 
 
 class _Logged(NamedTuple):
@@ -206,7 +207,7 @@ class PredictionLog:
     """Group-committed, durable prediction records, shipped to ``store`` in the background."""
 
     def __init__(self, store: OperationalStore, directory: str | os.PathLike[str], durability: str = "strict",
-                 max_pending: int = 100_000, ship_interval: float = 0.2) -> None:
+                 max_pending: int = 100_000, ship_interval: float = 0.2, commit_delay: float = 0.002) -> None:
         if durability not in DURABILITY_CHOICES:
             raise ValueError(f"durability must be one of {DURABILITY_CHOICES}, got {durability!r}")
         self.store = store
@@ -214,6 +215,7 @@ class PredictionLog:
         self.durability = durability
         self.max_pending = max_pending
         self.ship_interval = ship_interval
+        self.commit_delay = commit_delay
         self.stats = {"groups": 0, "records": 0, "rows": 0, "fsync_seconds": 0.0, "shipped": 0, "recovered": 0}
         self._lock = threading.Condition(threading.Lock())  # counters, index, syncing and shipping hand-over
         self._buffer: list[_Entry] = []  # written at the end of the event loop's turn
@@ -226,6 +228,7 @@ class PredictionLog:
         self._unsynced: list[_Group] = []  # written, not yet in a request to the syncer
         self._syncing: list[_Group] = []  # in the syncer's outstanding request (number self._seq)
         self._seq = 0
+        self._held_on: asyncio.AbstractEventLoop | None = None  # a sync is held back (``_hold``): the timer's loop
         self._deaths = 0  # syncer deaths since it last answered
         self._serving = 0  # requests between their prediction and their record's durability (``serving``)
         self._watched: tuple[asyncio.AbstractEventLoop, int, int] | None = None  # (loop, generation, fd) reading answers
@@ -305,7 +308,7 @@ class PredictionLog:
         whether it is."""
         deadline = time.monotonic() + timeout
         while True:
-            self._poll()  # the syncer's answers (the event loop that reads them may have stopped)
+            self._poll(force=True)  # the syncer's answers (the event loop that reads them may have stopped)
             with self._lock:
                 if not self._pending or self._thread is None:
                     return self._pending == 0
@@ -401,7 +404,7 @@ class PredictionLog:
             if segment.failed:  # its last sync failed meanwhile (answered to ``flush``): not acknowledged
                 settled.append((entries, self._abandon(entries, [], "an earlier write to its segment failed")))
             else:
-                self._unsynced.append(_Group(segment, entries, start, segment.size, closes))
+                self._unsynced.append(_Group(segment, entries, start, segment.size, closes, time.monotonic()))
                 if self._alone():
                     here, self._unsynced = self._unsynced, []
                     self._syncing = here  # no request to the syncer meanwhile
@@ -487,10 +490,13 @@ class PredictionLog:
             self._request_sync(settled)
 
     # -- the syncer process ------------------------------------------------------------------
-    def _request_sync(self, settled: list[tuple[list[_Entry], BaseException | None]]) -> None:
+    def _request_sync(self, settled: list[tuple[list[_Entry], BaseException | None]], force: bool = False) -> None:
         """Ask the syncer to make every group written since its last request durable, unless a
-        request is outstanding (lock held; refusals go to ``settled``)."""
+        request is outstanding or (unless ``force``) the request is held back (``_hold``) (lock
+        held; refusals go to ``settled``)."""
         if self._syncing or not self._unsynced or self._syncer is None:
+            return
+        if not force and self._hold():
             return
         self._seq += 1
         self._syncing, self._unsynced = self._unsynced, []
@@ -499,10 +505,44 @@ class PredictionLog:
         except SyncerFailed as exc:
             self._restart(exc, settled)
 
-    def _poll(self) -> None:
+    def _hold(self) -> bool:
+        """Whether to hold the next sync back (lock held; ``strict`` only): while requests in
+        service (``serving``) have still to write their records and the oldest written group
+        is younger than ``commit_delay``, so that one ``fdatasync`` covers them too (as
+        PostgreSQL's ``commit_delay``). Each sync round costs the server a few wake-ups and
+        system calls whose cost grows with load; holding (2 ms, at most) took 1-row requests at
+        concurrency 16 from 2-3 to 5-7 records per ``fdatasync`` and the server's CPU per
+        request down by a fifth. A timer on the running event loop asks again when the delay is
+        over (a request that fails before writing is not waited for
+        longer)."""
+        if self.durability != "strict":
+            return False
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not on the event loop (``flush``): nothing to wait for
+            return False
+        written = sum(not entry.record.shadow for group in self._unsynced for entry in group.entries)
+        wait = self.commit_delay - (time.monotonic() - self._unsynced[0].written_at)
+        if self._serving <= written or wait <= 0:
+            return False
+        if self._held_on is not loop:
+            self._held_on = loop
+            loop.call_later(wait, self._release)
+        return True
+
+    def _release(self) -> None:
+        """The commit delay of a held sync is over: ask again (on the event loop)."""
+        settled: list[tuple[list[_Entry], BaseException | None]] = []
+        with self._lock:
+            self._held_on = None
+            self._request_sync(settled)
+        _notify_all(settled)
+
+    def _poll(self, force: bool = False) -> None:
         """Take the syncer's answers that have arrived: acknowledge (``strict``) and hand over
-        to the shipper the groups they made durable, then ask for the next sync. The event loop
-        calls it when the syncer's pipe is readable; ``flush`` too."""
+        to the shipper the groups they made durable, then ask for the next sync (``force``:
+        without holding it back). The event loop calls it when the syncer's pipe is readable;
+        ``flush`` too."""
         settled: list[tuple[list[_Entry], BaseException | None]] = []
         with self._lock:
             if self._syncer is None:
@@ -521,7 +561,7 @@ class PredictionLog:
                     self._failed(groups, answer["error"], settled)
                 else:
                     self._synced(groups, answer["seconds"], settled)
-            self._request_sync(settled)
+            self._request_sync(settled, force)
         _notify_all(settled)
 
     def _synced(self, groups: list[_Group], seconds: float,
@@ -576,7 +616,7 @@ class PredictionLog:
             else:
                 self._rewatch()
                 self._unsynced[:0], self._syncing = self._syncing, []
-                self._request_sync(settled)
+                self._request_sync(settled, force=True)
                 return
         log.error("%s; refusing %d group(s) of predictions", exc.message, len(self._syncing))
         groups, self._syncing = self._syncing, []

@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "durability": "strict",  # strict: fdatasync before the answer; written: in the OS; relaxed: queued
     "log_max_pending": 100_000,  # records queued or not yet shipped before predictions get a 503
     "log_ship_interval": 0.2,  # seconds between moves of the prediction log into the store
+    "log_commit_delay_ms": 2.0,  # strict: longest a written record waits for requests in service to share its fdatasync
     "batch_max_rows": 256,  # rows one micro-batched inference call may combine
     "batch_max_wait_ms": 2.0,  # longest a request waits behind a running call before getting its own
     "challenger": {"mode": "off", "share": 0.1},  # canary: share of requests; shadow: scored, never returned
@@ -74,6 +75,7 @@ class ServeSettings:
     durability: str = "strict"
     log_max_pending: int = 100_000
     log_ship_interval: float = 0.2
+    log_commit_delay_ms: float = 2.0
     batch_max_rows: int = 256
     batch_max_wait_ms: float = 2.0
     challenger_mode: str = "off"
@@ -105,6 +107,7 @@ class ServeSettings:
             durability=durability,
             log_max_pending=_number(s, "log_max_pending", int, 1),
             log_ship_interval=_number(s, "log_ship_interval", float, 0.01, 1.0),
+            log_commit_delay_ms=_number(s, "log_commit_delay_ms", float, 0.0, 100.0),
             batch_max_rows=_number(s, "batch_max_rows", int, 1),
             batch_max_wait_ms=_number(s, "batch_max_wait_ms", float, 0.0),
             challenger_mode=mode,
