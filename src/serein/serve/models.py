@@ -170,7 +170,7 @@ def prepare(model: LoadedModel, threads: int, prefer_onnx: bool = True,
 def estimator_runtime(model: LoadedModel, validator: RowValidator, plan_file: Path,
                       threads: int) -> EstimatorRuntime | None:
     """An :class:`EstimatorRuntime` for ``model`` (numpy preprocessing, the export's estimator
-    part in ONNX Runtime: 3-6x faster than the whole export), or None when its batch plan has no
+    part in ONNX Runtime: about half the whole export's time per call), or None when its batch plan has no
     checked preprocessing (the plan is worked out now if ``plan_file`` has none: that loads the
     pipeline once) or when the request path's matrix (:meth:`ArrowFeatures.matrix_of`) differs by
     a bit from the plan's on the version's reference sample, validated as a request would be."""
