@@ -183,7 +183,9 @@ def estimator_runtime(model: LoadedModel, validator: RowValidator, plan_file: Pa
     columns = {f: sample[f] for f in model.features}
     try:
         batch = validator.validate([dict(zip(columns, values, strict=True)) for values in zip(*columns.values())])
-    except SereinError:
+    except SereinError as exc:
+        log.info("%s v%s: the reference sample does not pass the contract as requests (%s); the whole ONNX "
+                 "export serves", model.name, model.version, exc.message)
         return None
     if not np.array_equal(features.matrix_of(batch.columns, batch.n_rows),
                           features.matrix(pa.RecordBatch.from_pydict(columns))):
