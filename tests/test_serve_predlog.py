@@ -4,13 +4,13 @@ once durable, shipping to the store, back-pressure, and recovery of what a kille
 from __future__ import annotations
 
 import asyncio
-import time
 import io
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import orjson
