@@ -224,7 +224,8 @@ def test_a_checked_batch_plan_serves_through_numpy_preprocessing(trained_workspa
     """With a batch plan that checked the pipeline's preprocessing, serving computes it with numpy
     and runs only the export's estimator part: the whole export's answers, and scikit-learn's
     within the float32 tolerance. The plan is worked out on first use and remembered; if request
-    columns ever preprocessed differently from the checked plan, the whole export serves."""
+    columns ever preprocessed differently from the checked plan, or the faster path fails to set
+    up, the whole export serves."""
     from serein.arrow_features import ArrowFeatures
 
     model = trained_workspace.registry.load("credit-default")
@@ -242,4 +243,11 @@ def test_a_checked_batch_plan_serves_through_numpy_preprocessing(trained_workspa
         np.testing.assert_allclose(ours.probabilities, model.pipeline.predict_proba(frame), atol=1e-4)
 
     monkeypatch.setattr(ArrowFeatures, "matrix_of", lambda self, columns, n: np.zeros((n, self.width), np.float32))
+    assert isinstance(prepare(model, threads=1, plan_file=plan).runtime, OnnxRuntime)
+
+    def broken(*args: object, **kwargs: object) -> bytes:
+        raise RuntimeError("the export's graph could not be cut")
+
+    monkeypatch.undo()
+    monkeypatch.setattr("serein.serve.models.estimator_model", broken)
     assert isinstance(prepare(model, threads=1, plan_file=plan).runtime, OnnxRuntime)

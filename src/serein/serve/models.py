@@ -161,7 +161,11 @@ def prepare(model: LoadedModel, threads: int, prefer_onnx: bool = True,
     validator = RowValidator(model.contract)
     runtime = make_runtime(model, threads=threads, prefer_onnx=prefer_onnx)
     if plan_file is not None and runtime.name == "onnx":
-        runtime = estimator_runtime(model, validator, plan_file, threads) or runtime
+        try:
+            runtime = estimator_runtime(model, validator, plan_file, threads) or runtime
+        except Exception:  # noqa: BLE001 - a faster path that fails to set up: the whole export still serves
+            log.warning("%s v%s: numpy preprocessing could not be set up; the whole ONNX export serves",
+                        model.name, model.version, exc_info=True)
     runtime.predict(validator.example_columns(), 1)
     batcher = MicroBatcher(runtime, max_rows=batching.max_rows, max_wait=batching.max_wait)
     return ServedModel(model, validator, runtime, time.time(), batcher)
