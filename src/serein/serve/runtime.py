@@ -1,10 +1,14 @@
 """Runtimes: validated columns in, predictions (and class probabilities) out.
 
-Two runtimes share one interface, ``predict(columns, n_rows) -> Predictions``:
+Three runtimes share one interface, ``predict(columns, n_rows) -> Predictions``:
 
-* ``OnnxRuntime`` runs the verified ONNX export with ONNX Runtime (~75 µs for one row of the demo
-  pipeline against ~8.5 ms in scikit-learn). It is used whenever the model version carries an
-  ``onnx_path`` and the export's inputs are one tensor per feature.
+* ``EstimatorRuntime`` computes the pipeline's preprocessing with numpy and runs only the
+  estimator's part of the verified export in ONNX Runtime (~29 µs for one row of the serving
+  benchmark's pipeline): used when the version's batch plan verified that preprocessing
+  (``serein.serve.models.estimator_runtime``).
+* ``OnnxRuntime`` runs the whole verified ONNX export (~70 µs for one row, against ~8.5 ms in
+  scikit-learn). It is used whenever the model version carries an ``onnx_path`` and the export's
+  inputs are one tensor per feature, and the runtime above is not available.
 * ``SklearnRuntime`` runs the fitted pipeline itself: the fallback for pipelines that did not
   convert.
 
