@@ -251,3 +251,40 @@ def test_a_checked_batch_plan_serves_through_numpy_preprocessing(trained_workspa
     monkeypatch.undo()
     monkeypatch.setattr("serein.serve.models.estimator_model", broken)
     assert isinstance(prepare(model, threads=1, plan_file=plan).runtime, OnnxRuntime)
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_numpy_preprocessing_serves_multiclass_and_regression_models_as_the_export_does(
+        task: str, workspace, tmp_path: Path) -> None:
+    """A three-class model with text labels and a regressor, trained from recipes on data with
+    nulls: the estimator runtime answers exactly as the whole export does."""
+    from serein.batch import plan_path
+    from serein.data.profiling import suggest_contract
+    from serein.train.recipe import Recipe
+    from serein.train.trainer import train
+
+    rng = np.random.default_rng(0)
+    n = 2000
+    frame = pd.DataFrame({"a": rng.normal(size=n), "b": rng.integers(0, 50, n), "c": rng.choice(["x", "y", "z"], n)})
+    frame.loc[::17, "a"] = np.nan
+    frame.loc[::23, "c"] = None
+    if task == "classification":
+        frame["y"] = np.where(frame["a"].fillna(0) > 0.5, "hi", np.where(frame["c"] == "x", "mid", "lo"))
+        estimator = "sklearn.ensemble.HistGradientBoostingClassifier"
+    else:
+        frame["y"] = frame["a"].fillna(0) * 3 + frame["b"] * 0.1 + rng.normal(size=n)
+        estimator = "sklearn.ensemble.HistGradientBoostingRegressor"
+    suggest_contract(frame, dataset="d").save(workspace.datasets.contract_path("d"))
+    workspace.datasets.ingest(frame, "d")
+    train(workspace, Recipe.from_dict({"name": "m", "data": "d", "target": "y", "task": task,
+                                       "estimator": {"class": estimator, "params": {"max_iter": 20}}}), promote=True)
+    model = workspace.registry.load("m")
+    fast, whole = prepare(model, threads=1, plan_file=plan_path(workspace, model)), prepare(model, threads=1)
+    assert isinstance(fast.runtime, EstimatorRuntime) and isinstance(whole.runtime, OnnxRuntime)
+    batch = fast.validator.validate(_rows(frame[model.features].iloc[:300]))
+    ours, theirs = fast.runtime.predict(batch.columns, batch.n_rows), whole.runtime.predict(batch.columns, batch.n_rows)
+    assert ours == theirs
+    if task == "classification":
+        assert set(ours.labels) == {"hi", "mid", "lo"} and len(ours.probabilities[0]) == 3
+    else:
+        assert ours.probabilities is None and ours.scores == ours.labels and len(set(ours.labels)) > 10
