@@ -7,8 +7,9 @@ byte spans of those lines back and writes one ``predictions`` row per predicted 
 operational store, one transaction per span batch (SQLite, WAL, ``synchronous=FULL``: durable on
 return). This benchmark does the shipper's work in process, on the same kind of records: 100-row
 requests of the serving benchmark's 20 raw features (``benchmarks.serving.benchmark_frame``),
-each with a fresh uuid4 request id, probabilities and scores, written to a segment. Each store is first filled with ``--prefill`` rows (the indexes' cost grows with the
-table), then every method ships the same batches (``--requests`` requests each) into its own store:
+each with a fresh uuid4 request id, probabilities and scores, written to a segment. Each store is
+first filled with ``--prefill`` rows (the indexes' cost grows with the table), then every method
+ships the same batches (``--requests`` requests each) into its own store:
 
 * ``plain``: the store's generic path, a dict per row (``OperationalStore.log_predictions``) from
   each line holding a whole record as one JSON object (as serein wrote them before

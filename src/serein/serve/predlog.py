@@ -465,7 +465,12 @@ class PredictionLog:
         records are not counted there) and no sync is outstanding (lock held)."""
         if self.durability != "strict" or self._syncing or self._serving != 1:
             return False
-        return sum(not entry.record.shadow for group in self._unsynced for entry in group.entries) == 1
+        return self._unsynced_requests() == 1
+
+    def _unsynced_requests(self) -> int:
+        """How many records written but not yet sent to a sync are requests counted by
+        ``serving`` (shadow records are not; lock held)."""
+        return sum(not entry.record.shadow for group in self._unsynced for entry in group.entries)
 
     def _sync_here(self, groups: list[_Group], settled: list[tuple[list[_Entry], BaseException | None]]) -> None:
         """Make ``groups`` (taken as ``_syncing``) durable on the calling thread (a directory
@@ -520,9 +525,8 @@ class PredictionLog:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # not on the event loop (``flush``): nothing to wait for
             return False
-        written = sum(not entry.record.shadow for group in self._unsynced for entry in group.entries)
         wait = self.commit_delay - (time.monotonic() - self._unsynced[0].written_at)
-        if self._serving <= written or wait <= 0:
+        if wait <= 0 or self._serving <= self._unsynced_requests():
             return False
         if self._held_on is not loop:
             self._held_on = loop
