@@ -95,6 +95,19 @@ def test_revocation_reaches_the_running_server(secured) -> None:
              timeout=5)
 
 
+def test_a_new_key_works_right_after_an_unknown_one_made_the_server_reread_its_keys(secured) -> None:
+    """An unknown key makes the server re-read the store; a key created just after that read,
+    within the flood guard's interval, must still be accepted on its first request."""
+    url, ws, _, rows = secured
+    predict_url = f"{url}/v1/models/{TRAINED_MODEL}/predict"
+    ghost = create_key(ws.store, ["predict"], name="ghost")
+    revoke_key(ws.store, ghost[0]["key_id"])  # well formed, never active: a miss on every server
+    for _ in range(5):
+        assert httpx.post(predict_url, json={"instances": rows}, headers=bearer(ghost[1])).status_code == 401
+        _, token = create_key(ws.store, ["predict"], name="fresh")
+        assert httpx.post(predict_url, json={"instances": rows}, headers=bearer(token)).status_code == 200
+
+
 def test_a_bad_auth_setting_is_named(trained_workspace: Workspace, tmp_path: Path) -> None:
     from serein.errors import UsageError
 

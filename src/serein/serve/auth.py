@@ -17,7 +17,8 @@ An ``admin`` key passes every check. Keys are read from the operational store at
 ``CACHE_SECONDS``, so a revoked key stops working on running servers within that time and a
 request costs a dictionary lookup and one sha256. A well-formed key the cache does not know
 (one created a moment ago) makes the ring re-read the store at once, at most every
-``MISS_REFRESH_SECONDS``, so unknown keys sent in a loop cannot flood the store.
+``MISS_REFRESH_SECONDS`` (a request arriving sooner waits for the next read), so unknown keys sent
+in a loop cannot flood the store and a new key is never refused.
 
 >>> required_scope("POST", "/v2/models/credit/versions/3/infer"), required_scope("GET", "/v2/health/ready")
 ('predict', None)
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 
 CACHE_SECONDS = 2.0
 MISS_REFRESH_SECONDS = 0.25
+CLOCK_MARGIN = 0.01  # asyncio may wake a sleeper up to its clock's resolution early
 ANY = "any"
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/ping", "/v2/health/live", "/v2/health/ready"})
 READ_METHODS = frozenset({"GET", "HEAD"})
@@ -108,11 +110,17 @@ class KeyRing:
 
     async def check(self, token: str) -> dict[str, Any] | None:
         """The key ``token`` is (as ``verify`` describes it), or None; a well-formed token whose
-        key id the cache lacks triggers one early re-read, so a new key works at once."""
+        key id the cache lacks triggers an early re-read, so a new key works at once. When the
+        store was read less than ``MISS_REFRESH_SECONDS`` ago (another unknown key asked), the
+        request waits for the next read rather than being refused: the key may have been made
+        since."""
         key = verify(await self.current(), token)
         if key is None:
             match = TOKEN.fullmatch(token)
             if match is not None and match.group(1) not in self._keys:
+                wait = self._loaded_at + MISS_REFRESH_SECONDS - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait + CLOCK_MARGIN)
                 key = verify(await self.current(MISS_REFRESH_SECONDS), token)
         return key
 
