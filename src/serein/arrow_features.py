@@ -240,9 +240,7 @@ class ArrowFeatures:
     def _number(column: pa.Array, block: _Block, k: int) -> np.ndarray:
         """Column ``k`` of a numeric block: nulls imputed, scaled, clipped to float32's range."""
         values = arrow_floats(column)  # from the buffers: pyarrow's to_numpy would import pandas
-        if not values.flags.writeable:  # a view of the column's own buffer
-            values = values.copy()
-        values[np.isnan(values)] = block.fill[k]
+        values = np.where(np.isnan(values), block.fill[k], values)  # a new array: the column stays as it is
         if block.mean is not None:
             values -= block.mean[k]
         if block.scale is not None:
