@@ -114,6 +114,27 @@ def _cli(ws: Workspace, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, env=env, timeout=120)
 
 
+def test_a_batch_of_one_row_raises_no_verdict_and_its_json_line_is_strict(ws: Workspace, tmp_path: Path) -> None:
+    """One row is news for the log, not for a pager: no completeness breach for its one null, no
+    estimated drop from its degenerate intervals; its undefined ROC AUC is JSON null, not NaN."""
+    contract = ws.registry.load("credit").contract
+    nullable = next(name for name, col in contract.columns.items() if col.completeness and col.completeness < 1)
+    row = make_credit(50, seed=31).iloc[[0]].copy()
+    row[nullable] = None
+    path = tmp_path / "one.parquet"
+    row.to_parquet(path)
+    out = _cli(ws, "monitor", "credit", "--current", str(path), "--json")
+    assert out.returncode == 0, out.stderr
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    d = json.loads(out.stdout.strip().splitlines()[-1], parse_constant=refuse)
+    assert d["n_rows"] == 1 and d["estimated_performance"]["metrics"]["roc_auc"]["value"] is None
+    assert d["estimated_performance"]["dropped"] == [] and d["quality"]["breached"] == []
+    assert d["status"] == "ok", d["alerts"]
+
+
 def test_cli(ws: Workspace) -> None:
     out = _cli(ws, "monitor", "credit", "--last", "300", "--json")
     assert out.returncode == 0, out.stderr

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -44,9 +44,16 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
+def _json(obj: Any) -> str:
+    """``obj`` as strict JSON on one line: a NaN or infinite number (an undefined metric on a tiny
+    window) is written as null, where Python's ``json`` writes ``NaN``, which jq, JavaScript and
+    most parsers refuse."""
+    return orjson.dumps(obj, default=_default, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
+
+
 def print_json(obj: Any) -> None:
     """One JSON object on one line (the last line of output is machine-readable)."""
-    sys.stdout.write(json.dumps(obj, default=_default) + "\n")
+    sys.stdout.write(_json(obj) + "\n")
     sys.stdout.flush()
 
 
@@ -81,7 +88,7 @@ def emit(obj: Any, as_json: bool, columns: Sequence[str] | None = None, title: s
         table.add_column("key", style="bold")
         table.add_column("value")
         for k, v in obj.items():
-            table.add_row(str(k), v if isinstance(v, str) else json.dumps(v, default=_default))
+            table.add_row(str(k), v if isinstance(v, str) else _json(v))
         console.print(table)
     else:
         console.print(obj)

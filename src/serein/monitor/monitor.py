@@ -66,6 +66,7 @@ from serein.monitor.drift import (
 )
 from serein.monitor.performance import (
     HIGHER_IS_BETTER,
+    MIN_LABELS,
     TOLERANCE,
     compare_performance,
     compute_metrics,
@@ -254,7 +255,9 @@ def _estimated(loaded: LoadedModel, window: Window, settings: Mapping[str, Any],
                performance: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The CBPE estimate of the window (all rows), beside the holdout value and, where labels
     arrived, the realized value on the labelled rows; ``dropped`` names the metrics whose whole
-    interval lies below the holdout value minus the tolerance."""
+    interval lies below the holdout value minus the tolerance, and stays empty on windows of
+    fewer than ``min_labels`` rows (a handful of rows has degenerate intervals: one row predicted
+    negative has an F1 of 0 in every draw, which is no sign of a drop)."""
     calibration = loaded.profile.get("calibration")
     if not loaded.is_classifier or not calibration:
         return None
@@ -270,11 +273,12 @@ def _estimated(loaded: LoadedModel, window: Window, settings: Mapping[str, Any],
     realized = {name: row["current"] for name, row in (performance or {}).get("metrics", {}).items()}
     reference = loaded.profile.get("performance") or {}
     tolerance = float(settings.get("tolerance", TOLERANCE))
+    enough = estimate["n"] >= int(settings.get("min_labels", MIN_LABELS))  # as many rows as realized performance needs labels
     dropped = []
     for name, m in estimate["metrics"].items():
         m["reference"] = reference.get(name)
         m["realized"] = realized.get(name)
-        if name in HIGHER_IS_BETTER and m["reference"] is not None and m["high"] is not None \
+        if enough and name in HIGHER_IS_BETTER and m["reference"] is not None and m["high"] is not None \
                 and m["high"] < m["reference"] - tolerance:
             dropped.append(name)
     return {**estimate, "n_labelled": (performance or {}).get("n_labelled", 0), "tolerance": tolerance, "dropped": dropped}

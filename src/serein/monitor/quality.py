@@ -18,7 +18,9 @@ row is news for the log, not for a pager. Completeness is judged with the window
 its rate is the null share, and it is breached only when even the optimistic end of the window's
 non-null share (Wilson upper bound, z = 3.09, one-sided 0.1 %) is below the contract's bound —
 the bound was itself a lower confidence bound on the reference, and a window of a few thousand
-rows wobbles around it. Breaches raise the ``data_quality`` alert.
+rows wobbles around it — and at least ``min_count`` values are missing (Wilson's bound is far
+too narrow on a handful of rows: one null in a one-row window would breach a 95 % bound).
+Breaches raise the ``data_quality`` alert.
 
 >>> import pandas as pd
 >>> from serein.data.contract import Contract
@@ -99,7 +101,7 @@ def window_quality(X: pd.DataFrame | pa.Table, contract: Contract, max_rate: flo
             breached = rate >= max_rate and count >= min_count
             if entry["check"] == "completeness":
                 bound = contract.columns[entry["column"]].completeness or 0.0
-                breached = 1 - wilson_lower_bound(count, n, Z_COMPLETENESS) < bound
+                breached = count >= min_count and 1 - wilson_lower_bound(count, n, Z_COMPLETENESS) < bound
             checks.append({"check": entry["check"], "column": entry.get("column"), "name": check_name(entry),
                            "severity": severity, "count": count, "rate": rate,
                            "examples": entry.get("examples", [])[:5], "message": entry.get("message"),
