@@ -14,7 +14,16 @@ from typing import Annotated, Any
 
 import typer
 
-from serein.cli.common import JsonOpt, WorkspaceOpt, console, emit, fmt_time, open_workspace, print_json
+from serein.cli.common import (
+    JsonOpt,
+    WorkspaceOpt,
+    console,
+    emit,
+    fmt_time,
+    keep_freed_memory,
+    open_workspace,
+    print_json,
+)
 
 alerts_app = typer.Typer(help="List, acknowledge and resolve alerts.", no_args_is_help=True)
 
@@ -129,6 +138,7 @@ def _monitor(name: str, since: str | None, until: str | None, last: int | None, 
         parse_since(until, what="--until")
     if chunk is not None:
         parse_chunk(chunk)
+    keep_freed_memory()
     ws = open_workspace(workspace)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err_console, transient=True, disable=not err_console.is_terminal) as bar:

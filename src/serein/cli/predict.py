@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from serein.cli.common import JsonOpt, WorkspaceOpt, console, emit, open_workspace
+from serein.cli.common import JsonOpt, WorkspaceOpt, console, emit, keep_freed_memory, open_workspace
 
 
 def register(app: typer.Typer) -> None:
@@ -36,6 +36,7 @@ def register(app: typer.Typer) -> None:
 
         from serein.batch import predict_batch
 
+        keep_freed_memory()
         ws = open_workspace(workspace)
         with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
                       TimeElapsedColumn(), console=console, transient=True, disable=as_json) as bar:
