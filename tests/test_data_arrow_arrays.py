@@ -14,8 +14,22 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import pytest
 
-from serein.data.arrow_arrays import arrow_mask, arrow_scalar
+from serein.data.arrow_arrays import arrow_floats, arrow_integers, arrow_mask, arrow_scalar
+
+
+def test_a_one_chunk_column_is_read_without_a_copy_and_cannot_be_changed_through_it() -> None:
+    table = pa.table({"x": [1.5, 2.5, 3.5], "n": [4, 5, 6]})
+    x, n = arrow_floats(table.column("x").slice(1)), arrow_integers(table.column("n"), missing=-1)
+    assert x.tolist() == [2.5, 3.5] and n.tolist() == [4, 5, 6]
+    assert np.shares_memory(n, np.frombuffer(table.column("n").chunk(0).buffers()[1], dtype=np.int64))
+    for values in (x, n):
+        with pytest.raises(ValueError, match="read-only"):
+            values[0] = 0
+    assert table.column("x").to_pylist() == [1.5, 2.5, 3.5]
+    two = pa.chunked_array([[1.0, None], [3.0]])  # several chunks (or nulls): a new array
+    assert np.isnan(arrow_floats(two)[1]) and arrow_floats(two).tolist()[::2] == [1.0, 3.0]
 
 
 def test_boolean_masks_read_like_pyarrow_with_offsets_nulls_and_chunks() -> None:

@@ -45,23 +45,24 @@ def _read(chunk: pa.Array, dtype: type, missing: float | int) -> np.ndarray:
 
 
 def _joined(parts: list[np.ndarray], dtype: type) -> np.ndarray:
-    """The chunks' arrays as one; a single chunk's as it is (a read-only view of Arrow's buffer
-    when it has no nulls: copying a million floats costs more than the numpy work done on them)."""
+    """The chunks' arrays as one; a single chunk's as it is, read-only (without nulls it is a view
+    of Arrow's buffer, which must not change: copying a million floats cost more than the numpy
+    work done on them)."""
     if len(parts) == 1:
-        parts[0].flags.writeable = False  # a view of Arrow's buffer: the table must not change
+        parts[0].flags.writeable = False
         return parts[0]
     return np.concatenate(parts) if parts else np.zeros(0, dtype)
 
 
 def arrow_floats(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """A column of numbers or booleans as float64, NaN where null (read-only when Arrow's buffer
-    is used as it is)."""
+    """A column of numbers or booleans as float64, NaN where null (read-only when the column is
+    one chunk)."""
     return _joined([_read(chunk, np.float64, np.nan) for chunk in _chunks(column, pa.float64())], np.float64)
 
 
 def arrow_integers(column: pa.Array | pa.ChunkedArray, missing: int) -> np.ndarray:
-    """A column of integers as int64, ``missing`` where null (read-only when Arrow's buffer is
-    used as it is)."""
+    """A column of integers as int64, ``missing`` where null (read-only when the column is one
+    chunk)."""
     return _joined([_read(chunk, np.int64, missing) for chunk in _chunks(column, pa.int64())], np.int64)
 
 
