@@ -223,6 +223,11 @@ def score_ties(raw: np.ndarray) -> list[Ties | None]:
     return [ties(raw[:, j]) for j in range(k)] if k > 2 else [None, ties(raw[:, 1])]
 
 
+def _groups(ties: list[Ties | None]) -> list[np.ndarray | None]:
+    """The ``groups`` of each class's :func:`ties` (None where a class's scores were not sorted)."""
+    return [None if t is None else t.groups for t in ties]
+
+
 def _draws(P: np.ndarray, ranks: list[np.ndarray | None], pred_idx: np.ndarray, n_draws: int,
            seed: int) -> dict[str, np.ndarray]:
     """Each metric realized under ``n_draws`` label sets drawn from ``P`` (in batches, to bound
@@ -289,9 +294,9 @@ def estimate_performance(calibration: Mapping[str, Any], proba: Any, predictions
         scale = float(np.sqrt(DRAW_MAX_ROWS / n))
     raw_s, pred_s = raw[sub], pred_idx[sub]
     sampled = full if scale == 1.0 else score_ties(raw_s)  # sorted once for every refit and draw
-    groups = [None if t is None else t.groups for t in sampled]
+    groups = _groups(sampled)
     ranks = [None if g is None else average_ranks(g) for g in groups]
-    point = _estimates(P, raw, pred_idx, [None if t is None else t.groups for t in full])
+    point = _estimates(P, raw, pred_idx, _groups(full))
     centre = point if scale == 1.0 else _estimates(P[sub], raw_s, pred_s, groups)
     refits = calibration.get("bootstrap") or [None]
     per_refit = max(1, n_draws // len(refits))
