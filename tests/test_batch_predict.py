@@ -113,6 +113,9 @@ def test_refusals_name_the_problem(scoring, tmp_path: Path) -> None:
     frame.iloc[:10].drop(columns=["income"]).to_parquet(tmp_path / "narrow.parquet")
     with pytest.raises(UsageError, match="lacks the feature column.*'income'"):
         predict_batch(ws, MODEL, str(tmp_path / "narrow.parquet"), out)
+    with pytest.raises(UsageError, match=r"cannot write predictions as \.xlsx"):
+        predict_batch(ws, MODEL, str(source), str(tmp_path / "out.xlsx"))
+    assert not (tmp_path / "out.xlsx").exists()
     predict_batch(ws, MODEL, str(source), out)
     with pytest.raises(ConflictError, match="already exists"):
         predict_batch(ws, MODEL, str(source), out)

@@ -64,6 +64,9 @@ log = logging.getLogger(__name__)
 DEFAULT_CHUNK_ROWS = 100_000
 DATASET_PREFIX = "dataset:"
 MODES = ("append", "overwrite")
+# file formats an output path may be mistaken for: refused rather than taken for a Delta folder's name
+UNWRITTEN_SUFFIXES = frozenset({".json", ".jsonl", ".ndjson", ".xlsx", ".xls", ".txt", ".tsv", ".feather", ".arrow",
+                                ".ipc", ".orc", ".avro", ".pkl", ".pickle", ".h5", ".hdf5", ".zip", ".gz", ".db"})
 RUNTIMES = ("auto", "sklearn")
 OUTPUT_COLUMNS = ("prediction", "model", "model_version")
 PROBA_PREFIX = "proba_"
@@ -537,6 +540,11 @@ class Sink:
         suffix = self.path.name.lower()
         self.kind = "delta" if self.dataset else (
             "parquet" if suffix.endswith((".parquet", ".pq")) else "csv" if suffix.endswith(".csv") else "delta")
+        if self.kind == "delta" and not self.dataset and self.path.suffix.lower() in UNWRITTEN_SUFFIXES \
+                and not (self.path / "_delta_log").is_dir():
+            raise UsageError(f"cannot write predictions as {self.path.suffix} ({self.path.name})",
+                             hint="write a .parquet or .csv file, a Delta table folder (a path without such a "
+                                  "suffix), or dataset:NAME")
         if self.kind != "delta" and self.path.exists() and mode != "overwrite":
             raise ConflictError(f"output {self.path} already exists", hint="pass --mode overwrite to replace it")
         if self.kind != "delta" and not self.path.parent.is_dir():
