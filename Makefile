@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean bench-batch bench-detection bench-monitor-window bench-drift bench-serving bench-estimation bench-shipper
+.PHONY: demo test install clean bench-batch bench-detection bench-monitor-window bench-drift bench-serving bench-protocols bench-estimation bench-shipper
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "serein needs Python >= 3.11")'
@@ -39,6 +39,9 @@ bench-drift: $(STAMP)
 
 bench-serving: $(STAMP)  # needs wrk (apt-get install -y wrk)
 	$(BIN)/python -m benchmarks.serving
+
+bench-protocols: $(STAMP)  # needs wrk (apt-get install -y wrk)
+	$(BIN)/python -m benchmarks.protocols
 
 bench-estimation: $(STAMP)  # NannyML in its own venv under ~/.cache/serein-bench (first run installs it)
 	$(BIN)/python -m benchmarks.estimation
