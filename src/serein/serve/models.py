@@ -35,6 +35,7 @@ from serein.batch import ChunkScorer, estimator_model, plan_path
 from serein.errors import NotFoundError, SereinError, ValidationFailed
 from serein.serve.batching import INLINE_ROWS, MicroBatcher
 from serein.serve.runtime import EstimatorRuntime, Predictions, Runtime, make_runtime
+from serein.serve.tabular import column_rows
 from serein.serve.validation import RowValidator, ValidatedBatch
 
 if TYPE_CHECKING:
@@ -186,7 +187,8 @@ def estimator_runtime(model: LoadedModel, validator: RowValidator, plan_file: Pa
         return None
     columns = {f: sample[f] for f in model.features}
     try:
-        batch = validator.validate([dict(zip(columns, values, strict=True)) for values in zip(*columns.values())])
+        rows = column_rows(list(columns), list(columns.values()), len(columns[model.features[0]]))
+        batch = validator.validate(rows)
     except SereinError as exc:
         log.info("%s v%s: the reference sample does not pass the contract as requests (%s); the whole ONNX "
                  "export serves", model.name, model.version, exc.message)
