@@ -1,17 +1,50 @@
-"""Performance metrics against sklearn on hand-checkable data, and the drop verdict."""
+"""Performance metrics against sklearn on hand-checkable and random data, and the drop verdict."""
 
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import pytest
+from sklearn import metrics
 
 from serein.monitor.performance import (
+    Labelled,
     compare_performance,
     compute_metrics,
     intervals,
     standard_errors,
     weighted_metrics,
 )
+
+
+def sklearn_metrics(task: str, labels, predictions, scores=None, classes=None) -> dict[str, float]:
+    """The metrics computed independently, by scikit-learn on the rows as strings (or floats)."""
+    y, p = np.asarray(labels, dtype=object), np.asarray(predictions, dtype=object)
+    keep = np.array([not (a is None or b is None or a != a or b != b) for a, b in zip(y, p)], dtype=bool)
+    y, p = y[keep], p[keep]
+    if task == "regression":
+        yf, pf = y.astype(float), p.astype(float)
+        out = {"rmse": float(np.sqrt(metrics.mean_squared_error(yf, pf))), "mae": float(metrics.mean_absolute_error(yf, pf))}
+        if yf.size > 1 and np.ptp(yf) > 0:
+            out["r2"] = float(metrics.r2_score(yf, pf))
+        return out
+    ys, ps = y.astype(str), p.astype(str)
+    names = [str(c) for c in classes] if classes is not None else sorted(set(ys) | set(ps))
+    out = {"accuracy": float(metrics.accuracy_score(ys, ps))}
+    if len(names) == 2:
+        positive = names[1]
+        yt, pt = ys == positive, ps == positive
+        out["f1"] = float(metrics.f1_score(yt, pt, zero_division=0))
+        if scores is not None:
+            s = np.asarray(scores, dtype=float)[keep]
+            if 0 < yt.sum() < yt.size:
+                out["roc_auc"] = float(metrics.roc_auc_score(yt, s))
+                out["log_loss"] = float(metrics.log_loss(yt, np.clip(s, 1e-15, 1 - 1e-15), labels=[False, True]))
+            idx = np.minimum((s * 10).astype(int), 9)
+            out["calibration_error"] = float(sum(abs(yt[idx == b].sum() - s[idx == b].sum()) for b in range(10)) / s.size)
+    else:
+        out["f1"] = float(metrics.f1_score(ys, ps, labels=names, average="macro", zero_division=0))
+    return out
 
 
 def test_binary_metrics_compare_labels_as_strings() -> None:
@@ -82,11 +115,10 @@ def test_vectorised_bootstrap_equals_metrics_on_the_resampled_rows(task: str) ->
         args = {"task": "classification", "labels": rng.choice(list("abc"), n), "predictions": rng.choice(list("abc"), n)}
     idx = rng.integers(0, n, (3, n))
     W = np.stack([np.bincount(row, minlength=n) for row in idx])
-    fast = weighted_metrics(args["task"], args["labels"], args["predictions"], W, scores=args.get("scores"),
-                            classes=args.get("classes"))
+    fast = weighted_metrics(Labelled.of(**args), W)
     for b in range(3):
         pick = {k: (np.asarray(v)[idx[b]] if k in ("labels", "predictions", "scores") else v) for k, v in args.items()}
-        slow = compute_metrics(**pick)
+        slow = sklearn_metrics(**pick)
         assert set(slow) == set(fast)
         for name, value in slow.items():
             assert fast[name][b] == pytest.approx(value, abs=1e-9), name
@@ -99,3 +131,55 @@ def test_large_windows_bootstrap_a_subsample_and_rescale() -> None:
     pred = np.where(rng.random(n) < 0.7, y, 1 - y)
     se = standard_errors("classification", y, pred, classes=[0, 1])
     assert se["accuracy"] == pytest.approx(np.sqrt(0.7 * 0.3 / n), rel=0.25)  # the binomial standard error
+
+
+def _random_case(kind: str, n: int, rng: np.random.Generator) -> dict:
+    if kind == "regression":
+        y = rng.normal(size=n).astype(object)
+        y[rng.random(n) < 0.05] = None
+        return {"task": "regression", "labels": list(y), "predictions": rng.normal(size=n)}
+    if kind == "binary":
+        scores = np.round(rng.random(n), 2)  # ties
+        labels = rng.integers(0, 2, n).astype(object)
+        labels[rng.random(n) < 0.05] = None
+        return {"task": "classification", "labels": list(labels), "predictions": [str(int(s > 0.5)) for s in scores],
+                "scores": scores, "classes": [0, 1]}
+    labels = rng.choice(["a", "b", "c", "d"], n).astype(object)  # "d" is no class of the model
+    labels[rng.random(n) < 0.05] = None
+    return {"task": "classification", "labels": list(labels), "predictions": rng.choice(["a", "b", "c"], n),
+            "classes": ["a", "b", "c"]}
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
+@pytest.mark.parametrize("seed", range(5))
+def test_metrics_equal_sklearns_on_random_windows(kind: str, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    case = _random_case(kind, int(rng.integers(20, 3000)), rng)
+    ours, theirs = compute_metrics(**case), sklearn_metrics(**case)
+    assert set(ours) == set(theirs)
+    for name, value in theirs.items():
+        assert ours[name] == pytest.approx(value, abs=1e-12), name
+
+
+def test_an_arrow_label_column_with_nulls_is_read_as_the_list_would_be() -> None:
+    rng = np.random.default_rng(8)
+    labels = [None if rng.random() < 0.1 else int(v) for v in rng.integers(0, 2, 500)]
+    scores = rng.random(500)
+    preds = (scores > 0.5).astype(np.int64)
+    from_list = compute_metrics("classification", labels, preds, scores, classes=[0, 1])
+    from_arrow = compute_metrics("classification", pa.chunked_array([labels[:200], labels[200:]]), preds, scores,
+                                 classes=[0, 1])
+    assert from_arrow == from_list and from_list == pytest.approx(sklearn_metrics("classification", labels, preds,
+                                                                                   scores, [0, 1]))
+
+
+def test_a_label_outside_a_binary_models_classes_counts_as_wrong() -> None:
+    m = compute_metrics("classification", ["no", "yes", "maybe", "yes"], ["no", "yes", "yes", "no"], classes=["no", "yes"])
+    assert m["accuracy"] == 0.5  # "maybe" matches no prediction
+    assert m["f1"] == pytest.approx(2 * 1 / (2 * 1 + 1 + 1))  # tp 1, fp 1 (the "maybe" row), fn 1
+
+
+def test_constant_labels_leave_r2_and_the_auc_out() -> None:
+    assert "r2" not in compute_metrics("regression", [2.0, 2.0, 2.0], [1.0, 2.0, 3.0])
+    m = compute_metrics("classification", [1, 1, 1], [1, 0, 1], scores=[0.9, 0.2, 0.7], classes=[0, 1])
+    assert "roc_auc" not in m and "log_loss" not in m and m["accuracy"] == pytest.approx(2 / 3)

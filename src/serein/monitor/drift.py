@@ -68,6 +68,8 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from serein.errors import UsageError
 from serein.monitor.gamma import chi2_upper_quantile
@@ -447,8 +449,10 @@ def label_drift(profile: Mapping[str, Any], labels: Any, t: Thresholds = Thresho
     """Drift of the labels that arrived against the holdout's label distribution (classes as
     categories, regression targets as numbers); None when the profile or the window has none."""
     ref = profile.get("labels")
-    known = [v for v in (labels or []) if v is not None]
-    if ref is None or not known:
+    if ref is None or labels is None:
+        return None
+    known = pc.drop_null(labels) if isinstance(labels, pa.ChunkedArray) else [v for v in labels if v is not None]
+    if not len(known):
         return None
     if ref["kind"] == "numeric":
         return numeric_drift(ref, known, t, _sample(profile, "labels"))

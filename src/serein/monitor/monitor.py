@@ -68,10 +68,9 @@ from serein.monitor.performance import (
     HIGHER_IS_BETTER,
     MIN_LABELS,
     TOLERANCE,
+    Labelled,
     compare_performance,
-    compute_metrics,
     intervals,
-    standard_errors,
 )
 from serein.monitor.window import parse_chunk, parse_since
 
@@ -87,21 +86,23 @@ PERFORMANCE_KEYS = ("tolerance", "tolerance_relative", "min_labels", "z")
 Progress = Callable[[str, int, int], None]  # (what, done, total)
 
 
-def _pick(values: Sequence[Any], rows: np.ndarray) -> Sequence[Any]:
+def _pick(values: Sequence[Any] | pa.ChunkedArray, rows: np.ndarray) -> Sequence[Any] | pa.ChunkedArray:
     """``values`` at positions ``rows``: an array's as an array, a list's as a list."""
+    if isinstance(values, pa.ChunkedArray):
+        return values.take(pa.array(rows))
     return values[rows] if isinstance(values, np.ndarray) else [values[i] for i in rows]
 
 
 @dataclass
 class Window:
     """The rows under test: features, the model's outputs, and labels where known. Logged
-    traffic comes as a pandas frame and lists; a batch as an Arrow table and numpy arrays (a
-    million rows never become Python objects)."""
+    traffic comes as a pandas frame and lists; a batch as an Arrow table, numpy arrays and its
+    label column (a million rows never become Python objects)."""
 
     X: pd.DataFrame | pa.Table
     predictions: Sequence[Any]
     scores: Sequence[Any] | None
-    labels: list[Any] | None
+    labels: list[Any] | pa.ChunkedArray | None  # None where missing
     source: str
     start: float | None = None
     end: float | None = None
@@ -114,7 +115,7 @@ class Window:
             X=self.X.take(rows) if isinstance(self.X, pa.Table) else self.X.iloc[rows].reset_index(drop=True),
             predictions=_pick(self.predictions, rows),
             scores=None if self.scores is None else _pick(self.scores, rows),
-            labels=None if self.labels is None else list(_pick(self.labels, rows)), source=self.source,
+            labels=None if self.labels is None else _pick(self.labels, rows), source=self.source,
             ts=None if self.ts is None else self.ts[rows], proba=None if self.proba is None else self.proba[rows],
         )
 
@@ -208,7 +209,7 @@ def _window_from_batch(ws: Workspace, loaded: LoadedModel, current: str, progres
         predictions, proba = carried
         source += f" (its v{loaded.version} predictions)"
     scores = None if proba is None else scores_of(proba)
-    labels = table.column(loaded.target).to_pylist() if loaded.target in table.schema.names else None
+    labels = table.column(loaded.target) if loaded.target in table.schema.names else None
     return Window(X=X, predictions=predictions, scores=scores, labels=labels, source=source, proba=proba)
 
 
@@ -226,25 +227,19 @@ def _settings(ws: Workspace) -> dict[str, Any]:
             "quality": quality_settings(config.get("quality"))}
 
 
-def _labelled(loaded: LoadedModel, window: Window) -> tuple[list[int], list[Any], list[Any], list[Any] | None]:
-    """Positions, labels, predictions and (binary) scores of the window's labelled rows."""
-    given = window.labels or []
-    keep = [i for i, label in enumerate(given) if label is not None]
-    binary = loaded.is_classifier and loaded.classes is not None and len(loaded.classes) == 2
-    rows = np.asarray(keep, dtype=np.intp)
-    scores = list(_pick(window.scores, rows)) if window.scores is not None and binary else None
-    return keep, [given[i] for i in keep], list(_pick(window.predictions, rows)), scores
-
-
 def _performance(loaded: LoadedModel, window: Window, settings: Mapping[str, Any]) -> dict[str, Any] | None:
     """Realized performance on the labelled rows, each metric with its 95 % interval, against the
     holdout with the drop verdict."""
-    keep, labels, preds, scores = _labelled(loaded, window)
-    if not keep:
+    if window.labels is None:
         return None
-    current = compute_metrics(loaded.task, labels, preds, scores=scores, classes=loaded.classes)
-    current_se = standard_errors(loaded.task, labels, preds, scores=scores, classes=loaded.classes)
-    out = compare_performance(current, loaded.profile.get("performance") or {}, len(keep),
+    binary = loaded.is_classifier and loaded.classes is not None and len(loaded.classes) == 2
+    rows = Labelled.of(loaded.task, window.labels, window.predictions,
+                       scores=window.scores if binary else None, classes=loaded.classes)
+    if not rows.n:
+        return None
+    current = rows.metrics()
+    current_se = rows.standard_errors()
+    out = compare_performance(current, loaded.profile.get("performance") or {}, rows.n,
                               current_se=current_se, reference_se=loaded.profile.get("performance_se"), **settings)
     for name, ci in intervals(current, current_se).items():
         out["metrics"][name].update(se=ci["se"], low=ci["low"], high=ci["high"])

@@ -29,9 +29,13 @@ Fewer than ``min_labels`` labelled rows (default 100) give no verdict at all.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from serein.monitor.cbpe import ties
+from serein.monitor.profile import factorize, numeric_values
 
 HIGHER_IS_BETTER = ("accuracy", "f1", "roc_auc", "r2")
 LOWER_IS_BETTER = ("log_loss", "rmse", "mae")
@@ -46,10 +50,101 @@ N_BOOTSTRAP = 100
 BOOTSTRAP_MAX_ROWS = 20_000
 
 
-def _known(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
-    """Mask of the rows whose label and prediction are both present (None and NaN are missing)."""
-    return np.array([not (a is None or b is None or a != a or b != b)  # noqa: PLR0124 (x != x: NaN)
-                     for a, b in zip(labels, predictions)], dtype=bool)
+@dataclass
+class Labelled:
+    """The rows whose label and prediction are both known (None and NaN are missing), as the
+    metrics read them. Classification: labels and predictions as codes into ``names`` (the
+    model's classes as strings first, then any other value met), so that a label ``1`` matches a
+    prediction ``"1"``, with ``n_classes`` the classes macro F1 averages over; regression: floats.
+    ``scores``: binary positive-class probabilities, or None.
+
+    Built without a Python object per row: each distinct value is turned into text once.
+
+    >>> rows = Labelled.of("classification", [0, 1, None, 1], ["0", "0", "1", "1"], classes=[0, 1])
+    >>> rows.y.tolist(), rows.p.tolist(), rows.names
+    ([0, 1, 1], [0, 0, 1], ['0', '1'])
+    """
+
+    y: np.ndarray
+    p: np.ndarray
+    scores: np.ndarray | None = None
+    names: list[str] | None = None
+    n_classes: int = 0
+
+    @classmethod
+    def of(cls, task: str, labels: Any, predictions: Any, scores: Any = None,
+           classes: Sequence[Any] | None = None) -> Labelled:
+        """The known rows of ``labels`` and ``predictions`` (lists, numpy or Arrow arrays, pandas
+        series), with the ``scores`` at those rows."""
+        if task == "regression":
+            y, p = numeric_values(labels), numeric_values(predictions)
+            keep = ~(np.isnan(y) | np.isnan(p))
+            rows = cls(y, p)
+        else:
+            (y_codes, y_distinct), (p_codes, p_distinct) = factorize(labels), factorize(predictions)
+            names = [str(c) for c in classes] if classes is not None else \
+                sorted({str(v) for v in (*y_distinct, *p_distinct)})
+            index = {name: i for i, name in enumerate(names)}
+            y, p = _recoded(y_codes, y_distinct, index), _recoded(p_codes, p_distinct, index)
+            keep = (y >= 0) & (p >= 0)
+            rows = cls(y, p, names=list(index), n_classes=len(names))
+        if scores is not None:
+            rows.scores = np.asarray(scores, dtype=float)
+        return rows if keep.all() else rows.take(np.flatnonzero(keep))
+
+    @property
+    def n(self) -> int:
+        return int(self.y.size)
+
+    def take(self, rows: np.ndarray) -> Labelled:
+        """These rows at positions ``rows``."""
+        return Labelled(self.y[rows], self.p[rows], None if self.scores is None else self.scores[rows],
+                        self.names, self.n_classes)
+
+    def metrics(self) -> dict[str, float]:
+        """Each metric on these rows. Undefined ones are left out: ROC AUC and log loss without
+        both classes, R² on fewer than two rows or constant labels."""
+        if not self.n:
+            return {}
+        found = weighted_metrics(self, np.ones((1, self.n)))
+        if "roc_auc" in found and not np.isfinite(found["roc_auc"][0]):  # one class only: no log loss either
+            del found["log_loss"]
+        return {name: float(values[0]) for name, values in found.items() if np.isfinite(values[0])}
+
+    def standard_errors(self, n_boot: int = N_BOOTSTRAP, seed: int = 0) -> dict[str, float]:
+        """Bootstrap standard error of each metric: ``n_boot`` resamples with replacement, each
+        metric computed on all of them at once (:func:`weighted_metrics`), in batches that bound
+        memory. Above ``BOOTSTRAP_MAX_ROWS`` rows a random subsample of that size is resampled and
+        its errors scaled by ``sqrt(m / n)`` (the metrics are averages or smooth functions of
+        averages, whose errors shrink as ``1/sqrt(n)``)."""
+        if self.n < 2:
+            return {}
+        rng = np.random.default_rng(seed)
+        rows, scale = self, 1.0
+        if self.n > BOOTSTRAP_MAX_ROWS:  # standard errors shrink as 1/sqrt(n): resample a subsample, rescale
+            rows = self.take(rng.choice(self.n, BOOTSTRAP_MAX_ROWS, replace=False))
+            scale = float(np.sqrt(BOOTSTRAP_MAX_ROWS / self.n))
+        batch = max(1, min(n_boot, 2_000_000 // rows.n))
+        draws: dict[str, list[np.ndarray]] = {}
+        for done in range(0, n_boot, batch):
+            b = min(batch, n_boot - done)
+            W = np.stack([np.bincount(rng.integers(0, rows.n, rows.n), minlength=rows.n) for _ in range(b)])
+            for name, values in weighted_metrics(rows, W).items():
+                draws.setdefault(name, []).append(values)
+        out = {}
+        for name, parts in draws.items():
+            values = np.concatenate(parts)
+            values = values[np.isfinite(values)]
+            if values.size > 1:
+                out[name] = float(np.std(values, ddof=1)) * scale
+        return out
+
+
+def _recoded(codes: np.ndarray, distinct: Sequence[Any], index: dict[str, int]) -> np.ndarray:
+    """:func:`factorize` codes as positions in ``index`` (text to position; a value not in it is
+    added), -1 where missing."""
+    table = np.array([index.setdefault(str(value), len(index)) for value in distinct] + [-1], dtype=np.intp)
+    return table[codes]
 
 
 def expected_calibration_error(truth: Any, scores: Any, n_bins: int = ECE_BINS) -> float:
@@ -60,64 +155,35 @@ def expected_calibration_error(truth: Any, scores: Any, n_bins: int = ECE_BINS) 
     0.15
     """
     y, s = np.asarray(truth, dtype=float), np.asarray(scores, dtype=float)
-    idx = np.minimum((s * n_bins).astype(int), n_bins - 1)
-    gap = np.bincount(idx, weights=y, minlength=n_bins) - np.bincount(idx, weights=s, minlength=n_bins)
-    return float(round(np.abs(gap).sum() / y.size, 12))
+    return float(round(_calibration_gaps(s, y - s, np.ones((1, y.size)), n_bins)[0] / y.size, 12))
+
+
+def _calibration_gaps(s: np.ndarray, residual: np.ndarray, W: np.ndarray, n_bins: int = ECE_BINS) -> np.ndarray:
+    """For each row of ``W``, ``Σ_bins |Σ_{i in bin} W[b, i] · residual[i]|`` over ``n_bins``
+    equal-width score bins."""
+    bins = np.minimum((s * n_bins).astype(np.intp), n_bins - 1)
+    return np.array([np.abs(np.bincount(bins, weights=w * residual, minlength=n_bins)).sum() for w in W])
 
 
 def compute_metrics(task: str, labels: Any, predictions: Any, scores: Any = None,
                     classes: Sequence[Any] | None = None) -> dict[str, float]:
     """Metrics of ``predictions`` (and binary ``scores``: positive-class probabilities) against
-    ``labels``; rows with a missing label or prediction are left out."""
-    from sklearn import metrics
-
-    y = np.asarray(labels, dtype=object)
-    p = np.asarray(predictions, dtype=object)
-    keep = _known(y, p)
-    if not keep.any():
-        return {}
-    y, p = y[keep], p[keep]
-    if task == "regression":
-        yf, pf = y.astype(float), p.astype(float)
-        out = {
-            "rmse": float(np.sqrt(metrics.mean_squared_error(yf, pf))),
-            "mae": float(metrics.mean_absolute_error(yf, pf)),
-        }
-        if yf.size > 1:
-            out["r2"] = float(metrics.r2_score(yf, pf))
-        return out
-    ys, ps = y.astype(str), p.astype(str)
-    names = [str(c) for c in classes] if classes is not None else sorted(set(ys) | set(ps))
-    out = {"accuracy": float(metrics.accuracy_score(ys, ps))}
-    if len(names) == 2:
-        positive = names[1]
-        out["f1"] = float(metrics.f1_score(ys, ps, pos_label=positive, average="binary", zero_division=0))
-        if scores is not None:
-            s = np.asarray(scores, dtype=float)[keep]
-            truth = (ys == positive).astype(int)
-            if np.isfinite(s).all() and 0 < truth.sum() < truth.size:
-                out["roc_auc"] = float(metrics.roc_auc_score(truth, s))
-                out["log_loss"] = float(metrics.log_loss(truth, np.clip(s, 1e-15, 1 - 1e-15), labels=[0, 1]))
-            if np.isfinite(s).all():
-                out["calibration_error"] = expected_calibration_error(truth, s)
-    else:
-        out["f1"] = float(metrics.f1_score(ys, ps, labels=names, average="macro", zero_division=0))
-    return out
+    ``labels``; rows with a missing label or prediction are left out (see :class:`Labelled`)."""
+    return Labelled.of(task, labels, predictions, scores, classes).metrics()
 
 
 def _weighted_auc(s: np.ndarray, truth: np.ndarray, W: np.ndarray) -> np.ndarray:
     """ROC AUC of scores ``s`` against 0/1 ``truth`` with each row counted ``W[b, i]`` times, for
     every row ``b`` of ``W`` (ties count half), as ``roc_auc_score`` on the repeated rows."""
-    order = np.argsort(s, kind="stable")
-    _, start = np.unique(s[order], return_index=True)
-    Wo, to = W[:, order], truth[order].astype(bool)
-    pos = np.add.reduceat(Wo * to, start, axis=1)
-    neg = np.add.reduceat(Wo * ~to, start, axis=1)
-    below = np.cumsum(neg, axis=1) - neg
-    wins = (pos * (below + 0.5 * neg)).sum(axis=1)
-    n1, n0 = pos.sum(axis=1), neg.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where((n1 > 0) & (n0 > 0), wins / (n1 * n0), np.nan)
+    groups = ties(s).groups
+    aucs = []
+    for w in W:
+        pos = np.bincount(groups, weights=w * truth)
+        neg = np.bincount(groups, weights=w * (1.0 - truth))
+        below = np.cumsum(neg) - neg
+        n1, n0 = pos.sum(), neg.sum()
+        aucs.append((pos * (below + 0.5 * neg)).sum() / (n1 * n0) if n1 > 0 and n0 > 0 else np.nan)
+    return np.array(aucs)
 
 
 def _f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
@@ -125,41 +191,34 @@ def _f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
     return np.divide(2 * tp, denom, out=np.zeros_like(tp, dtype=float), where=denom > 0)
 
 
-def weighted_metrics(task: str, labels: Any, predictions: Any, W: np.ndarray, scores: Any = None,
-                     classes: Sequence[Any] | None = None) -> dict[str, np.ndarray]:
-    """The metrics of ``compute_metrics`` for each row of ``W`` (how many times each row is
-    counted: a bootstrap resample), vectorised; rows with a missing label or prediction must
-    already be left out. A metric undefined on a resample is NaN there."""
+def weighted_metrics(rows: Labelled, W: np.ndarray) -> dict[str, np.ndarray]:
+    """The metrics of :func:`compute_metrics` on ``rows`` for each row of ``W`` (how many times
+    each row is counted: a bootstrap resample), vectorised. A metric undefined on a resample is
+    NaN there."""
     W = np.asarray(W, dtype=float)
     n = W.sum(axis=1)
-    if task == "regression":
-        yf, pf = np.asarray(labels, dtype=float), np.asarray(predictions, dtype=float)
-        err = yf - pf
+    if rows.names is None:
+        err = rows.y - rows.p
         out = {"rmse": np.sqrt(W @ err ** 2 / n), "mae": W @ np.abs(err) / n}
-        mean = (W @ yf) / n
-        total = W @ yf ** 2 - n * mean ** 2
+        mean = (W @ rows.y) / n
+        total = W @ rows.y ** 2 - n * mean ** 2
         with np.errstate(invalid="ignore", divide="ignore"):
-            out["r2"] = np.where(total > 0, 1 - (W @ err ** 2) / total, np.nan)
+            out["r2"] = np.where((total > 0) & (n > 1), 1 - (W @ err ** 2) / total, np.nan)
         return out
-    ys = np.asarray(labels, dtype=object).astype(str)
-    ps = np.asarray(predictions, dtype=object).astype(str)
-    names = [str(c) for c in classes] if classes is not None else sorted(set(ys) | set(ps))
-    out = {"accuracy": W @ (ys == ps) / n}
-    if len(names) == 2:
-        yt, pt = ys == names[1], ps == names[1]
+    y, p = rows.y, rows.p
+    out = {"accuracy": W @ (y == p) / n}
+    if rows.n_classes == 2:
+        yt, pt = y == 1, p == 1  # the second class is the positive one
         out["f1"] = _f1(W @ (yt & pt), W @ (~yt & pt), W @ (yt & ~pt))
-        if scores is not None:
-            sc = np.asarray(scores, dtype=float)
-            if np.isfinite(sc).all():
-                truth = yt.astype(float)
-                out["roc_auc"] = _weighted_auc(sc, truth, W)
-                clipped = np.clip(sc, 1e-15, 1 - 1e-15)
-                out["log_loss"] = W @ -(truth * np.log(clipped) + (1 - truth) * np.log(1 - clipped)) / n
-                bins = np.minimum((sc * ECE_BINS).astype(int), ECE_BINS - 1)
-                onehot = np.eye(ECE_BINS)[bins]
-                out["calibration_error"] = np.abs((W * (truth - sc)) @ onehot).sum(axis=1) / n
+        if rows.scores is not None and np.isfinite(rows.scores).all():
+            sc, truth = rows.scores, yt.astype(float)
+            out["roc_auc"] = _weighted_auc(sc, truth, W)
+            clipped = np.clip(sc, 1e-15, 1 - 1e-15)
+            out["log_loss"] = W @ -(truth * np.log(clipped) + (1 - truth) * np.log(1 - clipped)) / n
+            out["calibration_error"] = _calibration_gaps(sc, truth - sc, W) / n
     else:
-        f1s = [_f1(W @ ((ys == c) & (ps == c)), W @ ((ys != c) & (ps == c)), W @ ((ys == c) & (ps != c))) for c in names]
+        f1s = [_f1(W @ ((y == c) & (p == c)), W @ ((y != c) & (p == c)), W @ ((y == c) & (p != c)))
+               for c in range(rows.n_classes)]
         out["f1"] = np.mean(f1s, axis=0)
     return out
 
@@ -167,44 +226,14 @@ def weighted_metrics(task: str, labels: Any, predictions: Any, W: np.ndarray, sc
 def standard_errors(task: str, labels: Any, predictions: Any, scores: Any = None,
                     classes: Sequence[Any] | None = None, n_boot: int = N_BOOTSTRAP,
                     seed: int = 0) -> dict[str, float]:
-    """Bootstrap standard error of each metric of ``compute_metrics`` on these rows: ``n_boot``
-    resamples with replacement, each metric computed on all of them at once
-    (``weighted_metrics``), in batches that bound memory. Above ``BOOTSTRAP_MAX_ROWS`` rows a
-    random subsample of that size is resampled and its errors scaled by ``sqrt(m / n)`` (the
-    metrics are averages or smooth functions of averages, whose errors shrink as ``1/sqrt(n)``).
+    """Bootstrap standard error of each metric of :func:`compute_metrics` on these rows (see
+    :meth:`Labelled.standard_errors`).
 
     >>> se = standard_errors("regression", [1.0, 2.0, 3.0, 4.0] * 25, [1.5, 2.0, 2.5, 4.0] * 25)
     >>> 0 < se["mae"] < 0.1
     True
     """
-    y = np.asarray(labels, dtype=object)
-    p = np.asarray(predictions, dtype=object)
-    keep = _known(y, p)
-    y, p = y[keep], p[keep]
-    s = None if scores is None else np.asarray(scores, dtype=float)[keep]
-    if y.size < 2:
-        return {}
-    rng = np.random.default_rng(seed)
-    n = y.size
-    scale = 1.0
-    if n > BOOTSTRAP_MAX_ROWS:  # standard errors shrink as 1/sqrt(n): resample a subsample, rescale
-        sub = rng.choice(n, BOOTSTRAP_MAX_ROWS, replace=False)
-        y, p, s = y[sub], p[sub], None if s is None else s[sub]
-        scale = float(np.sqrt(BOOTSTRAP_MAX_ROWS / n))
-    batch = max(1, min(n_boot, 2_000_000 // y.size))
-    draws: dict[str, list[np.ndarray]] = {}
-    for done in range(0, n_boot, batch):
-        b = min(batch, n_boot - done)
-        W = np.stack([np.bincount(rng.integers(0, y.size, y.size), minlength=y.size) for _ in range(b)])
-        for name, values in weighted_metrics(task, y, p, W, scores=s, classes=classes).items():
-            draws.setdefault(name, []).append(values)
-    out = {}
-    for name, parts in draws.items():
-        values = np.concatenate(parts)
-        values = values[np.isfinite(values)]
-        if values.size > 1:
-            out[name] = float(np.std(values, ddof=1)) * scale
-    return out
+    return Labelled.of(task, labels, predictions, scores, classes).standard_errors(n_boot, seed)
 
 
 def intervals(values: Mapping[str, float], errors: Mapping[str, float], z: float = Z_INTERVAL) -> dict[str, dict[str, Any]]:
