@@ -62,14 +62,20 @@ class _Cuts:
         """For each value ``x``, how many thresholds ``t`` fail the test ``x <= t``: those below
         ``x``, every one for NaN (``np.searchsorted(cuts, values)``, which it matches, costs ~1.8x
         more: a binary search per value, whose branches the CPU cannot predict)."""
-        found = np.zeros(len(values), dtype=np.intp)
-        probe = np.empty(len(values), dtype=np.float32)
         fails = np.empty(len(values), dtype=np.bool_)
+        probe = np.empty(len(values), dtype=np.float32)
+        added = np.empty(len(values), dtype=np.intp)
         step = (len(self.padded) + 1) // 2
+        # the first level probes one threshold for every row: a comparison with a scalar
+        np.logical_not(np.less_equal(values, self.padded[step - 1], out=fails), out=fails)
+        found = np.multiply(fails, step, dtype=np.intp)
+        step //= 2
         while step:  # invariant: the tests of padded[:found] fail, and those of padded[found + 2 * step - 1:] pass
-            np.take(self.padded, found + (step - 1), out=probe)
+            # padded[found + step - 1] through a view, so no index array is made; found + step - 1
+            # is always in range, and mode="clip" spares take its buffered bounds check
+            np.take(self.padded[step - 1:], found, out=probe, mode="clip")
             np.logical_not(np.less_equal(values, probe, out=fails), out=fails)
-            found += np.multiply(fails, step, dtype=np.intp)  # (faster than a masked add)
+            found += np.multiply(fails, step, out=added)  # (faster than a masked add)
             step //= 2
         return np.minimum(found, self.count, out=found)  # NaN fails the +inf padding too
 
