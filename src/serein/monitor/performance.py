@@ -147,20 +147,15 @@ def _recoded(codes: np.ndarray, distinct: Sequence[Any], index: dict[str, int]) 
     return table[codes]
 
 
-def expected_calibration_error(truth: Any, scores: Any, n_bins: int = ECE_BINS) -> float:
-    """ECE of positive-class ``scores`` against 0/1 ``truth`` over ``n_bins`` equal-width bins
-    (a score of exactly 1 falls in the last bin).
-
-    >>> expected_calibration_error([0, 1, 1, 1], [0.05, 0.95, 0.95, 0.55])
-    0.15
-    """
-    y, s = np.asarray(truth, dtype=float), np.asarray(scores, dtype=float)
-    return float(round(_calibration_gaps(s, y - s, np.ones((1, y.size)), n_bins)[0] / y.size, 12))
-
-
 def _calibration_gaps(s: np.ndarray, residual: np.ndarray, W: np.ndarray, n_bins: int = ECE_BINS) -> np.ndarray:
     """For each row of ``W``, ``Σ_bins |Σ_{i in bin} W[b, i] · residual[i]|`` over ``n_bins``
-    equal-width score bins."""
+    equal-width bins of the scores ``s`` (a score of exactly 1 falls in the last bin): with the
+    residuals ``label - score``, divided by the rows counted, the ECE.
+
+    >>> truth, s = np.array([0.0, 1.0, 1.0, 1.0]), np.array([0.05, 0.95, 0.95, 0.55])
+    >>> float(_calibration_gaps(s, truth - s, np.ones((1, 4)))[0] / 4)
+    0.15000000000000002
+    """
     bins = np.minimum((s * n_bins).astype(np.intp), n_bins - 1)
     return np.array([np.abs(np.bincount(bins, weights=w * residual, minlength=n_bins)).sum() for w in W])
 
