@@ -41,13 +41,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from serein.monitor.profile import factorize
+from serein.monitor.profile import factorize, sorted_quantiles
 
 N_DRAWS = 200
 MAX_TABLE = 200  # breakpoints kept per class (isotonic fits on big holdouts have thousands)
 N_BOOTSTRAP = 20  # calibrations refitted on resampled holdouts: the calibration's own error
 MAX_BOOT_TABLE = 100  # breakpoints kept per class and resample (they only spread the interval)
 DRAW_BATCH = 10
+INTERVAL_LEVELS = np.array([0.025, 0.975])  # the interval's ends (np.percentile's method; its np.unique imports numpy.ma)
 DRAW_MAX_ROWS = 20_000  # above this, draws run on a subsample and their spread is rescaled
 
 
@@ -311,6 +312,6 @@ def estimate_performance(calibration: Mapping[str, Any], proba: Any, predictions
     for name, value in point.items():
         d = value + np.concatenate(deviations[name])
         d = d[np.isfinite(d)]
-        low, high = (float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))) if d.size else (None, None)
+        low, high = sorted_quantiles(np.sort(d), INTERVAL_LEVELS).tolist() if d.size else (None, None)
         metrics[name] = {"value": value, "low": low, "high": high}
     return {"method": "cbpe", "n": int(raw.shape[0]), "metrics": metrics}
