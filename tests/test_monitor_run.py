@@ -89,6 +89,27 @@ def test_stable_batch_does_not_drift(ws: Workspace, tmp_path: Path) -> None:
     assert d["performance"]["dropped"] == [] and d["status"] == "ok"
 
 
+def test_a_batch_with_some_labels_is_judged_on_its_labelled_rows(ws: Workspace, tmp_path: Path) -> None:
+    from sklearn import metrics
+
+    frame = make_credit(3000, seed=23)
+    frame["default"] = frame["default"].astype("Int64")
+    frame.loc[frame.index % 3 == 0, "default"] = pd.NA  # a third of the labels have not arrived
+    path = tmp_path / "labelled.parquet"
+    frame.to_parquet(path, index=False)
+    d = run_monitor(ws, "credit", current=str(path), chunk="1000").to_dict()
+    known = frame[frame["default"].notna()]
+    model = ws.registry.load("credit")
+    proba = model.pipeline.predict_proba(known[model.features])[:, 1]
+    y = known["default"].astype(int).to_numpy()
+    perf = d["performance"]
+    assert perf["n_labelled"] == len(known) == 2000
+    assert perf["metrics"]["accuracy"]["current"] == pytest.approx(metrics.accuracy_score(y, proba > 0.5))
+    assert perf["metrics"]["roc_auc"]["current"] == pytest.approx(metrics.roc_auc_score(y, proba), abs=1e-6)
+    assert d["label_drift"]["n"] == 2000  # the missing labels are not a drift of the labels
+    assert [c["performance"]["n_labelled"] for c in d["chunks"]] == [666, 667, 667]  # rows 0, 3, ..., 2997 unlabelled
+
+
 def test_bad_windows_and_inputs(ws: Workspace, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"no logged predictions of credit v1 in the window since 1m"):
         run_monitor(ws, "credit", since="1m")

@@ -87,7 +87,7 @@ Progress = Callable[[str, int, int], None]  # (what, done, total)
 
 
 def _pick(values: Sequence[Any] | pa.ChunkedArray, rows: np.ndarray) -> Sequence[Any] | pa.ChunkedArray:
-    """``values`` at positions ``rows``: an array's as an array, a list's as a list."""
+    """``values`` at positions ``rows``, of the same kind (list, numpy array or Arrow column)."""
     if isinstance(values, pa.ChunkedArray):
         return values.take(pa.array(rows))
     return values[rows] if isinstance(values, np.ndarray) else [values[i] for i in rows]
@@ -102,7 +102,7 @@ class Window:
     X: pd.DataFrame | pa.Table
     predictions: Sequence[Any]
     scores: Sequence[Any] | None
-    labels: list[Any] | pa.ChunkedArray | None  # None where missing
+    labels: list[Any] | pa.ChunkedArray | None  # a null (None) where no label arrived
     source: str
     start: float | None = None
     end: float | None = None
