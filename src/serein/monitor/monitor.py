@@ -282,18 +282,19 @@ def _estimated(loaded: LoadedModel, window: Window, settings: Mapping[str, Any],
 def assess(loaded: LoadedModel, window: Window, settings: Mapping[str, Any], quality: bool = True) -> dict[str, Any]:
     """Everything judged on one window (or chunk): drift of features, outputs and labels,
     realized and estimated performance, and (``quality``) the contract's checks. The CBPE
-    estimate and the contract's checks run beside the features' drift, each in its own thread:
-    all three spend their time in numpy and Arrow, which release the GIL."""
+    estimate, the contract's checks and the outputs' drift run beside the features' drift, each
+    in its own thread: all spend their time in numpy and Arrow, which release the GIL."""
     from serein.monitor.quality import window_quality
 
     t = settings["thresholds"]
     profile = loaded.profile
     performance = _performance(loaded, window, settings["performance"])
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=3) as pool:
         estimated = pool.submit(_estimated, loaded, window, settings["performance"], performance)
         checked = pool.submit(window_quality, window.X, loaded.contract, **settings["quality"]) if quality else None
+        outputs = pool.submit(prediction_drift, profile["prediction"], window.predictions, window.scores, t, profile)
         features = features_drift(profile, window.X, t)
-        predictions = prediction_drift(profile["prediction"], window.predictions, window.scores, t, profile)
+        predictions = outputs.result()
         return {
             "features": features,
             "drifted": [name for name, f in features.items() if f["drifted"]],
