@@ -207,11 +207,10 @@ class TableTrees:
         if self.link == "logistic":
             positive = 0.5 + 0.5 * np.tanh(0.5 * scores[:, 0])  # the logistic function, without overflow
             probabilities = np.column_stack([1.0 - positive, positive])
-            # argmax over two columns, 10 times faster: the second class only when strictly above
-            return [self.labels[(positive > probabilities[:, 0]).astype(np.intp)], probabilities]
-        probabilities = np.exp(scores - scores.max(axis=1, keepdims=True))
-        probabilities /= probabilities.sum(axis=1, keepdims=True)
-        return [self.labels[probabilities.argmax(axis=1)], probabilities]
+        else:
+            probabilities = np.exp(scores - scores.max(axis=1, keepdims=True))
+            probabilities /= probabilities.sum(axis=1, keepdims=True)
+        return [self.labels[most_probable(probabilities)], probabilities]
 
     def _leaves(self, alive: np.ndarray, scratch: np.ndarray) -> np.ndarray:
         """Rows of ``leaf_values`` of each row's leaf per tree: the lowest set bit of its mask,
@@ -230,6 +229,18 @@ class TableTrees:
             code = part * radix if code is None else code + part * radix
         assert code is not None
         return code
+
+
+def most_probable(probabilities: np.ndarray) -> np.ndarray:
+    """Each row's column of highest probability, the first on a tie, as ``argmax(axis=1)`` gives
+    it; for two columns by one comparison, ten times faster.
+
+    >>> most_probable(np.array([[0.5, 0.5], [0.2, 0.8], [0.3, 0.1]])).tolist()
+    [0, 1, 0]
+    """
+    if probabilities.shape[1] == 2:
+        return (probabilities[:, 1] > probabilities[:, 0]).astype(np.intp)
+    return probabilities.argmax(axis=1)
 
 
 @dataclass
