@@ -183,3 +183,12 @@ def test_constant_labels_leave_r2_and_the_auc_out() -> None:
     assert "r2" not in compute_metrics("regression", [2.0, 2.0, 2.0], [1.0, 2.0, 3.0])
     m = compute_metrics("classification", [1, 1, 1], [1, 0, 1], scores=[0.9, 0.2, 0.7], classes=[0, 1])
     assert "roc_auc" not in m and "log_loss" not in m and m["accuracy"] == pytest.approx(2 / 3)
+
+
+def test_lengths_that_differ_are_refused_by_name() -> None:
+    from serein.errors import UsageError
+
+    with pytest.raises(UsageError, match="2 labels, 1 predictions"):
+        compute_metrics("classification", [1, 0], [1])
+    with pytest.raises(UsageError, match="1 scores"):
+        standard_errors("classification", [1, 0], [1, 0], scores=[0.3], classes=[0, 1])

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from serein.errors import UsageError
 from serein.monitor.cbpe import ties
 from serein.monitor.profile import factorize, numeric_values
 
@@ -75,7 +76,13 @@ class Labelled:
     def of(cls, task: str, labels: Any, predictions: Any, scores: Any = None,
            classes: Sequence[Any] | None = None) -> Labelled:
         """The known rows of ``labels`` and ``predictions`` (lists, numpy or Arrow arrays, pandas
-        series), with the ``scores`` at those rows."""
+        series), with the ``scores`` at those rows. Raises UsageError when their lengths differ."""
+        lengths = {"labels": len(labels), "predictions": len(predictions)}
+        if scores is not None:
+            lengths["scores"] = len(scores)
+        if len(set(lengths.values())) > 1:
+            raise UsageError("labels, predictions and scores need one value per row: got "
+                             + ", ".join(f"{n} {name}" for name, n in lengths.items()))
         if task == "regression":
             y, p = numeric_values(labels), numeric_values(predictions)
             keep = ~(np.isnan(y) | np.isnan(p))
