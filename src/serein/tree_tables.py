@@ -29,7 +29,10 @@ from typing import Any
 import numpy as np
 
 BLOCK_ROWS = 4096  # rows per pass: the running masks (rows x trees) stay in the core's cache
-TABLE_BYTES = 256 * 1024  # inputs are merged into one table while it stays this small
+# Inputs are merged into one table while it stays this small: fewer tables, fewer gathers per row.
+# 1 MB against 256 KB: 10 -> 8 tables for the drift benchmark's model, its 1M-row scoring on two
+# threads 10 % faster (median of 7 paired runs, on a VM with 2 MB of L2 cache per core).
+TABLE_BYTES = 1024 * 1024
 ENSEMBLES = ("TreeEnsembleClassifier", "TreeEnsembleRegressor")
 MISSING_TRACKS = "nodes_missing_value_tracks_true"  # ONNX tree ensembles: where NaN goes at each node
 
