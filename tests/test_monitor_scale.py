@@ -302,3 +302,28 @@ def test_monitoring_a_batch_imports_no_scipy_sklearn_or_onnxruntime(
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     last = json.loads(out.stdout.strip().splitlines()[-1])
     assert last["heavy"] == [] and last["source"].endswith("predictions)") == (kind == "scored"), last
+
+
+def test_text_that_is_not_a_number_in_a_numeric_column_is_scored_as_missing_and_reported(
+        trained_workspace: Workspace, drifted_df: pd.DataFrame, tmp_path: Path) -> None:
+    """A batch whose numeric column holds text that is not a number ("n/a") is monitored: the
+    value is scored as missing (as a null in that column is), and the contract's type check
+    counts it — the run used to stop on the first such value (ValueError from the export's feed)."""
+    from serein.monitor.monitor import run_monitor
+
+    loaded = trained_workspace.registry.load("credit-default", "champion")
+    frame = drifted_df[loaded.features].copy()
+    known = frame["income"].notna()
+    junk = known & (frame.index % 10 == 0)
+    text = frame.assign(income=frame["income"].map("{:.2f}".format).where(known, None).where(~junk, "n/a"))
+    text.to_parquet(tmp_path / "text.parquet")
+    text.to_json(tmp_path / "text.jsonl", orient="records", lines=True)
+    nulls = frame.assign(income=frame["income"].round(2).where(~junk))
+    nulls.to_parquet(tmp_path / "nulls.parquet")
+    expected = run_monitor(trained_workspace, "credit-default", current=str(tmp_path / "nulls.parquet")).to_dict()
+    for name in ("text.parquet", "text.jsonl"):
+        d = run_monitor(trained_workspace, "credit-default", current=str(tmp_path / name)).to_dict()
+        assert d["prediction_drift"]["scores"]["score"] == pytest.approx(expected["prediction_drift"]["scores"]["score"], abs=1e-9)
+        assert d["features"]["income"]["null_rate"] == pytest.approx(expected["features"]["income"]["null_rate"])
+        (check,) = [c for c in d["quality"]["checks"] if c["name"] == "income: type"]
+        assert check["count"] == junk.sum()

@@ -20,7 +20,8 @@ where the whole-pipeline export scores a batch, or for the rare columns Arrow ca
   straight from the Arrow columns and its trees as look-up tables, the path the version's saved
   batch plan says reproduced scikit-learn on its reference sample (``serein.batch_plan``); a
   version without one, or columns of other types (numbers read as text), go through the verified
-  whole-pipeline ONNX export (else the scikit-learn pipeline) as pandas chunks.
+  whole-pipeline ONNX export (else the scikit-learn pipeline) as pandas chunks; in a numeric
+  feature, text that is not a number is scored as missing (the contract's type check reports it).
 
 A batch named ``X`` is a Parquet/CSV/JSON Lines file, a Delta table folder, or a dataset ref of
 the workspace (``NAME``, ``NAME@3``, ``NAME@ISO-TIME``).
@@ -281,6 +282,7 @@ def score_batch(model: LoadedModel, X: pa.Table,
         score: Callable[[Any], tuple[np.ndarray, np.ndarray | None]] = scorer.score_arrow
     else:
         rows = chunk_rows or CHUNK_ROWS
+        X = _numbers_parsed(X, model)
         chunks = [X.slice(start, rows) for start in range(0, X.num_rows, rows)]
 
         def score(chunk: pa.Table) -> tuple[np.ndarray, np.ndarray | None]:
@@ -298,6 +300,19 @@ def score_batch(model: LoadedModel, X: pa.Table,
             if progress is not None:
                 progress("scoring", done, X.num_rows)
     return np.concatenate(predictions), np.concatenate(probabilities) if probabilities else None
+
+
+def _numbers_parsed(X: pa.Table, model: LoadedModel) -> pa.Table:
+    """``X`` with the text columns of the model's numeric features read as numbers, text that is
+    not a number as null, as drift reads them (``numeric_values``): such a value is scored as
+    missing (the pipeline imputes it) instead of failing the whole run, and the contract's type
+    check reports it."""
+    features = (model.profile or {}).get("features") or {}
+    for at, field in enumerate(X.schema):
+        kind = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+        if _is_text(kind) and (features.get(field.name) or {}).get("kind") == "numeric":
+            X = X.set_column(at, field.name, pa.array(numeric_values(X.column(at)), pa.float64(), from_pandas=True))
+    return X
 
 
 def scores_of(proba: np.ndarray) -> np.ndarray:
