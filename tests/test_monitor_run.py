@@ -156,6 +156,25 @@ def test_a_batch_of_one_row_raises_no_verdict_and_its_json_line_is_strict(ws: Wo
     assert d["status"] == "ok", d["alerts"]
 
 
+def test_a_batch_too_small_to_judge_resolves_no_alert(ws: Workspace, tmp_path: Path) -> None:
+    """A window too small for a verdict is no evidence that things are back to normal: a one-row
+    batch leaves the drifted window's prediction drift and data-quality alerts open (it used to
+    resolve both: its outputs were "not drifted" on status insufficient and no check can breach
+    on fewer than min_count rows); a stable batch of enough rows still resolves them."""
+    drifted = run_monitor(ws, "credit", since="2h").to_dict()
+    raised = {(a["rule"], a["feature"]) for a in drifted["alerts"]}
+    assert ("prediction_drift", "") in raised and any(rule == "data_quality" for rule, _ in raised)
+    path = tmp_path / "one.parquet"
+    make_credit(50, seed=41).iloc[[0]].to_parquet(path)
+    one = run_monitor(ws, "credit", current=str(path)).to_dict()
+    assert one["resolved"] == []
+    assert raised <= set(ws.alerts.active("credit"))
+    stable = tmp_path / "stable.parquet"
+    make_credit(2000, seed=42).to_parquet(stable)
+    back = {(a["rule"], a["feature"]) for a in run_monitor(ws, "credit", current=str(stable)).to_dict()["resolved"]}
+    assert ("prediction_drift", "") in back and {k for k in raised if k[0] == "data_quality"} <= back
+
+
 def test_cli(ws: Workspace) -> None:
     out = _cli(ws, "monitor", "credit", "--last", "300", "--json")
     assert out.returncode == 0, out.stderr

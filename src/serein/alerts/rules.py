@@ -34,8 +34,8 @@ errors sees their mean closer to the level before the change than to the level a
 ``score_shift`` fires on a change of the score stream either way and resolves likewise.
 
 The monitor's own verdicts resolve too: ``feature_drift`` for a feature judged and not drifted,
-``prediction_drift`` when the outputs did not drift, ``performance_drop`` when labelled rows were
-enough and nothing dropped.
+``prediction_drift`` when the outputs were judged (enough rows) and did not drift,
+``performance_drop`` when labelled rows were enough and nothing dropped.
 
 >>> [r.name for r in rules_from_config([{"metric": "psi", "warning": 0.1, "critical": 0.25}])]
 ['psi', 'error_rate_change', 'score_shift']
@@ -235,7 +235,9 @@ def _verdict_resolves(ws: Workspace, result: MonitorResult) -> list[dict[str, An
         ("feature_drift", name, f"{name} {f.get('method')} {f.get('score', 0) or 0:.4g} within threshold")
         for name, f in result.features.items() if f["status"] not in ("insufficient", "skipped") and not f["drifted"]
     ]
-    if result.prediction_drift is not None and not result.prediction_drift["drifted"]:
+    pred = result.prediction_drift
+    if pred is not None and not pred["drifted"] and all(
+            p["status"] not in ("insufficient", "skipped") for p in pred.values() if isinstance(p, dict)):
         normal.append(("prediction_drift", "", "predictions within thresholds"))
     perf = result.performance
     if perf and perf["n_labelled"] >= perf["min_labels"] and not perf["dropped"]:

@@ -389,8 +389,9 @@ def _window_verdicts(result: MonitorResult, ws_active: Collection[tuple[str, str
             message = (f"{name} failed on {c['count']} of {quality['n_rows']} rows "
                        f"({c['rate']:.1%} >= {quality['max_rate']:.1%}) in {v} traffic: {c['message']}")
             out.append(("data_quality", name, message, {k: c[k] for k in ("count", "rate", "examples")}))
-        active = [feature for rule, feature in ws_active if rule == "data_quality"]
-        out += [("data_quality", name, None, None) for name in active if name not in breached]
+        if quality["n_rows"] >= quality["min_count"]:  # fewer rows cannot breach a check: no evidence of normal
+            active = [feature for rule, feature in ws_active if rule == "data_quality"]
+            out += [("data_quality", name, None, None) for name in active if name not in breached]
     multi = result.multivariate
     if multi is not None:
         out.append(("multivariate_drift", "", f"{v} traffic drifted jointly: {'; '.join(multi['reasons'])}"
