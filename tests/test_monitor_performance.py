@@ -192,3 +192,16 @@ def test_lengths_that_differ_are_refused_by_name() -> None:
         compute_metrics("classification", [1, 0], [1])
     with pytest.raises(UsageError, match="1 scores"):
         standard_errors("classification", [1, 0], [1, 0], scores=[0.3], classes=[0, 1])
+
+
+def test_infinite_regression_labels_are_not_labels() -> None:
+    """An infinite label (or prediction) is no measurement: those rows are left out like missing
+    ones, and the metrics of the rest are those of the finite rows — it used to turn RMSE, MAE and
+    R² into NaN, all dropped from the result, which then passed for "nothing dropped"."""
+    y = np.array([1.0, np.inf, 2.0, -np.inf, 3.5, 4.0])
+    p = np.array([1.5, 2.0, 2.0, 1.0, 3.0, np.inf])
+    rows = Labelled.of("regression", pa.chunked_array([y]), p)
+    assert rows.n == 3
+    finite = np.isfinite(y) & np.isfinite(p)
+    expected = sklearn_metrics("regression", y[finite].tolist(), p[finite].tolist())
+    assert rows.metrics() == pytest.approx(expected)

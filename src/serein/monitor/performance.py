@@ -53,10 +53,11 @@ BOOTSTRAP_MAX_ROWS = 20_000
 
 @dataclass
 class Labelled:
-    """The rows whose label and prediction are both known (None and NaN are missing), as the
-    metrics read them. Classification: labels and predictions as codes into ``names`` (the
-    model's classes as strings first, then any other value met), so that a label ``1`` matches a
-    prediction ``"1"``, with ``n_classes`` the classes macro F1 averages over; regression: floats.
+    """The rows whose label and prediction are both known (None and NaN are missing, and so are
+    a regressor's infinite values), as the metrics read them. Classification: labels and
+    predictions as codes into ``names`` (the model's classes as strings first, then any other
+    value met), so that a label ``1`` matches a prediction ``"1"``, with ``n_classes`` the classes
+    macro F1 averages over; regression: floats.
     ``scores``: binary positive-class probabilities, or None.
 
     Built without a Python object per row: each distinct value is turned into text once.
@@ -85,7 +86,7 @@ class Labelled:
                              + ", ".join(f"{n} {name}" for name, n in lengths.items()))
         if task == "regression":
             y, p = numeric_values(labels), numeric_values(predictions)
-            keep = ~(np.isnan(y) | np.isnan(p))
+            keep = np.isfinite(y) & np.isfinite(p)  # an infinite label or prediction is no measurement
             rows = cls(y, p)
         else:
             (y_codes, y_distinct), (p_codes, p_distinct) = factorize(labels), factorize(predictions)
