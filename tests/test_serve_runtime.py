@@ -288,3 +288,74 @@ def test_numpy_preprocessing_serves_multiclass_and_regression_models_as_the_expo
         assert set(ours.labels) == {"hi", "mid", "lo"} and len(ours.probabilities[0]) == 3
     else:
         assert ours.probabilities is None and ours.scores == ours.labels and len(set(ours.labels)) > 10
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_outputs_that_overflow_float32_are_the_pipelines_or_refused_naming_the_field(task: str, workspace) -> None:
+    """A linear model fed values near float32's limit: ONNX Runtime's output overflows (NaN
+    probabilities and a label picked from them; an infinite value, answered as ``null``) where
+    scikit-learn, in float64, still answers. Served, those rows get the pipeline's answer,
+    through either ONNX runtime and over HTTP; a row the pipeline has no finite answer for either
+    is refused with 422 naming the out-of-range fields, and only answered rows are logged."""
+    import httpx
+    from test_serve_app import running, wait_for
+
+    from serein.batch import plan_path
+    from serein.data.profiling import suggest_contract
+    from serein.serve.app import create_app
+    from serein.serve.validation import RequestInvalid
+    from serein.train.recipe import Recipe
+    from serein.train.trainer import train
+
+    rng = np.random.default_rng(5)
+    n, floats = 600, [f"f{i}" for i in range(12)]
+    frame = pd.DataFrame({f: rng.normal(0, 0.1, n) for f in floats}).assign(c=rng.choice(["x", "y"], n))
+    signal = frame[floats].to_numpy() @ rng.normal(size=len(floats))
+    if task == "classification":
+        frame["y"] = np.where(signal > 0.1, "hi", np.where(signal < -0.1, "lo", "mid"))
+        estimator = "sklearn.linear_model.LogisticRegression"
+    else:
+        frame["y"] = signal + rng.normal(0, 0.01, n)
+        estimator = "sklearn.linear_model.Ridge"
+    suggest_contract(frame, dataset="d").save(workspace.datasets.contract_path("d"))
+    workspace.datasets.ingest(frame, "d")
+    train(workspace, Recipe.from_dict({"name": "m", "data": "d", "target": "y", "task": task,
+                                       "estimator": {"class": estimator}}), promote=True)
+    model = workspace.registry.load("m")
+    huge = _rows(frame[model.features].iloc[:3].assign(**{f: 1e100 for f in floats}))
+    reference = frame[model.features].iloc[:3].assign(**{f: 1e100 for f in floats})
+    expected = model.pipeline.predict(reference)
+    whole = OnnxRuntime(model.onnx_path, model.contract, model.classes)
+    batch = RowValidator(model.contract).validate(huge)
+    assert not np.isfinite(whole.predict(batch.columns, 3).scores).all(), "the export should overflow here"
+
+    beyond = dict(huge[0], f3=1e308)
+    for served in (prepare(model, threads=1, plan_file=plan_path(workspace, model)), prepare(model, threads=1)):
+        _, out = served.score(huge + _rows(frame[model.features].iloc[3:5]))
+        assert np.isfinite(out.scores).all()
+        if task == "classification":
+            assert out.labels[:3] == expected.tolist()
+            np.testing.assert_allclose(out.probabilities[:3], model.pipeline.predict_proba(reference), atol=1e-9)
+        else:
+            np.testing.assert_allclose(out.labels[:3], expected, rtol=1e-9)
+        with pytest.raises(RequestInvalid) as refused:
+            served.score([huge[1], beyond])
+        assert {p["row"] for p in refused.value.problems} == {1}
+        assert "f3" in {p["field"] for p in refused.value.problems}
+        assert all("no finite prediction" in p["problem"] for p in refused.value.problems)
+
+    with running(create_app(workspace)) as url:
+        assert wait_for(lambda: httpx.get(f"{url}/readyz").status_code == 200, 30)
+        answered = httpx.post(f"{url}/v1/models/m/predict", json={"instances": huge})
+        refused_http = httpx.post(f"{url}/v1/models/m/predict", json={"instances": [beyond]})
+        mlflow = httpx.post(f"{url}/invocations", json={"dataframe_records": [beyond]})
+    assert answered.status_code == 200, answered.text
+    assert None not in answered.json()["predictions"]
+    if task == "classification":
+        assert answered.json()["predictions"] == expected.tolist()
+        assert None not in np.ravel(answered.json()["probabilities"]).tolist()
+    assert refused_http.status_code == 422, refused_http.text
+    assert "no finite prediction" in refused_http.json()["error"]
+    assert "f3" in {p["field"] for p in refused_http.json()["details"]}
+    assert mlflow.status_code == 400 and "f3" in {p["field"] for p in mlflow.json()["details"]}, mlflow.text
+    assert workspace.store.count_predictions("m") == 3

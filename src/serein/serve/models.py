@@ -34,9 +34,16 @@ import numpy as np
 from serein.batch import ChunkScorer, estimator_model, plan_path
 from serein.errors import NotFoundError, SereinError, ValidationFailed
 from serein.serve.batching import INLINE_ROWS, MicroBatcher
-from serein.serve.runtime import EstimatorRuntime, Predictions, Runtime, make_runtime
+from serein.serve.runtime import (
+    EstimatorRuntime,
+    NonFiniteOutput,
+    Predictions,
+    Runtime,
+    SklearnRuntime,
+    make_runtime,
+)
 from serein.serve.tabular import column_rows
-from serein.serve.validation import RowValidator, ValidatedBatch
+from serein.serve.validation import MAX_PROBLEMS, RequestInvalid, RowValidator, ValidatedBatch
 
 if TYPE_CHECKING:
     from serein.registry.loaded import LoadedModel
@@ -126,6 +133,8 @@ class ServedModel:
             raise self._refused(batch, exc) from None
 
     def _refused(self, batch: ValidatedBatch, exc: Exception) -> ValidationFailed:
+        if isinstance(exc, NonFiniteOutput):
+            return _non_finite(batch, exc.rows)
         log.warning("%s v%d could not score %d row(s) that passed the contract", self.name, self.version,
                     batch.n_rows, exc_info=exc)
         return ValidationFailed(
@@ -144,6 +153,22 @@ class ServedModel:
         if type(label) in (int, float) and math.isfinite(label):
             return float(label)
         raise ValidationFailed("label must be a finite number for a regression model")
+
+
+def _non_finite(batch: ValidatedBatch, rows: list[int]) -> RequestInvalid:
+    """The refusal of rows the model computes no finite output for, naming the fields flagged
+    out of the contract's range on each (the values that overflowed), else the row."""
+    flagged: dict[int, list[dict[str, Any]]] = {}
+    for flag in batch.flags:
+        flagged.setdefault(flag["row"], []).append(flag)
+    problems = []
+    for i in rows:
+        problems.extend({"row": i, "field": flag["field"],
+                         "problem": f"{flag['problem']}: the model computes no finite prediction with it"}
+                        for flag in flagged.get(i, ()))
+        if i not in flagged:
+            problems.append({"row": i, "field": None, "problem": "the model computes no finite prediction for this row"})
+    return RequestInvalid(problems[:MAX_PROBLEMS], more=len(problems) > MAX_PROBLEMS)
 
 
 def _same_kind(a: Any, b: Any) -> bool:
@@ -167,6 +192,8 @@ def prepare(model: LoadedModel, threads: int, prefer_onnx: bool = True,
         except Exception:  # noqa: BLE001 - a faster path that fails to set up: the whole export still serves
             log.warning("%s v%s: numpy preprocessing could not be set up; the whole ONNX export serves",
                         model.name, model.version, exc_info=True)
+    if runtime.name == "onnx":  # rows beyond what float32 computes are scored by the pipeline
+        runtime.fallback = SklearnRuntime(model.pipeline, model.contract, model.classes)  # type: ignore[attr-defined]
     runtime.predict(validator.example_columns(), 1)
     batcher = MicroBatcher(runtime, max_rows=batching.max_rows, max_wait=batching.max_wait)
     return ServedModel(model, validator, runtime, time.time(), batcher)

@@ -18,6 +18,13 @@ DataFrame per row. Probabilities are returned as one list per row *aligned with 
 ``score`` of a row is the positive-class probability for a binary classifier, the highest class
 probability for a multi-class one and the predicted value for a regressor.
 
+ONNX Runtime computes in float32: a linear model fed values beyond float32's range (inputs are
+clipped to it) or near it answers far from scikit-learn, which computes in float64, or overflows
+to an infinite or NaN output. Serving gives the ONNX runtimes the scikit-learn pipeline as their
+``fallback``, which scores such rows again (``finite``); a row without a finite output either way
+(or that the pipeline refuses) raises ``NonFiniteOutput``, so a client never gets ``null`` for a
+prediction, a label picked from NaN probabilities, or the answer to a clipped value.
+
 Thread pools are sized per worker (``limit_threads``): with default OpenMP threads on a small
 shared machine scikit-learn's p99 latency passed one second.
 """
@@ -25,6 +32,8 @@ shared machine scikit-learn's p99 latency passed one second.
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -73,6 +82,74 @@ class Runtime(Protocol):
     classes: list[Any] | None
 
     def predict(self, columns: Columns, n_rows: int) -> Predictions: ...
+
+
+class NonFiniteOutput(ValueError):
+    """Rows (positions in the request) for which the model computes no finite output."""
+
+    def __init__(self, rows: list[int]) -> None:
+        super().__init__(f"{len(rows)} row(s) without a finite output")
+        self.rows = rows
+
+
+def _non_finite(scores: list[float | None]) -> list[int]:
+    """Rows whose score (a probability, or a regressor's value) is NaN or infinite."""
+    try:
+        if math.isfinite(sum(scores)):  # type: ignore[arg-type]
+            return []
+    except TypeError:  # None: a classifier without probabilities, whose labels are always a class
+        return []
+    return [i for i, s in enumerate(scores) if s is not None and not math.isfinite(s)]
+
+
+def _at_limit(values: np.ndarray, axis: int) -> list[int]:
+    """Rows of a float32 input holding a value clipped to float32's range: beyond what ONNX
+    Runtime computes with (a tree's answer survives that, a linear model's does not)."""
+    hits = np.abs(values) >= FLOAT32_MAX  # NaN (a null) compares False
+    return np.flatnonzero(hits.any(axis=axis)).tolist() if hits.any() else []
+
+
+def finite(out: Predictions, columns: Columns, fallback: Runtime | None, clipped: Sequence[int] = ()) -> Predictions:
+    """``out`` with each row whose output is not finite, or whose input was ``clipped`` to
+    float32's range, scored again by ``fallback`` (in place); ``NonFiniteOutput`` for the rows
+    still without a finite output (also those the fallback refuses). Without a fallback (batch
+    scoring) ``out`` is returned as it is."""
+    if fallback is None:
+        return out
+    bad = _non_finite(out.scores)
+    if clipped:
+        bad = sorted(set(bad).union(clipped))
+    if not bad:
+        return out
+    again = _rows_again(fallback, columns, bad)
+    if again is not None:
+        parts = [(bad, again)]
+    else:  # refused together: each row alone, so that only the rows at fault are named
+        parts = [([i], _rows_again(fallback, columns, [i])) for i in bad]
+    failed = [i for rows, part in parts
+              for i in (rows if part is None else [rows[k] for k in _non_finite(part.scores)])]
+    if failed:
+        raise NonFiniteOutput(failed)
+    for rows, part in parts:
+        assert part is not None
+        for k, i in enumerate(rows):
+            out.labels[i] = part.labels[k]
+            out.scores[i] = part.scores[k]
+            if out.probabilities is not None and part.probabilities is not None:
+                out.probabilities[i] = part.probabilities[k]
+    return out
+
+
+def _rows_again(fallback: Runtime, columns: Columns, rows: list[int]) -> Predictions | None:
+    """``fallback``'s outputs for ``rows`` of ``columns``, or None when it refuses them (e.g.
+    scikit-learn refusing a value that scaling turned into an infinity)."""
+    subset = {name: values[rows] if isinstance(values, np.ndarray) else [values[i] for i in rows]
+              for name, values in columns.items()}
+    try:
+        with np.errstate(all="ignore"):  # overflow on the way is what is being checked
+            return fallback.predict(subset, len(rows))
+    except ValueError:
+        return None
 
 
 def limit_threads(threads: int) -> None:
@@ -156,6 +233,7 @@ class OnnxRuntime:
     """
 
     name = "onnx"
+    fallback: Runtime | None = None  # scores the rows without a finite output (``finite``)
 
     def __init__(self, path: str, contract: Contract, classes: list[Any] | None,
                  threads: int = 1) -> None:
@@ -190,7 +268,12 @@ class OnnxRuntime:
         """Input tensors: nulls become NaN in float inputs and ``MISSING_CATEGORY`` (``""``, the
         ``missing_values`` of the exported categorical imputers) in string inputs. (Integer and
         boolean inputs never see a null: ``__init__`` refuses them for nullable features.)"""
+        return self._feed(columns, n_rows)[0]
+
+    def _feed(self, columns: Columns, n_rows: int) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+        """``feed`` and the ``(inputs, rows)`` float32 block of the float inputs (None without any)."""
         feed: dict[str, np.ndarray] = {}
+        block = None
         if self._float_inputs:
             block = np.array([columns[name] for name in self._float_inputs], dtype=np.float64)
             # Values beyond float32's range are clipped, not turned into infinities.
@@ -204,10 +287,14 @@ class OnnxRuntime:
             else:
                 array = np.array(values, dtype=dtype)
             feed[name] = array.reshape(n_rows, 1)
-        return feed
+        return feed, block
 
     def predict(self, columns: Columns, n_rows: int) -> Predictions:
-        return _from_outputs(self.classes, self.session.run(self._outputs, self.feed(columns, n_rows)), n_rows)
+        feed, block = self._feed(columns, n_rows)
+        out = _from_outputs(self.classes, self.session.run(self._outputs, feed), n_rows)
+        if self.fallback is None:
+            return out
+        return finite(out, columns, self.fallback, [] if block is None else _at_limit(block, axis=0))
 
 
 def _from_outputs(classes: list[Any] | None, outputs: list[Any], n_rows: int) -> Predictions:
@@ -237,6 +324,7 @@ class EstimatorRuntime:
     """
 
     name = "onnx"
+    fallback: Runtime | None = None  # scores the rows without a finite output (``finite``)
 
     def __init__(self, features: ArrowFeatures, estimator: bytes, classes: list[Any] | None, threads: int = 1) -> None:
         from serein.registry.onnx_export import session
@@ -248,7 +336,10 @@ class EstimatorRuntime:
 
     def predict(self, columns: Columns, n_rows: int) -> Predictions:
         matrix = self.features.matrix_of(columns, n_rows)
-        return _from_outputs(self.classes, self.session.run(self._outputs, {"X": matrix}), n_rows)
+        out = _from_outputs(self.classes, self.session.run(self._outputs, {"X": matrix}), n_rows)
+        if self.fallback is None:
+            return out
+        return finite(out, columns, self.fallback, _at_limit(matrix, axis=1))
 
 
 def make_runtime(model: LoadedModel, threads: int = 1, prefer_onnx: bool = True) -> Runtime:
