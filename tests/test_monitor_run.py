@@ -110,6 +110,50 @@ def test_a_batch_with_some_labels_is_judged_on_its_labelled_rows(ws: Workspace, 
     assert [c["performance"]["n_labelled"] for c in d["chunks"]] == [666, 667, 667]  # rows 0, 3, ..., 2997 unlabelled
 
 
+def test_integer_labels_written_as_floats_are_the_classes(ws: Workspace, tmp_path: Path) -> None:
+    """pandas writes an integer label column with gaps as floats (1.0, NaN): those labels are the
+    classes 0 and 1, judged as the Int64 column is — they used to be compared as the text "1.0"
+    with the class "1", every row a miss (accuracy 0, a critical performance drop) and every
+    label unseen (label drift)."""
+    frame = make_credit(1500, seed=43)
+    frame["default"] = frame["default"].astype("Int64")
+    frame.loc[frame.index % 3 == 0, "default"] = pd.NA
+    frame.to_parquet(tmp_path / "int.parquet", index=False)
+    frame.astype({"default": "float64"}).to_parquet(tmp_path / "float.parquet", index=False)
+    expected = run_monitor(ws, "credit", current=str(tmp_path / "int.parquet")).to_dict()
+    d = run_monitor(ws, "credit", current=str(tmp_path / "float.parquet")).to_dict()
+    assert d["performance"]["n_labelled"] == 1000 and d["performance"]["dropped"] == []
+    for name, m in expected["performance"]["metrics"].items():
+        assert d["performance"]["metrics"][name]["current"] == pytest.approx(m["current"]), name
+    assert not d["label_drift"]["drifted"] and d["label_drift"]["score"] == pytest.approx(expected["label_drift"]["score"])
+
+
+def test_feedback_labels_sent_as_floats_are_the_classes(workspace: Workspace) -> None:
+    """Feedback sent as 1.0 for a model of classes 0 and 1 (JSON has one kind of number) counts
+    as the class 1 in realized performance, label drift and the error stream's detectors."""
+    from serein import api
+
+    api.train({"name": "credit", "target": "default", "task": "classification",
+               "estimator": {"class": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 300}}},
+              data=make_credit(1500, seed=0).drop(columns=["applied_at"]), workspace=workspace)
+    model = workspace.registry.load("credit")
+    frame = make_credit(400, seed=44)
+    X = frame[model.features]
+    proba = model.pipeline.predict_proba(X)
+    now = time.time() - 600
+    workspace.store.log_predictions([
+        {"request_id": f"f{i}", "row": 0, "model": "credit", "version": model.version, "inputs": row,
+         "prediction": model.classes[int(p.argmax())], "probabilities": p.tolist(), "score": float(p[1]), "ts": now + i}
+        for i, (row, p) in enumerate(zip(X.astype(object).where(X.notna(), None).to_dict("records"), proba))])
+    workspace.store.add_feedback([{"request_id": f"f{i}", "row": 0, "model": "credit", "label": float(y)}
+                                  for i, y in enumerate(frame["default"])])
+    d = run_monitor(workspace, "credit", since="1h").to_dict()
+    accuracy = float(np.mean(proba.argmax(axis=1) == frame["default"].to_numpy()))
+    assert d["performance"]["metrics"]["accuracy"]["current"] == pytest.approx(accuracy)
+    assert d["performance"]["dropped"] == [] and not d["label_drift"]["drifted"]
+    assert not any(a["rule"] == "error_rate_change" for a in d["alerts"])
+
+
 def test_bad_windows_and_inputs(ws: Workspace, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"no logged predictions of credit v1 in the window since 1m"):
         run_monitor(ws, "credit", since="1m")

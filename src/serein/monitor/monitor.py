@@ -159,6 +159,27 @@ class MonitorResult:
         return {**asdict(self), "status": self.status}
 
 
+def _labels_as_classes(labels: list[Any] | pa.ChunkedArray | None,
+                       classes: Sequence[Any] | None) -> list[Any] | pa.ChunkedArray | None:
+    """``labels`` with whole floats as integers when the model's classes are integers: pandas
+    writes an integer label column with gaps as floats, and JSON feedback may say 1.0 — the class
+    1, not a miss and an unseen label (labels are compared with the classes as text). A float
+    column with any other value is left as it is."""
+    if labels is None or not classes or not all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
+        return labels
+    if isinstance(labels, list):
+        return [int(v) if isinstance(v, float) and v.is_integer() else v for v in labels]
+    if not pa.types.is_floating(labels.type):
+        return labels
+    from serein.data.arrow_arrays import arrow_floats
+
+    values = arrow_floats(labels)
+    missing = np.isnan(values)
+    if not (missing | (np.isfinite(values) & (values == np.trunc(values)))).all():
+        return labels
+    return pa.chunked_array([pa.array(np.where(missing, 0, values).astype(np.int64), mask=missing)])
+
+
 def _window_from_log(ws: Workspace, loaded: LoadedModel, since: str | None, until: str | None,
                      last: int | None, cumulative: bool) -> Window:
     import pandas as pd
@@ -183,7 +204,7 @@ def _window_from_log(ws: Workspace, loaded: LoadedModel, since: str | None, unti
         )
     X = pd.DataFrame.from_records([r["inputs"] for r in rows]).reindex(columns=loaded.features)
     scores = [r["score"] for r in rows]
-    labels = [r["label"] for r in rows]
+    labels = _labels_as_classes([r["label"] for r in rows], loaded.classes)
     proba = [r["probabilities"] for r in rows]
     width = len(loaded.classes or [])
     complete = width > 1 and all(p is not None and len(p) == width for p in proba)
@@ -210,6 +231,7 @@ def _window_from_batch(ws: Workspace, loaded: LoadedModel, current: str, progres
         source += f" (its v{loaded.version} predictions)"
     scores = None if proba is None else scores_of(proba)
     labels = table.column(loaded.target) if loaded.target in table.schema.names else None
+    labels = _labels_as_classes(labels, loaded.classes)
     return Window(X=X, predictions=predictions, scores=scores, labels=labels, source=source, proba=proba)
 
 
