@@ -175,8 +175,11 @@ def test_rows_the_pipeline_refuses_are_a_422_not_a_crash(data) -> None:
     served = prepare(model, threads=1)
     batch, out = served.score([{"region": "north"}])
     assert len(out.labels) == 1 and batch.flags == []
-    with pytest.raises(ValidationFailed, match="could not score the instances although they passed the contract"):
-        served.score([{"region": "atlantis"}])
+    with pytest.raises(ValidationFailed, match="could not score the instances although they passed the contract") as refused:
+        served.score([{"region": "north"}, {"region": "atlantis"}])
+    assert "first at row 1, field 'region': unseen category" in refused.value.message  # the likely cause, named
+    assert refused.value.problems == [{"row": 1, "field": "region",  # type: ignore[attr-defined]
+                                       "problem": "unseen category (accepted and flagged for monitoring)"}]
 
 
 @pytest.mark.parametrize("shape", ["bare forest", "boolean passed through"])

@@ -137,10 +137,17 @@ class ServedModel:
             return _non_finite(batch, exc.rows)
         log.warning("%s v%d could not score %d row(s) that passed the contract", self.name, self.version,
                     batch.n_rows, exc_info=exc)
-        return ValidationFailed(
+        suspects = ""
+        if batch.flags:  # accepted yet out of the contract's range or categories: the likely cause
+            first = batch.flags[0]
+            suspects = (f"; {len(batch.flags)} value(s) flagged in details, first at row {first['row']}, "
+                        f"field {first['field']!r}: {first['problem']}")
+        refused = ValidationFailed(
             f"model {self.name!r} v{self.version} could not score the instances although they passed the "
-            f"contract ({type(exc).__name__})",
+            f"contract ({type(exc).__name__}){suspects}",
             hint="the server log has the details; the contract may be looser than the model")
+        refused.problems = batch.flags[:MAX_PROBLEMS]  # type: ignore[attr-defined]  # the body's details
+        return refused
 
     def check_label(self, label: Any) -> Any:
         """A feedback label as stored, or ``ValidationFailed`` naming what was expected."""
