@@ -43,7 +43,8 @@ def sklearn_metrics(task: str, labels, predictions, scores=None, classes=None) -
             idx = np.minimum((s * 10).astype(int), 9)
             out["calibration_error"] = float(sum(abs(yt[idx == b].sum() - s[idx == b].sum()) for b in range(10)) / s.size)
     else:
-        out["f1"] = float(metrics.f1_score(ys, ps, labels=names, average="macro", zero_division=0))
+        present = [name for name in names if name in set(ys) | set(ps)]  # as the holdout's macro F1 counts them
+        out["f1"] = float(metrics.f1_score(ys, ps, labels=present, average="macro", zero_division=0))
     return out
 
 
@@ -205,3 +206,17 @@ def test_infinite_regression_labels_are_not_labels() -> None:
     finite = np.isfinite(y) & np.isfinite(p)
     expected = sklearn_metrics("regression", y[finite].tolist(), p[finite].tolist())
     assert rows.metrics() == pytest.approx(expected)
+
+
+def test_macro_f1_averages_over_the_classes_the_rows_hold() -> None:
+    """A class neither labelled nor predicted in a window is left out of the macro F1, as
+    scikit-learn's default leaves it out of the holdout's: it used to count as an F1 of 0, so a
+    window without the rare class (or a population that lost it) scored (k-1)/k of its F1 and
+    raised a performance drop against the holdout."""
+    labels = ["a", "b", "b", "a", "b", "a", None]
+    predictions = ["a", "b", "a", "a", "b", "b", "c"]
+    m = compute_metrics("classification", labels, predictions, classes=["a", "b", "c", "d"])
+    assert m["f1"] == pytest.approx(metrics.f1_score(labels[:6], predictions[:6], average="macro"))
+    rows = Labelled.of("classification", labels, predictions, classes=["a", "b", "c", "d"])
+    only_a = np.array([[1.0, 0, 0, 1, 0, 0]])  # a resample holding class a alone
+    assert weighted_metrics(rows, only_a)["f1"][0] == pytest.approx(1.0)

@@ -1,7 +1,8 @@
 """Model performance on labelled rows, and its comparison with the holdout performance.
 
 Classification: accuracy, F1 (binary: of the positive class, the second of ``classes``; otherwise
-macro-averaged), and for binary models with scores ROC AUC, log loss and the expected calibration
+macro-averaged over the classes labelled or predicted, as scikit-learn averages the holdout's),
+and for binary models with scores ROC AUC, log loss and the expected calibration
 error (``calibration_error``, ECE: 10 equal-width score bins, ``Σ |B|/n · |mean label in B − mean score in B|``).
 Regression: RMSE, MAE, R². Labels and predicted classes are compared as strings, because feedback
 arrives as JSON and a label ``1`` must match a prediction ``"1"``.
@@ -220,9 +221,14 @@ def weighted_metrics(rows: Labelled, W: np.ndarray) -> dict[str, np.ndarray]:
             out["log_loss"] = W @ -(truth * np.log(clipped) + (1 - truth) * np.log(1 - clipped)) / n
             out["calibration_error"] = _calibration_gaps(sc, truth - sc, W) / n
     else:
-        f1s = [_f1(W @ ((y == c) & (p == c)), W @ ((y != c) & (p == c)), W @ ((y == c) & (p != c)))
-               for c in range(rows.n_classes)]
-        out["f1"] = np.mean(f1s, axis=0)
+        # macro over the classes the (resampled) rows label or predict, as scikit-learn's default
+        # averages the holdout's: a class absent from both is no F1 of 0
+        counts = [(W @ ((y == c) & (p == c)), W @ ((y != c) & (p == c)), W @ ((y == c) & (p != c)))
+                  for c in range(rows.n_classes)]
+        f1s = np.array([_f1(*c) for c in counts])
+        present = np.array([tp + fp + fn > 0 for tp, fp, fn in counts])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["f1"] = (f1s * present).sum(axis=0) / present.sum(axis=0)
     return out
 
 
