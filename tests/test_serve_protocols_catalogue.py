@@ -241,6 +241,13 @@ def mlflow_cases(service: Service) -> list[MlflowCase]:
         ("Infinity literal", orjson.dumps(records(age=0.5)).replace(b"0.5", b"Infinity"), JSON, 400, "Infinity"),
         ("number beyond float range", orjson.dumps(records(age=0.5)).replace(b"0.5", b"1e400"), JSON, 400,
          "field 'age': expected a finite number"),
+        # A body holding NaN is read by the standard library's parser, which takes what orjson refuses.
+        ("NaN and a lone surrogate in a field name", orjson.dumps(records(age=0.5, zip_code=1)).replace(b"0.5", b"NaN")
+         .replace(b'"zip_code"', b'"\\ud800"'), JSON, 400, "surrogates not allowed"),
+        ("NaN and a lone surrogate in a text value", orjson.dumps(records(age=0.5, region="@@")).replace(b"0.5", b"NaN")
+         .replace(b'"@@"', b'"\\udc00"'), JSON, 400, "surrogates not allowed"),
+        ("NaN and lists nested 5,000 deep", orjson.dumps(records(age=0.5, region="@@")).replace(b"0.5", b"NaN")
+         .replace(b'"@@"', b"[" * 5000 + b"]" * 5000), JSON, 400, "nested too deeply"),
         ("integer beyond 64 bits", records(term_months=2**70), JSON, 400, "field 'term_months'"),
         ("nested object", records(region={"x": SECRET}), JSON, 400, "field 'region': expected a string, got an object"),
         ("instances columns of different lengths", {"instances": {"age": [1.0, 2.0], "region": ["north"]}}, JSON, 400,

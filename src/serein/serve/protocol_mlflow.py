@@ -98,11 +98,21 @@ def loads_with_nan(body: bytes | bytearray) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as strict:
+        problem = str(strict)
         try:  # the slow path only for bodies orjson refused (NaN is not JSON)
-            return json.loads(body, parse_constant=_missing)
+            decoded = json.loads(body, parse_constant=_missing)
+            # What orjson refuses besides NaN and this parser takes: a lone surrogate (\ud800) in a
+            # string, which no UTF-8 answer or log record can hold.
+            orjson.dumps(decoded)
+            return decoded
+        except RecursionError:
+            problem = "arrays or objects nested too deeply"
+        except orjson.JSONEncodeError as exc:
+            problem = "arrays or objects nested too deeply" if "ecursion" in str(exc) else str(exc)
         except (ValueError, UnicodeDecodeError):
-            raise UsageError(f"the body is not valid JSON: {strict}",
-                             hint="Infinity is not a number here; send null (or NaN) for a missing value") from None
+            pass
+        raise UsageError(f"the body is not valid JSON: {problem}",
+                         hint="Infinity is not a number here; send null (or NaN) for a missing value") from None
 
 
 def _rows_of(value: Any, key: str, max_rows: int) -> list[Any]:
