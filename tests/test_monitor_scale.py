@@ -327,3 +327,14 @@ def test_text_that_is_not_a_number_in_a_numeric_column_is_scored_as_missing_and_
         assert d["features"]["income"]["null_rate"] == pytest.approx(expected["features"]["income"]["null_rate"])
         (check,) = [c for c in d["quality"]["checks"] if c["name"] == "income: type"]
         assert check["count"] == junk.sum()
+
+
+def test_a_batch_with_nested_values_in_a_feature_is_refused_by_name(workspace: Workspace, tmp_path: Path) -> None:
+    """Lists or records where the model wants numbers or text are bad input, named as such (they
+    used to end the run with an internal error from scoring)."""
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"x": pa.array([[1.0], [2.0]]), "city": pa.array([{"a": "paris"}, {"a": "nice"}]),
+                             "code": [1, 2]}), tmp_path / "nested.parquet")
+    with pytest.raises(UsageError, match=r"'x' \(list<.*>\), 'city' \(struct<a: string>\) hold lists or records"):
+        read_batch(workspace, str(tmp_path / "nested.parquet"), ["x", "city", "code"])

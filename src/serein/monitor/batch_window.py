@@ -190,6 +190,11 @@ def read_batch(ws: Workspace, current: str, needed: Sequence[str],
         data = _read_delta(ws.datasets.path(name), version, needed, optional, source)
     if data.num_rows == 0:
         raise UsageError(f"{source} has no rows to monitor")
+    nested = [f"{name!r} ({data.schema.field(name).type})" for name in needed
+              if pa.types.is_nested(data.schema.field(name).type)]
+    if nested:
+        raise UsageError(f"{source}: feature column(s) {', '.join(nested)} hold lists or records, not numbers or text",
+                         hint="give each feature as a plain column of numbers or text")
     return utc_times(data), source
 
 
