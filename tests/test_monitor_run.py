@@ -219,6 +219,19 @@ def test_a_batch_too_small_to_judge_resolves_no_alert(ws: Workspace, tmp_path: P
     assert ("prediction_drift", "") in back and {k for k in raised if k[0] == "data_quality"} <= back
 
 
+def test_a_report_path_that_cannot_be_written_is_refused_before_the_run(ws: Workspace, tmp_path: Path) -> None:
+    """--report naming a folder, or a file under a file, is bad input said before any work (it
+    ended the run with an internal error after its alerts were raised and before it was stored)."""
+    before = len(ws.store.monitor_history("credit"))
+    (tmp_path / "file.txt").write_text("x")
+    for report, what in ((tmp_path, "is a folder"), (tmp_path / "file.txt" / "r.html", "cannot be written")):
+        with pytest.raises(UsageError, match=what):
+            run_monitor(ws, "credit", last=100, report=report)
+    assert len(ws.store.monitor_history("credit")) == before
+    out = _cli(ws, "monitor", "credit", "--last", "100", "--report", str(tmp_path))
+    assert out.returncode == 2 and "is a folder" in out.stderr and "internal error" not in out.stderr
+
+
 def test_cli(ws: Workspace) -> None:
     out = _cli(ws, "monitor", "credit", "--last", "300", "--json")
     assert out.returncode == 0, out.stderr

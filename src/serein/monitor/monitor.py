@@ -448,6 +448,20 @@ def _check_window_args(since: str | None, until: str | None, last: int | None, c
         parse_chunk(chunk)
 
 
+def _check_report_path(report: str | Path | bool | None) -> None:
+    """Refuse a ``report`` path that cannot be written (a folder, or a file under a file) before
+    any work is done: the report is written after the run's alerts are raised."""
+    if report is None or isinstance(report, bool):
+        return
+    path = Path(report)
+    if path.is_dir():
+        raise UsageError(f"--report {path} is a folder", hint="give the report a file name, such as monitor.html")
+    existing = next(p for p in path.absolute().parents if p.exists())
+    if not existing.is_dir():
+        raise UsageError(f"--report {path} cannot be written: {existing} is a file, not a folder",
+                         hint="give the report a path in a folder")
+
+
 def _open_store(ws: Workspace) -> None:
     """Open the workspace's store and alert manager (both are opened once and kept)."""
     _ = ws.store, ws.alerts
@@ -462,6 +476,7 @@ def run_monitor(ws: Workspace, model: str, since: str | None = None, last: int |
     is a path (or True: a dated file in the workspace's reports folder). ``chunk`` adds the
     chunked series; ``progress(what, done, total)`` hears about long steps."""
     _check_window_args(since, until, last, current, cumulative, chunk)
+    _check_report_path(report)
     settings = _settings(ws)
     with ThreadPoolExecutor(max_workers=1) as opener:
         # the store opens (SQLAlchemy's import, the engine, the tables' check: a fifth of a second)
@@ -500,7 +515,10 @@ def run_monitor(ws: Workspace, model: str, since: str | None = None, last: int |
 
         path = (ws.reports_dir / f"monitor-{model}-v{loaded.version}-{time.strftime('%Y%m%dT%H%M%S')}.html"
                 if report is True else Path(report))
-        result.report = str(write_monitor_report(path, result, profile, ws.alerts.list(model=model)))
+        try:
+            result.report = str(write_monitor_report(path, result, profile, ws.alerts.list(model=model)))
+        except OSError as exc:  # what _check_report_path cannot foresee: permissions, a full disk
+            raise UsageError(f"--report {path} cannot be written: {exc.strerror or exc}") from None
     result.id = ws.store.add_monitor_result(
         model, loaded.version, result.to_dict(), result.n_rows, result.drifted,
         window.start, window.end, result.report,
