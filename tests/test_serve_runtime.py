@@ -362,3 +362,33 @@ def test_outputs_that_overflow_float32_are_the_pipelines_or_refused_naming_the_f
     assert "f3" in {p["field"] for p in refused_http.json()["details"]}
     assert mlflow.status_code == 400 and "f3" in {p["field"] for p in mlflow.json()["details"]}, mlflow.text
     assert workspace.store.count_predictions("m") == 3
+
+
+def test_values_whose_square_overflows_float32_get_the_pipelines_labels(workspace) -> None:
+    """A nearest-neighbour model fed 1e30: the squared distances overflow float32, so the export
+    picks neighbours from ties of infinities and answers other labels than scikit-learn (whose
+    float64 distances are fine), with finite probabilities. Served, the pipeline scores such rows."""
+    from serein.batch import plan_path
+    from serein.data.profiling import suggest_contract
+    from serein.train.recipe import Recipe
+    from serein.train.trainer import train
+
+    rng = np.random.default_rng(9)
+    n = 600
+    frame = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "c": rng.choice(["x", "y"], n)})
+    frame["y"] = np.where(frame["a"] > 0.5, 25, np.where(frame["b"] > 0, 15, 5))
+    suggest_contract(frame, dataset="d").save(workspace.datasets.contract_path("d"))
+    workspace.datasets.ingest(frame, "d")
+    train(workspace, Recipe.from_dict({"name": "knn", "data": "d", "target": "y", "task": "classification",
+                                       "estimator": {"class": "sklearn.neighbors.KNeighborsClassifier"}}), promote=True)
+    model = workspace.registry.load("knn")
+    sample = pd.concat([frame[model.features].iloc[:4].assign(a=1e30), frame[model.features].iloc[4:8].assign(b=-1e30),
+                        frame[model.features].iloc[8:12]])
+    expected = model.pipeline.predict(sample).tolist()
+    batch = RowValidator(model.contract).validate(_rows(sample))
+    whole = OnnxRuntime(model.onnx_path, model.contract, model.classes).predict(batch.columns, batch.n_rows)
+    assert whole.labels != expected, "the export alone should answer differently here"
+    for served in (prepare(model, threads=1, plan_file=plan_path(workspace, model)), prepare(model, threads=1)):
+        _, out = served.score(_rows(sample))
+        assert out.labels == expected
+        np.testing.assert_allclose(out.probabilities, model.pipeline.predict_proba(sample), atol=1e-6)

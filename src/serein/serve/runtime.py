@@ -18,12 +18,14 @@ DataFrame per row. Probabilities are returned as one list per row *aligned with 
 ``score`` of a row is the positive-class probability for a binary classifier, the highest class
 probability for a multi-class one and the predicted value for a regressor.
 
-ONNX Runtime computes in float32: a linear model fed values beyond float32's range (inputs are
-clipped to it) or near it answers far from scikit-learn, which computes in float64, or overflows
-to an infinite or NaN output. Serving gives the ONNX runtimes the scikit-learn pipeline as their
-``fallback``, which scores such rows again (``finite``); a row without a finite output either way
-(or that the pipeline refuses) raises ``NonFiniteOutput``, so a client never gets ``null`` for a
-prediction, a label picked from NaN probabilities, or the answer to a clipped value.
+ONNX Runtime computes in float32: a model fed values near float32's limit (inputs beyond it are
+clipped to it) answers far from scikit-learn, which computes in float64, or overflows to an
+infinite or NaN output (a linear model's sum, a nearest-neighbour distance: the square of 2e19 is
+beyond float32). Serving gives the ONNX runtimes the scikit-learn pipeline as their ``fallback``,
+which scores again the rows with such an input (``FLOAT32_SAFE``) or a non-finite output
+(``finite``); a row without a finite output either way (or that the pipeline refuses) raises
+``NonFiniteOutput``, so a client never gets ``null`` for a prediction, a label picked from NaN
+probabilities, or an answer computed from overflowed values.
 
 Thread pools are sized per worker (``limit_threads``): with default OpenMP threads on a small
 shared machine scikit-learn's p99 latency passed one second.
@@ -50,6 +52,8 @@ log = logging.getLogger(__name__)
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+# Beyond this magnitude a product or square of two values overflows float32 (~1.8e19).
+FLOAT32_SAFE = float(np.sqrt(FLOAT32_MAX))
 _ONNX_DTYPES = {
     "tensor(float)": np.float32,
     "tensor(double)": np.float64,
@@ -102,23 +106,24 @@ def _non_finite(scores: list[float | None]) -> list[int]:
     return [i for i, s in enumerate(scores) if s is not None and not math.isfinite(s)]
 
 
-def _at_limit(values: np.ndarray, axis: int) -> list[int]:
-    """Rows of a float32 input holding a value clipped to float32's range: beyond what ONNX
-    Runtime computes with (a tree's answer survives that, a linear model's does not)."""
-    hits = np.abs(values) >= FLOAT32_MAX  # NaN (a null) compares False
+def _beyond_safe(values: np.ndarray, axis: int) -> list[int]:
+    """Rows of a float32 input holding a value beyond ``FLOAT32_SAFE`` (or clipped to float32's
+    range): ONNX Runtime's answer for them may have overflowed on the way (a tree's survives, a
+    linear model's or a distance's does not)."""
+    hits = np.abs(values) >= FLOAT32_SAFE  # NaN (a null) compares False
     return np.flatnonzero(hits.any(axis=axis)).tolist() if hits.any() else []
 
 
-def finite(out: Predictions, columns: Columns, fallback: Runtime | None, clipped: Sequence[int] = ()) -> Predictions:
-    """``out`` with each row whose output is not finite, or whose input was ``clipped`` to
-    float32's range, scored again by ``fallback`` (in place); ``NonFiniteOutput`` for the rows
+def finite(out: Predictions, columns: Columns, fallback: Runtime | None, unsafe: Sequence[int] = ()) -> Predictions:
+    """``out`` with each row whose output is not finite, or that is listed in ``unsafe`` (inputs
+    beyond ``FLOAT32_SAFE``), scored again by ``fallback`` (in place); ``NonFiniteOutput`` for the rows
     still without a finite output (also those the fallback refuses). Without a fallback (batch
     scoring) ``out`` is returned as it is."""
     if fallback is None:
         return out
     bad = _non_finite(out.scores)
-    if clipped:
-        bad = sorted(set(bad).union(clipped))
+    if unsafe:
+        bad = sorted(set(bad).union(unsafe))
     if not bad:
         return out
     again = _rows_again(fallback, columns, bad)
@@ -294,7 +299,7 @@ class OnnxRuntime:
         out = _from_outputs(self.classes, self.session.run(self._outputs, feed), n_rows)
         if self.fallback is None:
             return out
-        return finite(out, columns, self.fallback, [] if block is None else _at_limit(block, axis=0))
+        return finite(out, columns, self.fallback, [] if block is None else _beyond_safe(block, axis=0))
 
 
 def _from_outputs(classes: list[Any] | None, outputs: list[Any], n_rows: int) -> Predictions:
@@ -339,7 +344,7 @@ class EstimatorRuntime:
         out = _from_outputs(self.classes, self.session.run(self._outputs, {"X": matrix}), n_rows)
         if self.fallback is None:
             return out
-        return finite(out, columns, self.fallback, _at_limit(matrix, axis=1))
+        return finite(out, columns, self.fallback, _beyond_safe(matrix, axis=1))
 
 
 def make_runtime(model: LoadedModel, threads: int = 1, prefer_onnx: bool = True) -> Runtime:
