@@ -154,6 +154,28 @@ def test_feedback_labels_sent_as_floats_are_the_classes(workspace: Workspace) ->
     assert not any(a["rule"] == "error_rate_change" for a in d["alerts"])
 
 
+def test_labels_0_and_1_are_the_classes_of_a_boolean_target(workspace: Workspace, tmp_path: Path) -> None:
+    """A model of a True/False target judged on 0/1 labels (a batch's integer column, JSON feedback
+    1) counts them as its classes; they used to be compared as "1" with "True": accuracy 0."""
+    from serein import api
+
+    train = make_credit(1500, seed=0).drop(columns=["applied_at"])
+    api.train({"name": "flag", "target": "default", "task": "classification",
+               "estimator": {"class": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 300}}},
+              data=train.astype({"default": bool}), workspace=workspace)
+    model = workspace.registry.load("flag")
+    assert model.classes == [False, True]
+    frame = make_credit(600, seed=45)
+    frame.to_parquet(tmp_path / "ints.parquet")
+    frame.astype({"default": bool}).to_parquet(tmp_path / "bools.parquet")
+    expected = run_monitor(workspace, "flag", current=str(tmp_path / "bools.parquet")).to_dict()
+    d = run_monitor(workspace, "flag", current=str(tmp_path / "ints.parquet")).to_dict()
+    accuracy = float(np.mean(model.pipeline.predict(frame[model.features]) == frame["default"].astype(bool)))
+    assert d["performance"]["metrics"]["accuracy"]["current"] == pytest.approx(accuracy)
+    assert d["performance"]["metrics"] == expected["performance"]["metrics"]
+    assert not d["label_drift"]["drifted"]
+
+
 def test_bad_windows_and_inputs(ws: Workspace, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"no logged predictions of credit v1 in the window since 1m"):
         run_monitor(ws, "credit", since="1m")

@@ -398,18 +398,19 @@ def _state_key(model: str, version: int, stream: str) -> str:
 
 
 def error_value(task: str, prediction: Any, label: Any) -> float:
-    """One error: 0/1 misclassification (a whole float label is its integer: JSON feedback 1.0
-    for the class 1), or the absolute error of a regressor.
+    """One error: 0/1 misclassification (a label that is the predicted class's number in another
+    type counts as it: JSON feedback 1.0 for the class 1, 1 for True), or the absolute error of a
+    regressor.
 
     >>> error_value("classification", "yes", "no"), error_value("regression", 2.5, 3.0)
     (1.0, 0.5)
-    >>> error_value("classification", 1, 1.0), error_value("classification", 1, 0.0)
-    (0.0, 1.0)
+    >>> error_value("classification", 1, 1.0), error_value("classification", 1, 0.0), error_value("classification", True, 1)
+    (0.0, 1.0, 0.0)
     """
     if task == "regression":
         return abs(float(prediction) - float(label))
-    if isinstance(label, float) and label.is_integer() and isinstance(prediction, int) and not isinstance(prediction, bool):
-        label = int(label)
+    if isinstance(label, (int, float)) and isinstance(prediction, (int, float)) and type(label) is not type(prediction):
+        return float(float(label) != float(prediction))
     return float(str(prediction) != str(label))
 
 

@@ -159,23 +159,45 @@ class MonitorResult:
         return {**asdict(self), "status": self.status}
 
 
+def _label_as_class(value: Any, kind: type) -> Any:
+    """One label as ``kind`` (int or bool) when it is the same number in another type."""
+    if kind is int and isinstance(value, (bool, float)) and float(value).is_integer():
+        return int(value)
+    if kind is bool and isinstance(value, (int, float)) and not isinstance(value, bool) and value in (0, 1):
+        return bool(value)
+    return value
+
+
 def _labels_as_classes(labels: list[Any] | pa.ChunkedArray | None,
                        classes: Sequence[Any] | None) -> list[Any] | pa.ChunkedArray | None:
-    """``labels`` with whole floats as integers when the model's classes are integers: pandas
-    writes an integer label column with gaps as floats, and JSON feedback may say 1.0 — the class
-    1, not a miss and an unseen label (labels are compared with the classes as text). A float
-    column with any other value is left as it is."""
-    if labels is None or not classes or not all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
+    """``labels`` in the type of the model's classes where they are the same numbers in another:
+    whole floats as integers (pandas writes an integer label column with gaps as floats, and JSON
+    feedback may say 1.0), 0/1 as booleans and booleans as 0/1 — the class, not a miss and an
+    unseen label (labels are compared with the classes as text). A column holding any other value
+    is left as it is."""
+    if labels is None or not classes:
+        return labels
+    if all(isinstance(c, bool) for c in classes):
+        kind: type = bool
+    elif all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
+        kind = int
+    else:
         return labels
     if isinstance(labels, list):
-        return [int(v) if isinstance(v, float) and v.is_integer() else v for v in labels]
-    if not pa.types.is_floating(labels.type):
+        return [_label_as_class(v, kind) for v in labels]
+    numbers = pa.types.is_floating(labels.type) or (pa.types.is_integer(labels.type) and kind is bool)
+    if not (numbers or (pa.types.is_boolean(labels.type) and kind is int)):
         return labels
     from serein.data.arrow_arrays import arrow_floats
 
     values = arrow_floats(labels)
     missing = np.isnan(values)
-    if not (missing | (np.isfinite(values) & (values == np.trunc(values)))).all():
+    known = values[~missing]
+    if kind is bool:
+        if not np.isin(known, (0.0, 1.0)).all():
+            return labels
+        return pa.chunked_array([pa.array(np.where(missing, 0, values) != 0, mask=missing)])
+    if not (np.isfinite(known) & (known == np.trunc(known))).all():
         return labels
     return pa.chunked_array([pa.array(np.where(missing, 0, values).astype(np.int64), mask=missing)])
 
