@@ -392,3 +392,36 @@ def test_values_whose_square_overflows_float32_get_the_pipelines_labels(workspac
         _, out = served.score(_rows(sample))
         assert out.labels == expected
         np.testing.assert_allclose(out.probabilities, model.pipeline.predict_proba(sample), atol=1e-6)
+
+
+def test_a_forests_probabilities_stay_within_zero_and_one(tmp_path: Path) -> None:
+    """ONNX Runtime sums a random forest's votes in float32: a binary forest's export answers
+    1.0000001 and -1.2e-7 where scikit-learn says 1 and 0. Served, probabilities stay in [0, 1]."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    from serein.registry.onnx_export import export_onnx
+
+    rng = np.random.default_rng(0)
+    n = 600
+    X = pd.DataFrame({"x": rng.normal(size=n), "z": rng.normal(size=n)})
+    y = (X["x"] + 0.3 * rng.normal(size=n)) > 0
+    contract = Contract.from_dict({"columns": {"x": {"type": "float"}, "z": {"type": "float"}}})
+    model = RandomForestClassifier(10, random_state=0).fit(X, y)
+    export = export_onnx(model, X, contract, ["x", "z"], "classification", tmp_path / "m.onnx")
+    assert export.path is not None, export.reason
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1  # as served: the sums' order, so their rounding, depends on it
+    session = ort.InferenceSession(str(export.path), sess_options=options, providers=["CPUExecutionProvider"])
+    raw = session.run(None, {c: X[[c]].to_numpy(np.float32) for c in ("x", "z")})[1]
+    assert raw.min() < 0 or raw.max() > 1, "the export alone should overshoot here"
+    loaded = LoadedModel(name="m", version=1, run_id="r", pipeline=model, contract=contract, features=["x", "z"],
+                         target="y", task="classification", classes=model.classes_.tolist(),
+                         onnx_path=str(export.path), profile={}, recipe={})
+    batch = RowValidator(contract).validate(_rows(X))
+    out = make_runtime(loaded).predict(batch.columns, batch.n_rows)
+    probabilities = np.array(out.probabilities)
+    assert probabilities.min() >= 0 and probabilities.max() <= 1
+    assert out.labels == model.predict(X).tolist()
+    np.testing.assert_allclose(probabilities, model.predict_proba(X), atol=1e-6)

@@ -311,7 +311,10 @@ def _from_outputs(classes: list[Any] | None, outputs: list[Any], n_rows: int) ->
         return Predictions(np.asarray(outputs[0]).ravel().tolist(), None, [None] * n_rows)
     if isinstance(probabilities, list):  # a ZipMap output: one {class: p} dict per row
         probabilities = np.array([[row[c] for c in classes] for row in probabilities])
-    return _from_probabilities(classes, np.asarray(probabilities, dtype=np.float64))
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    # float32 sums of tree votes overshoot by an ulp (a forest's 1.0000001 and -1.2e-7): a
+    # probability outside [0, 1] breaks clients' logarithms. NaN stays NaN (``finite`` sees it).
+    return _from_probabilities(classes, np.clip(probabilities, 0.0, 1.0, out=probabilities))
 
 
 class EstimatorRuntime:
