@@ -100,6 +100,7 @@ def test_unknown_field_rejected_or_ignored_by_policy(validator: RowValidator) ->
 def test_non_object_row_is_rejected(validator: RowValidator) -> None:
     problem = only_problem(validator, [30, 52000.5])
     assert problem["field"] is None and problem["problem"] == "expected an object of feature values, got a list"
+    assert only_problem(validator, None)["problem"] == "expected an object of feature values, got null"
 
 
 def test_suspicious_values_pass_flagged(validator: RowValidator) -> None:

@@ -77,6 +77,7 @@ _JSON_KINDS: dict[type, str] = {
     float: "a number",
     dict: "an object",
     list: "a list",
+    NoneType: "null",
 }
 _EXPECTED = {
     "integer": "an integer",
