@@ -261,6 +261,7 @@ def test_cli(ws: Workspace) -> None:
     assert d["n_rows"] == 300 and "income" in d["drifted"]
     table = _cli(ws, "monitor", "credit", "--since", "2h")
     assert table.returncode == 0 and "income" in table.stdout and "status: critical" in table.stdout
+    assert "[critical] predictions of v1 drifted" in table.stdout  # the severity is text, not rich markup
     bad = _cli(ws, "monitor", "credit", "--since", "24x")
     assert bad.returncode == 2 and "bad --since '24x'" in bad.stderr and "Traceback" not in bad.stderr
     unknown = _cli(ws, "monitor", "nosuch")
@@ -364,3 +365,23 @@ def test_the_cli_run_ends_frozen_without_a_pass_over_its_young_objects(monkeypat
     assert len(kept) == 50_000 and frozen >= 50_000
     assert passes == []  # 50,000 young objects: none collected during the run, none walked at its end
     assert gc.get_threshold() == before
+
+
+def test_the_table_prints_names_and_messages_as_text(capsys: pytest.CaptureFixture[str]) -> None:
+    """Column names, reasons and alert messages are the data's text, not rich markup: "[usd]"
+    stays, a "[/x]" in a column name no longer ends the command with a MarkupError, and the
+    alerts' "[warning]" severity shows (it was swallowed as a style)."""
+    from serein.cli.monitor import _print_result
+
+    feature = {"kind": "numeric", "method": "psi", "score": 0.5, "threshold": 0.2, "status": "drift",
+               "drifted": True, "reasons": ["psi 0.5 >= 0.2"]}
+    result = {"model": "m", "version": 1, "n_rows": 10, "window": {"source": "file [b]batch.csv", "chunk": None},
+              "features": {"price [usd]": feature, "odd [/x]": {**feature, "reasons": ["unseen [/y]"]}},
+              "prediction_drift": None, "label_drift": None, "performance": None, "report": None, "status": "drift",
+              "quality": {"bad_row_rate": 0.5, "checks": [{"name": "odd [/x]: type", "rate": 0.5}]},
+              "alerts": [{"id": 3, "severity": "warning", "message": "odd [/x] drifted", "new": True, "count": 1}]}
+    _print_result(result)
+    out = capsys.readouterr().out
+    for text in ("price [usd]", "odd [/x]", "unseen [/y]", "file [b]batch.csv", "odd [/x]: type 50.0%",
+                 "alert #3 [warning] odd [/x] drifted"):
+        assert text in out, text

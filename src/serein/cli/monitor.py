@@ -39,15 +39,16 @@ def _interval(m: dict[str, Any]) -> str:
 
 
 def _print_result(result: dict[str, Any]) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"{result['model']} v{result['version']}: {result['n_rows']} rows ({result['window']['source']})")
+    table = Table(title=escape(f"{result['model']} v{result['version']}: {result['n_rows']} rows ({result['window']['source']})"))
     for col in ("feature", "kind", "method", "score", "threshold", "status", "reasons"):
         table.add_column(col)
     style = {"drift": "bold red", "warning": "yellow", "ok": "green"}
     for name, f in sorted(result["features"].items(), key=lambda kv: (not kv[1]["drifted"], kv[0])):
-        table.add_row(name, f["kind"], f.get("method") or "", _fmt(f.get("score")), _fmt(f.get("threshold")),
-                      f"[{style.get(f['status'], 'dim')}]{f['status']}[/]", "; ".join(f.get("reasons", [])))
+        table.add_row(escape(name), f["kind"], f.get("method") or "", _fmt(f.get("score")), _fmt(f.get("threshold")),
+                      f"[{style.get(f['status'], 'dim')}]{f['status']}[/]", escape("; ".join(f.get("reasons", []))))
     console.print(table)
     pred = result["prediction_drift"] or {}
     parts = [(f"prediction {part}", p) for part, p in pred.items() if isinstance(p, dict)]
@@ -70,15 +71,15 @@ def _print_result(result: dict[str, Any]) -> None:
         console.print(f"estimated (CBPE) on {est['n']} rows: {shown}")
     quality = result.get("quality")
     if quality:
-        failing = ", ".join(f"{c['name']} {c['rate']:.1%}" for c in quality["checks"]) or "none"
+        failing = escape(", ".join(f"{c['name']} {c['rate']:.1%}" for c in quality["checks"])) or "none"
         console.print(f"data quality: {quality['bad_row_rate']:.1%} of rows break the contract; checks failing: {failing}")
     if result.get("chunks"):
         console.print(f"{len(result['chunks'])} chunks ({result['window']['chunk']}): drifted features per chunk "
                       + " ".join(str(len(c["drifted"])) for c in result["chunks"]))
-    for a in result["alerts"]:
-        console.print(f"alert #{a['id']} [{a['severity']}] {a['message']}" + ("" if a["new"] else f" (x{a['count']})"))
+    for a in result["alerts"]:  # escaped: "[warning]" and values in messages are text, not rich markup
+        console.print(escape(f"alert #{a['id']} [{a['severity']}] {a['message']}" + ("" if a["new"] else f" (x{a['count']})")))
     if result["report"]:
-        console.print(f"report: {result['report']}")
+        console.print(escape(f"report: {result['report']}"))
     console.print(f"status: [bold]{result['status']}[/bold]")
 
 
@@ -177,17 +178,19 @@ def show(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """One alert with its details and times."""
+    from rich.markup import escape
+
     alert = open_workspace(workspace).alerts.get(alert_id)
     if as_json:
         print_json(alert)
         return
     for key in ("id", "model", "rule", "feature", "severity", "status", "count", "message"):
-        console.print(f"[bold]{key}[/]: {alert[key]}", highlight=False)
+        console.print(f"[bold]{key}[/]: {escape(str(alert[key]))}", highlight=False)
     for key in ("created_at", "updated_at", "notified_at", "resolved_at"):
         if alert.get(key):
             console.print(f"[bold]{key.removesuffix('_at')}[/]: {fmt_time(alert[key])}", highlight=False)
     for key, value in (alert["details"] or {}).items():
-        console.print(f"  {key}: {_fmt(value)}", highlight=False)
+        console.print(escape(f"  {key}: {_fmt(value)}"), highlight=False)
 
 
 def _moved(alert: dict[str, Any], what: str, as_json: bool) -> None:
