@@ -185,3 +185,19 @@ def test_resolving_several_reads_the_active_alerts_once(workspace: Workspace) ->
         None, (age["id"], "resolved", "back to normal: psi 0.02"), (scores["id"], "resolved", "scores moved"), None]
     assert [a["id"] for a in alerts.list(status="open")] == [other["id"]]
     assert alerts.auto_resolve_all("m", []) == []
+
+
+def test_alerts_list_and_show_print_a_feature_with_brackets_as_text(workspace: Workspace) -> None:
+    """A column named like rich markup ("odd [/x]") is listed and shown as written; `serein
+    alerts list` ended with a MarkupError."""
+    import os
+    import subprocess
+    import sys
+
+    alert = workspace.alerts.raise_alert("m", "feature_drift", "warning", "odd [/x] drifted: [bold]", feature="odd [/x]")
+    env = {**os.environ, "COLUMNS": "200"}
+    for args in (["alerts", "list"], ["alerts", "show", str(alert["id"])]):
+        out = subprocess.run([sys.executable, "-m", "serein", *args, "--workspace", str(workspace.root)],
+                             capture_output=True, text=True, env=env, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert "odd [/x]" in out.stdout and "[bold]" in out.stdout, out.stdout

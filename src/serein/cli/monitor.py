@@ -168,7 +168,11 @@ def list_alerts(
     if as_json:
         print_json(rows)
         return
-    emit([{**r, "updated": fmt_time(r["updated_at"])} for r in rows], False, columns=ALERT_COLUMNS, title="alerts")
+    from rich.markup import escape
+
+    # escaped: a feature or message holding "[/x]" is text, not rich markup (it ended the command)
+    emit([{k: escape(v) if isinstance(v, str) else v for k, v in {**r, "updated": fmt_time(r["updated_at"])}.items()}
+          for r in rows], False, columns=ALERT_COLUMNS, title="alerts")
 
 
 @alerts_app.command("show")
