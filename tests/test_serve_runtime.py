@@ -425,3 +425,34 @@ def test_a_forests_probabilities_stay_within_zero_and_one(tmp_path: Path) -> Non
     assert probabilities.min() >= 0 and probabilities.max() <= 1
     assert out.labels == model.predict(X).tolist()
     np.testing.assert_allclose(probabilities, model.predict_proba(X), atol=1e-6)
+
+
+def test_a_null_in_a_boolean_column_is_served_as_scikit_learn_encodes_it(workspace) -> None:
+    """A nullable boolean column reaches the pipeline as an object column holding None, which the
+    categorical imputer (of NaN) leaves alone: the encoder learns None as a category of its own.
+    The ONNX export imputed it with the most frequent value instead, answering probabilities
+    0.017 away from scikit-learn's (within the export's check, so it served). Served now, a null
+    boolean gets scikit-learn's answer within float32's tolerance."""
+    from serein.data.profiling import suggest_contract
+    from serein.train.recipe import Recipe
+    from serein.train.trainer import train
+
+    rng = np.random.default_rng(8)
+    n = 1500
+    flag = pd.array(rng.random(n) < 0.5, dtype="boolean")
+    flag[rng.random(n) < 0.1] = pd.NA
+    frame = pd.DataFrame({"flag": flag, "count": rng.integers(0, 9, n).astype(float)})
+    frame["y"] = np.where(frame["flag"].fillna(False).to_numpy(dtype=bool) ^ (frame["count"] > 4), "yes", "no")
+    suggest_contract(frame, dataset="d").save(workspace.datasets.contract_path("d"))
+    workspace.datasets.ingest(frame, "d")
+    train(workspace, Recipe.from_dict({"name": "m", "data": "d", "target": "y", "task": "classification",
+                                       "estimator": {"class": "sklearn.linear_model.LogisticRegression"}}), promote=True)
+    model = workspace.registry.load("m")
+    assert model.onnx_path is not None and model.contract.columns["flag"].nullable
+    sample = workspace.datasets.load("d@0").frame[model.features]
+    assert sample["flag"].isna().sum() > 50, "the sample should exercise null booleans"
+    served = prepare(model, threads=1)
+    assert served.runtime.name == "onnx"
+    _, out = served.score(_rows(sample))
+    assert out.labels == model.pipeline.predict(sample).tolist()
+    np.testing.assert_allclose(out.probabilities, model.pipeline.predict_proba(sample), atol=1e-5)

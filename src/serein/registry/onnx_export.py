@@ -123,6 +123,42 @@ def _missing(value: Any) -> bool:
         return True
 
 
+def _keep_unimputed_categories(pipeline: Any) -> None:
+    """In an imputer followed by a one-hot encoder, a column whose encoder learnt a missing
+    category was not imputed by scikit-learn: its missing values were None, which an imputer of
+    NaN leaves alone in an object column (a nullable boolean column arrives that way). The
+    exported imputer, which imputes ``""`` (every missing category as ONNX is fed), must leave
+    that column alone too, so its fill becomes ``""``: the encoder then sends ``""`` to the
+    missing category's column, as scikit-learn sends None (rather than to the fill's column)."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    for step in _steps_and_pipelines(pipeline):
+        if not isinstance(step, Pipeline):
+            continue
+        for (_, first), (_, second) in itertools.pairwise(step.steps):
+            if (isinstance(first, SimpleImputer) and isinstance(second, OneHotEncoder)
+                    and first.missing_values == MISSING_CATEGORY and len(first.statistics_) == len(second.categories_)):
+                for j, categories in enumerate(second.categories_):
+                    if categories.dtype == object and any(_missing(c) for c in categories):
+                        first.statistics_[j] = MISSING_CATEGORY
+
+
+def _steps_and_pipelines(est: Any) -> Any:
+    """``est`` and every estimator and Pipeline inside it, through ColumnTransformers."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    yield est
+    if isinstance(est, Pipeline):
+        for _, step in est.steps:
+            yield from _steps_and_pipelines(step)
+    elif isinstance(est, ColumnTransformer):
+        for _, trans, _ in est.transformers_:
+            yield from _steps_and_pipelines(trans)
+
+
 BOOSTING_OPSETS = {"": 17, "ai.onnx.ml": 3}  # the newest onnxmltools' tree converters accept
 
 
@@ -167,6 +203,7 @@ def convert(pipeline: Any, inputs: dict[str, str], classifier: bool) -> bytes:
         if getattr(imputer, "statistics_", np.empty(0)).dtype == object:
             imputer.missing_values = MISSING_CATEGORY
             imputer.statistics_ = imputer.statistics_.astype(str)  # booleans arrive as "True"/"False"
+    _keep_unimputed_categories(exported)
     for encoder in _encoders(exported):
         encoder.categories_ = [_as_strings(c) if c.dtype == object else c for c in encoder.categories_]
     types = [(n, FloatTensorType([None, 1]) if k == "float" else StringTensorType([None, 1])) for n, k in inputs.items()]
