@@ -181,6 +181,10 @@ def test_bad_windows_and_inputs(ws: Workspace, tmp_path: Path) -> None:
         run_monitor(ws, "credit", since="1m")
     with pytest.raises(UsageError, match="bad --since '24x'"):
         run_monitor(ws, "credit", since="24x")
+    with pytest.raises(UsageError, match="--until 4d is not after --since 3d: the window is empty"):
+        run_monitor(ws, "credit", since="3d", until="4d")
+    with pytest.raises(UsageError, match="is not after --since"):
+        run_monitor(ws, "credit", since="2026-11-02T00:00", until="2026-11-01T00:00")
     with pytest.raises(UsageError, match="either --since or --last"):
         run_monitor(ws, "credit", since="1h", last=10)
     with pytest.raises(UsageError, match="--last must be a positive"):

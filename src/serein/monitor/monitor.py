@@ -466,6 +466,11 @@ def _check_window_args(since: str | None, until: str | None, last: int | None, c
         parse_since(since)
     if until is not None:
         parse_since(until, what="--until")
+    if since is not None and until is not None:
+        now = time.time()
+        if parse_since(until, now, what="--until") <= parse_since(since, now):
+            raise UsageError(f"--until {until} is not after --since {since}: the window is empty",
+                             hint="a duration counts back from now: --since 4d --until 2d runs from four days ago to two days ago")
     if chunk is not None:
         parse_chunk(chunk)
 
