@@ -48,5 +48,9 @@ def test_content_type_and_syntax_are_checked() -> None:
         asyncio.run(read_json(request_with(b"{}", content_type="text/csv"), max_bytes=100))
     assert caught.value.http_status == 415 and "'text/csv'" in caught.value.message
     assert asyncio.run(read_json(request_with(b"{}", content_type="application/vnd.api+json"), max_bytes=100)) == {}
-    with pytest.raises(UsageError, match="line 1 column 2"):
+    with pytest.raises(UsageError, match="line 1 column 2") as caught:
         asyncio.run(read_json(request_with(b"{,}"), max_bytes=100))
+    assert "NaN" not in (caught.value.hint or "")  # a hint about NaN only where NaN was sent
+    with pytest.raises(UsageError) as caught:
+        asyncio.run(read_json(request_with(b'{"instances": [{"x": NaN}]}'), max_bytes=100))
+    assert "send null for a missing value" in (caught.value.hint or "")

@@ -75,8 +75,9 @@ async def decode_json(body: bytes | bytearray) -> Any:
             return await anyio.to_thread.run_sync(orjson.loads, body)
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise UsageError(f"the body is not valid JSON: {exc}",
-                         hint="NaN and Infinity are not JSON; send null for a missing value") from None
+        hint = ("NaN and Infinity are not JSON; send null for a missing value" if b"NaN" in body or b"Infinity" in body
+                else "send one complete JSON document, encoded as UTF-8 without a byte order mark")
+        raise UsageError(f"the body is not valid JSON: {exc}", hint=hint) from None
 
 
 def _too_large(max_bytes: int) -> HttpError:
