@@ -50,3 +50,28 @@ def test_report_is_self_contained(tmp_path: Path, credit_df: pd.DataFrame, drift
         assert f"<td>{name}</td>" in page
     assert "__unseen__" in page  # the new "crypto" purpose is charted as unseen
     assert "Monitoring: credit v1" in page and "labelled rows" in page
+
+
+def test_report_escapes_the_window_and_leaves_out_empty_series(tmp_path: Path, credit_df: pd.DataFrame) -> None:
+    """The window's source (a file name) is HTML text, and chunks without labels or an estimate
+    (a regressor's unlabelled batch) draw no "Performance over time" section with nothing in it."""
+    contract = Contract.from_dict({"columns": {k: {"type": v} for k, v in FEATURES.items()}})
+    values = credit_df["income"].fillna(0).to_numpy()
+    profile = build_profile(credit_df, contract, "regression", values)
+    features = {n: feature_drift(profile["features"][n], credit_df[n], Thresholds()) for n in FEATURES}
+    short = {n: {k: f.get(k) for k in ("method", "score", "threshold", "drifted", "status")} for n, f in features.items()}
+    half = len(credit_df) // 2
+    outputs = prediction_drift(profile["prediction"], values)
+    part = {k: outputs["values"].get(k) for k in ("method", "score", "threshold", "drifted", "status")}
+    chunks = [{"index": i, "start": None, "end": None, "n_rows": half, "drifted": [], "features": short,
+               "prediction_drift": {"drifted": False, "values": part}, "label_drift": None, "performance": None, "estimated_performance": None,
+               "quality": {"bad_row_rate": 0.0}} for i in range(2)]
+    result = MonitorResult(
+        model="price", version=2, n_rows=len(credit_df),
+        window={"source": "file <b>q&a</b>.csv", "start": None, "end": None, "chunk": str(half)},
+        features=features, drifted=[], prediction_drift=outputs,
+        performance=None, thresholds=Thresholds().to_dict(), chunks=chunks,
+    )
+    page = write_monitor_report(tmp_path / "monitor.html", result, profile).read_text(encoding="utf-8")
+    assert "Window: file &lt;b&gt;q&amp;a&lt;/b&gt;.csv" in page and "<b>q&a</b>" not in page
+    assert "Drift over time" in page and "Performance over time" not in page

@@ -14,6 +14,7 @@ The page is self-contained (``serein.report.page``: plotly.js inline, no CDN).
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -266,8 +267,9 @@ def _over_time_sections(result: MonitorResult, alerts: Sequence[Mapping[str, Any
     if chunks:
         sections.append(Section(f"Drift over time ({len(chunks)} chunks of {result.window.get('chunk')})",
                                 figures=[drift_over_time_figure(chunks)]))
-        sections.append(Section("Performance over time: realized and estimated",
-                                figures=performance_over_time_figures(chunks)))
+        performance = performance_over_time_figures(chunks)
+        if performance:  # none without labels or an estimate (a regressor's unlabelled batch)
+            sections.append(Section("Performance over time: realized and estimated", figures=performance))
         sections.append(Section("Data quality over time", figures=[quality_over_time_figure(chunks)]))
     if alerts:
         rows = [{"id": a["id"], "rule": a["rule"], "feature": a.get("feature"), "severity": a["severity"],
@@ -291,7 +293,7 @@ def write_monitor_report(path: str | Path, result: MonitorResult, profile: Mappi
         "performance drop": ", ".join((result.performance or {}).get("dropped", [])) or "no",
         "quality breaches": len((result.quality or {}).get("breached", [])),
         "alerts": len(result.alerts),
-    }) + f"<p>Window: {result.window['source']}</p>"
+    }) + f"<p>Window: {html.escape(result.window['source'])}</p>"
     charted = [r["feature"] for r in rows if result.features[r["feature"]].get("current_counts") is not None]
     figures = [distribution_figure(name, profile["features"][name], result.features[name]) for name in charted]
     sections = [
