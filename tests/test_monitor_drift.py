@@ -254,3 +254,24 @@ def test_noise_floors_use_the_chi2_quantile() -> None:
         q = chi2.ppf(0.999, max(k - 1, 1))
         assert psi_noise_floor(k, 1000, 5000) == pytest.approx(q * (1 / 1000 + 1 / 5000), rel=1e-12)
         assert js_noise_floor(k, 1000, 5000) == pytest.approx(math.sqrt(q * (1 / 1000 + 1 / 5000) / (8 * math.log(2))), rel=1e-12)
+
+
+def test_infinite_values_count_as_missing_not_as_the_top_bin() -> None:
+    """Infinite values are no measurement (the contract's type check flags them): they count as
+    missing, and the distances are those of the finite values — they used to fall in the top PSI
+    bin and turn the Wasserstein distance, mean and std into NaN (null: no verdict), with numpy
+    warnings on stderr."""
+    import warnings
+
+    rng = np.random.default_rng(3)
+    ref = numeric_profile(rng.normal(size=5000))
+    x = rng.normal(size=4000)
+    with_inf = x.copy()
+    with_inf[::10] = np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = numeric_drift(ref, with_inf)
+    finite = numeric_drift(ref, x[np.isfinite(with_inf)])
+    assert out["null_rate"] == pytest.approx(0.1) and out["drifted"] and out["missing_drift"]
+    assert out["wasserstein"] == pytest.approx(finite["wasserstein"]) and math.isfinite(out["mean"])
+    assert out["psi"] == pytest.approx(finite["psi"])

@@ -330,10 +330,11 @@ def _insufficient(out: dict[str, Any], n_values: int, t: Thresholds) -> dict[str
 def numeric_drift(ref: Mapping[str, Any], values: Any, t: Thresholds = Thresholds(),
                   sample: Sequence[float] | None = None) -> dict[str, Any]:
     """Drift of numeric ``values`` against a numeric feature profile: PSI (primary score) and the
-    normalised Wasserstein distance, with the missing-rate check; below ``t.test_below`` values a
-    KS test against the reference ``sample`` (or the profile's quantiles) decides instead."""
+    normalised Wasserstein distance, with the missing-rate check (infinite values count as
+    missing, as the profile counts them); below ``t.test_below`` values a KS test against the
+    reference ``sample`` (or the profile's quantiles) decides instead."""
     raw = numeric_values(values)
-    missing = np.isnan(raw)
+    missing = ~np.isfinite(raw)  # an infinite value is no measurement either (the contract flags it)
     x = raw[~missing] if missing.any() else raw  # read-only from here: no copy needed
     ref_n = int(sum(ref["counts"]))
     out: dict[str, Any] = {"kind": "numeric", "method": "psi", "n": int(raw.size), **_missing(ref, raw.size - x.size, raw.size, t)}

@@ -310,7 +310,7 @@ def numeric_profile(values: Any, n_bins: int = N_BINS) -> dict[str, Any]:
     values such as integer codes give fewer bins), counts, mid-point quantiles and moments.
     The values are sorted once; edges, counts and quantiles are all read off that sort."""
     raw = numeric_values(values)
-    x = raw[~np.isnan(raw)]
+    x = raw[np.isfinite(raw)]  # an infinite value counts as missing, as drift counts it
     out: dict[str, Any] = {
         "kind": "numeric",
         "count": int(raw.size),
