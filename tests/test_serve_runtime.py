@@ -456,3 +456,30 @@ def test_a_null_in_a_boolean_column_is_served_as_scikit_learn_encodes_it(workspa
     _, out = served.score(_rows(sample))
     assert out.labels == model.pipeline.predict(sample).tolist()
     np.testing.assert_allclose(out.probabilities, model.pipeline.predict_proba(sample), atol=1e-5)
+
+
+def test_a_classifier_without_predict_proba_registers_and_serves_its_labels(workspace) -> None:
+    """A recipe with a classifier that has no predict_proba (a ridge classifier, which converts
+    to ONNX) failed to register: the export's check asked the pipeline for probabilities
+    (AttributeError). It registers without an export (its second output would be decision
+    scores, not probabilities) and is served by scikit-learn: labels, no probabilities."""
+    from serein.data.profiling import suggest_contract
+    from serein.train.recipe import Recipe
+    from serein.train.trainer import train
+
+    rng = np.random.default_rng(3)
+    n = 600
+    frame = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "c": rng.choice(["x", "y"], n)})
+    frame["y"] = np.where(frame["a"] + frame["b"] > 0.5, "hi", np.where(frame["a"] < -0.5, "lo", "mid"))
+    suggest_contract(frame, dataset="d").save(workspace.datasets.contract_path("d"))
+    workspace.datasets.ingest(frame, "d")
+    result = train(workspace, Recipe.from_dict({"name": "svm", "data": "d", "target": "y", "task": "classification",
+                                                "estimator": {"class": "sklearn.linear_model.RidgeClassifier"},
+                                                "metrics": ["accuracy"], "gate": {"metric": "accuracy"}}), promote=True)
+    model = workspace.registry.load("svm", result.version)
+    assert model.onnx_path is None and "no predict_proba" in model.tags["serein.onnx"]
+    served = prepare(model, threads=1)
+    assert served.runtime.name == "sklearn"
+    sample = frame[model.features].iloc[:50]
+    _, out = served.score(_rows(sample))
+    assert out.labels == model.pipeline.predict(sample).tolist() and out.probabilities is None

@@ -286,6 +286,11 @@ def export_onnx(pipeline: Any, X: pd.DataFrame, contract: Contract, features: li
     ``path`` when it agrees within tolerance."""
     inputs = onnx_inputs(contract, features)
     classifier = task == "classification"
+    if classifier and not hasattr(pipeline, "predict_proba"):
+        # Its export's second output would be decision scores, which serving would take for
+        # probabilities: scikit-learn serves it (labels only).
+        return OnnxExport(None, "the classifier has no predict_proba (its export gives scores, not probabilities)",
+                          inputs)
     try:
         try:
             blob = convert(pipeline, inputs, classifier)
