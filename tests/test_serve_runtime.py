@@ -483,3 +483,6 @@ def test_a_classifier_without_predict_proba_registers_and_serves_its_labels(work
     sample = frame[model.features].iloc[:50]
     _, out = served.score(_rows(sample))
     assert out.labels == model.pipeline.predict(sample).tolist() and out.probabilities is None
+    from serein.serve.protocol_v2 import model_metadata
+
+    assert [o["name"] for o in model_metadata(served)["outputs"]] == ["predictions"]  # no probabilities promised

@@ -110,8 +110,11 @@ def prediction_datatype(served: ServedModel) -> str:
 
 
 def output_names(served: ServedModel) -> list[str]:
-    """The outputs ``served`` answers with: ``predictions``, and ``probabilities`` for a classifier."""
-    return ["predictions", "probabilities"] if served.classes is not None else ["predictions"]
+    """The outputs ``served`` answers with: ``predictions``, and ``probabilities`` for a classifier
+    that gives them (one without ``predict_proba`` answers labels only)."""
+    if served.classes is None or not getattr(served.runtime, "gives_probabilities", True):
+        return ["predictions"]
+    return ["predictions", "probabilities"]
 
 
 def model_metadata(served: ServedModel) -> dict[str, Any]:

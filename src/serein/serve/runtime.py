@@ -197,6 +197,7 @@ class SklearnRuntime:
         self.classes = _python_classes(classes)
         self._types = {name: spec.type for name, spec in contract.columns.items()}
         self._proba = self.classes is not None and hasattr(pipeline, "predict_proba")
+        self.gives_probabilities = self._proba  # a classifier without predict_proba answers labels only
 
     def frame(self, columns: Columns) -> Any:
         """The request's columns as a DataFrame with the dtypes training data had."""
