@@ -201,3 +201,32 @@ def test_alerts_list_and_show_print_a_feature_with_brackets_as_text(workspace: W
                              capture_output=True, text=True, env=env, timeout=120)
         assert out.returncode == 0, out.stderr
         assert "odd [/x]" in out.stdout and "[bold]" in out.stdout, out.stdout
+
+
+def _raise_many(root: str, start: float, worker: int) -> None:
+    ws = Workspace(root)
+    _ = ws.alerts, ws.store.engine
+    while time.time() < start:  # all processes raise at once
+        pass
+    for k in range(30):
+        ws.alerts.raise_alert("m", "feature_drift", "warning", f"from {worker}", feature=f"f{k}")
+
+
+def test_processes_raising_the_same_alert_at_once_keep_one_active_alert(workspace: Workspace) -> None:
+    """Two monitor runs at once (the agent and a CLI run) raise the same alerts: each (model, rule,
+    feature) keeps one active alert counting every occurrence. Both used to find no active alert
+    and both open one (SQLite read outside the write transaction): duplicates, each notified."""
+    import multiprocessing
+
+    _ = workspace.store.engine, workspace.alerts  # the store's tables exist before the processes start
+    context = multiprocessing.get_context("spawn")
+    start = time.time() + 4
+    workers = [context.Process(target=_raise_many, args=(str(workspace.root), start, i)) for i in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+    assert [w.exitcode for w in workers] == [0, 0, 0, 0]
+    active = workspace.alerts.list(status="open")
+    assert sorted(a["feature"] for a in active) == sorted(f"f{k}" for k in range(30))
+    assert sum(a["count"] for a in active) == 4 * 30

@@ -59,6 +59,20 @@ def _row(mapping: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _write_lock(conn: Any) -> None:
+    """Take the store's write lock at the start of ``conn``'s transaction, so that two processes
+    raising the same alert at once (two monitor runs, the agent and a CLI run) cannot both find no
+    active alert and both open one: the second waits, then finds the first's. SQLite reads outside
+    a write transaction (Python's driver begins one only at the first write): a write that changes
+    no row takes the lock first. PostgreSQL: a lock on the alerts table that excludes itself."""
+    t = alerts_table
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        conn.execute(update(t).where(t.c.id == -1).values(count=t.c.count))
+    elif dialect == "postgresql":
+        conn.exec_driver_sql("LOCK TABLE alerts IN SHARE ROW EXCLUSIVE MODE")
+
+
 class AlertManager:
     """Raise, list, acknowledge and resolve the alerts of a workspace."""
 
@@ -93,6 +107,7 @@ class AlertManager:
             return []
         now = time.time()
         with self._engine.begin() as conn:
+            _write_lock(conn)
             stored = [self._store(conn, model, occurrence, now) for occurrence in occurrences]
         return [{**alert, "new": new, "notified": due, "deliveries": self._notify(alert) if due else []}
                 for alert, new, due in stored]
