@@ -131,3 +131,53 @@ def test_log_settings_are_checked(workspace: Workspace) -> None:
     workspace.config["serve"]["log_format"] = "xml"
     with pytest.raises(UsageError, match="serve.log_format must be one of json, text, got 'xml'"):
         log_format(workspace)
+
+
+def test_library_warnings_and_onnx_runtime_messages_are_json_lines_too(workspace: Workspace) -> None:
+    """Two sources wrote raw text on the server's stderr: a library's Python warning while scoring
+    (scikit-learn's log1p of a negative value, on a pipeline served by scikit-learn) and ONNX
+    Runtime's own colour-coded log lines (a nearest-neighbour export whose estimator part cannot
+    be cut out, tried when the model loads). Every line is a JSON object, the warning among them."""
+    import numpy as np
+    from sklearn.compose import make_column_transformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    import serein
+    from serein.data.profiling import suggest_contract
+    from serein.train.recipe import Recipe
+    from serein.train.trainer import train
+
+    rng = np.random.default_rng(4)
+    n = 400
+    frame = pd.DataFrame({"amount": rng.exponential(50, n), "count": rng.integers(0, 20, n).astype(float)})
+    frame["y"] = np.where(np.log1p(frame["amount"]) + 0.1 * frame["count"] > 4.5, "yes", "no")
+    logged = make_pipeline(make_column_transformer((make_pipeline(FunctionTransformer(np.log1p), StandardScaler()),
+                                                    ["amount", "count"])), LogisticRegression())
+    assert serein.deploy(logged, name="logged", data=frame, target="y", workspace=workspace).promoted
+    three = frame.assign(y=np.where(frame["count"] > 12, "hi", np.where(frame["count"] > 6, "mid", "lo")))
+    suggest_contract(three, dataset="knn").save(workspace.datasets.contract_path("knn"))
+    workspace.datasets.ingest(three, "knn")
+    train(workspace, Recipe.from_dict({"name": "knn", "data": "knn", "target": "y", "task": "classification",
+                                       "estimator": {"class": "sklearn.neighbors.KNeighborsClassifier"}}), promote=True)
+    port = bind("127.0.0.1", 0)
+    number = port.getsockname()[1]
+    port.close()
+    server = subprocess.Popen([sys.executable, "-m", "serein", "serve", "-w", str(workspace.root), "--port", str(number)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{number}"
+    try:
+        def ready() -> bool:
+            try:
+                return httpx.get(f"{url}/readyz").json().get("models") == ["knn", "logged"]
+            except httpx.TransportError:
+                return False
+        assert wait_for(ready, timeout=90, step=0.3)
+        refused = httpx.post(f"{url}/v1/models/logged/predict", json={"instances": [{"amount": -5.0, "count": 1.0}]})
+        assert refused.status_code == 422, refused.text
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=60)
+    lines = [json.loads(line) for line in err.splitlines() if line.strip()]  # each line parses
+    assert any(line["logger"] == "py.warnings" and "RuntimeWarning" in line["message"] for line in lines)

@@ -34,6 +34,9 @@ MIN_LABEL_AGREEMENT = 0.999  # classifiers: share of holdout rows with the same 
 MAX_PROBA_DIFF = 0.05  # classifiers: largest absolute probability difference on the holdout
 MAX_RELATIVE_DIFF = 1e-3  # regressors: largest |difference| / std of the predictions
 MATRIX_INPUT = "serein_matrix"  # the one input of a model converted from a single matrix
+# ONNX Runtime's log level for its sessions: fatal only. It writes its own (colour-coded, not JSON)
+# lines on stderr, and an error it logs is also raised to the caller, which reports it.
+QUIET_ORT = 4
 
 
 @dataclass
@@ -276,6 +279,7 @@ def session(model: bytes | str | Path, threads: int = 1) -> Any:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
+    opts.log_severity_level = QUIET_ORT  # its failures reach the caller as exceptions
     source = model if isinstance(model, bytes) else str(model)
     return ort.InferenceSession(source, sess_options=opts, providers=["CPUExecutionProvider"])
 

@@ -152,8 +152,14 @@ def log_config(fmt: str = "json") -> dict[str, Any]:
         "formatters": {"serein": formatter},
         "handlers": {"stderr": handler},
         "loggers": {"uvicorn": quiet, "uvicorn.error": {"level": "INFO"}, "uvicorn.access": quiet,
-                    "serein": quiet},
+                    "serein": quiet, "py.warnings": quiet},  # warnings, once captured (capture_warnings)
     }
+
+
+def capture_warnings() -> None:
+    """Send Python warnings (a library's RuntimeWarning while scoring) through logging, so they
+    become JSON lines like any other instead of raw text on stderr (logger ``py.warnings``)."""
+    logging.captureWarnings(True)
 
 
 class AccessLogMiddleware:

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from serein.registry.onnx_export import MISSING_CATEGORY
+from serein.registry.onnx_export import MISSING_CATEGORY, QUIET_ORT
 
 if TYPE_CHECKING:
     from serein.arrow_features import ArrowFeatures
@@ -249,6 +249,7 @@ class OnnxRuntime:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        options.log_severity_level = QUIET_ORT
         self.session = ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
         inputs = {i.name: i.type for i in self.session.get_inputs()}
         if set(inputs) != set(features):

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from serein.errors import ConflictError, NotFoundError, UsageError
-from serein.serve.logs import log_config, log_format
+from serein.serve.logs import capture_warnings, log_config, log_format
 from serein.serve.settings import ServeSettings
 from serein.workspace import Workspace
 
@@ -40,6 +40,7 @@ def app_factory() -> FastAPI:
     """The app of the workspace in ``$SEREIN_WORKSPACE`` (uvicorn's ``--factory`` entry)."""
     from serein.serve.app import create_app
 
+    capture_warnings()  # in each worker process
     return create_app(Workspace())
 
 
