@@ -338,3 +338,32 @@ def test_a_batch_with_nested_values_in_a_feature_is_refused_by_name(workspace: W
                              "code": [1, 2]}), tmp_path / "nested.parquet")
     with pytest.raises(UsageError, match=r"'x' \(list<.*>\), 'city' \(struct<a: string>\) hold lists or records"):
         read_batch(workspace, str(tmp_path / "nested.parquet"), ["x", "city", "code"])
+
+
+def test_a_csv_batch_keeps_text_codes_that_look_like_numbers(workspace: Workspace, tmp_path: Path) -> None:
+    """A CSV batch's column of text codes ("07", "10"; a class label "01") is read as the text the
+    model was trained on, not as the numbers 7 and 10 CSV inference makes of them: those were
+    unseen categories (a critical drift, a data-quality alert, the model scoring every "07" as an
+    unknown code) and labels matching no class."""
+    from serein import api
+    from serein.monitor.monitor import run_monitor
+
+    def frame(n: int, seed: int) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        dept = rng.choice(["01", "02", "07", "10", "13"], n)
+        x = rng.normal(size=n)
+        shift = pd.Series(dept).map({"01": -1.0, "02": 0.0, "07": 1.0, "10": 2.0, "13": -2.0}).to_numpy()
+        tier = np.where(x + shift + rng.normal(0, 0.5, n) > 0, "01", "02")
+        return pd.DataFrame({"dept": pd.Series(dept, dtype="str"), "x": x, "tier": pd.Series(tier, dtype="str")})
+
+    api.train({"name": "codes", "target": "tier", "task": "classification",
+               "estimator": {"class": "sklearn.linear_model.LogisticRegression"}},
+              data=frame(2000, 0), workspace=workspace)
+    batch = frame(1500, 1)
+    batch.to_csv(tmp_path / "batch.csv", index=False)
+    batch.to_parquet(tmp_path / "batch.parquet")
+    expected = run_monitor(workspace, "codes", current=str(tmp_path / "batch.parquet")).to_dict()
+    d = run_monitor(workspace, "codes", current=str(tmp_path / "batch.csv")).to_dict()
+    assert d["drifted"] == [] and d["features"]["dept"]["unseen_rate"] == 0
+    assert d["prediction_drift"]["scores"]["score"] == pytest.approx(expected["prediction_drift"]["scores"]["score"])
+    assert d["performance"]["metrics"]["accuracy"]["current"] == expected["performance"]["metrics"]["accuracy"]["current"] > 0.7

@@ -96,7 +96,7 @@ def _from_frame(frame: pd.DataFrame) -> pa.Table:
     return pa.table(columns)
 
 
-def _read_file(path: Path, needed: Sequence[str], optional: Sequence[str]) -> pa.Table:
+def _read_file(path: Path, needed: Sequence[str], optional: Sequence[str], text: Sequence[str] = ()) -> pa.Table:
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
 
@@ -121,6 +121,8 @@ def _read_file(path: Path, needed: Sequence[str], optional: Sequence[str]) -> pa
             names = reader.schema.names
         columns = _select(names, needed, optional, source)
         options.include_columns = columns
+        # text columns stay text: CSV inference would make codes such as "07" the number 7
+        options.column_types = {c: pa.string() for c in text if c in columns}
         return _dictionary_text(pcsv.read_csv(path, convert_options=options))
     except UsageError:
         raise
@@ -167,15 +169,16 @@ def utc_times(table: pa.Table) -> pa.Table:
 
 
 def read_batch(ws: Workspace, current: str, needed: Sequence[str],
-               optional: Sequence[str] = ()) -> tuple[pa.Table, str]:
+               optional: Sequence[str] = (), text: Sequence[str] = ()) -> tuple[pa.Table, str]:
     """The ``needed`` columns (and those of ``optional`` present) of the batch ``current`` as an
     Arrow table with UTC timestamps — text dictionary-encoded — and a label for it (``file ...``,
-    ``dataset NAME@V``)."""
+    ``dataset NAME@V``). The ``text`` columns of a CSV file are read as text, whatever they look
+    like (a file with its own types keeps them)."""
     path = Path(current)
     if (path / "_delta_log").is_dir():
         data, source = _read_delta(str(path.resolve()), None, needed, optional, f"Delta table {path}"), f"Delta table {path}"
     elif path.is_file():
-        data, source = _read_file(path, needed, optional), f"file {current}"
+        data, source = _read_file(path, needed, optional, text), f"file {current}"
     else:
         from serein.data.refs import DatasetRef
 

@@ -243,7 +243,10 @@ def _window_from_batch(ws: Workspace, loaded: LoadedModel, current: str, progres
     from serein.batch import plan_path
     from serein.monitor.batch_window import carried_outputs, output_columns, read_batch, score_batch, scores_of
 
-    table, source = read_batch(ws, current, loaded.features, optional=[loaded.target, *output_columns(loaded)])
+    text = [name for name, col in loaded.contract.columns.items() if col.type == "string" and name in loaded.features]
+    if loaded.classes and all(isinstance(c, str) for c in loaded.classes):
+        text += [loaded.target, "prediction"]  # labels and carried predictions such as "01" are classes, not 1
+    table, source = read_batch(ws, current, loaded.features, optional=[loaded.target, *output_columns(loaded)], text=text)
     X = table.select(loaded.features)
     carried = carried_outputs(table, loaded)
     if carried is None:
