@@ -172,3 +172,21 @@ def test_alerts_show_cli(tmp_path: Path) -> None:
     assert shown.returncode == 0 and json.loads(shown.stdout.splitlines()[-1])["details"] == {"psi": 0.3}
     missing = subprocess.run([*run, "99"], capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "no alert #99" in missing.stderr
+
+
+def test_a_drop_rule_on_an_error_metric_fires_when_the_error_rises(tmp_path: Path) -> None:
+    """``rmse_drop`` is how far performance fell: RMSE rising 0.1 above the holdout. It used to be
+    minus the change for every metric, so an error metric's drop rule fired when the error fell
+    and never when it rose; ``roc_auc_drop`` keeps its sign."""
+    from serein.alerts.rules import _metric_values
+
+    def result(metric: str, current: float, reference: float) -> SimpleNamespace:
+        return SimpleNamespace(performance={"n_labelled": 500, "min_labels": 100, "metrics": {
+            metric: {"current": current, "reference": reference, "change": current - reference}}})
+
+    rmse_drop = Rule("rmse_drop", "rmse_drop", 0.05, 0.2)
+    assert _metric_values(rmse_drop, result("rmse", 0.62, 0.52)) == {"": pytest.approx(0.1)}
+    assert rmse_drop.severity(_metric_values(rmse_drop, result("rmse", 0.62, 0.52))[""]) == "warning"
+    assert rmse_drop.severity(_metric_values(rmse_drop, result("rmse", 0.42, 0.52))[""]) is None
+    auc_drop = Rule("roc_auc_drop", "roc_auc_drop", 0.05, 0.2)
+    assert _metric_values(auc_drop, result("roc_auc", 0.7, 0.8)) == {"": pytest.approx(0.1)}

@@ -13,6 +13,8 @@ Rules come from ``alerts.rules`` in ``serein.yaml``; each names a ``metric`` and
           below: true                 # ... alerts when it falls below the levels
           warning: 0.75
           critical: 0.7
+        - metric: rmse_drop           # METRIC_drop: how far it fell from the holdout's value
+          warning: 0.05               # (an error metric: how far it rose)
         - metric: score_psi           # the model's outputs: score_psi, score_wasserstein,
           warning: 0.1                # prediction_psi, prediction_js
           critical: 0.2
@@ -49,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from serein.alerts.alerts import Occurrence
 from serein.errors import UsageError
+from serein.monitor.performance import HIGHER_IS_BETTER
 
 if TYPE_CHECKING:
     from serein.monitor.monitor import MonitorResult
@@ -167,8 +170,10 @@ def _metric_values(rule: Rule, result: MonitorResult) -> dict[str, float | None]
     row = (perf.get("metrics") or {}).get(name) if enough else None
     if row is None:
         return {"": None}
-    if rule.metric.endswith("_drop"):
-        return {"": None if row.get("change") is None else -float(row["change"])}
+    if rule.metric.endswith("_drop"):  # how far performance fell: a score going down, an error going up
+        if row.get("change") is None:
+            return {"": None}
+        return {"": -float(row["change"]) if name in HIGHER_IS_BETTER else float(row["change"])}
     return {"": row.get("current")}
 
 
