@@ -98,3 +98,16 @@ def test_a_clean_batch_is_screened_without_pandas_with_pandera_counts(tmp_path: 
     assert [(f["column"], f["check"], f["count"], sorted(f["examples"])) for f in fast["warnings"]] == \
         [(f["column"], f["check"], f["count"], sorted(f["examples"])) for f in exact.warnings] == \
         [("c", "unseen", unseen, ["y", "z"])]
+
+
+def test_integers_beyond_float64_precision_read_as_the_nearest_floats() -> None:
+    """An int64 column with values beyond 2**53 (ids, amounts in micro-units) reads as floats as
+    numpy casts them; Arrow's safe cast refused them and ended a monitor run with an internal error."""
+    from serein.data.arrow_arrays import arrow_floats, arrow_integers
+
+    column = pa.chunked_array([[2**53 + 1, None], [-(2**62), 7]])
+    assert arrow_floats(column)[[0, 2, 3]].tolist() == [float(2**53 + 1), float(-(2**62)), 7.0]
+    assert np.isnan(arrow_floats(column)[1])
+    assert arrow_integers(column, missing=0).tolist() == [2**53 + 1, 0, -(2**62), 7]
+    with pytest.raises(pa.ArrowInvalid):  # a fraction is still refused as an integer, not truncated
+        arrow_integers(pa.array([1.5]), missing=0)

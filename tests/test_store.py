@@ -142,3 +142,29 @@ def test_a_new_sqlite_store_has_large_pages_and_an_earlier_store_keeps_its_own(t
     assert _page_size(store) == 4096
     assert store.log_prediction_rows(_table_rows("new", ROWS_PER_INSERT + 1)) == ROWS_PER_INSERT + 1
     assert [r["request_id"] for r in store.prediction_rows("m")] == ["old"] + ["new"] * (ROWS_PER_INSERT + 1)
+
+
+def _open_store(uri: str, start: float) -> None:
+    import time
+
+    while time.time() < start:  # every process opens the new store at the same moment
+        pass
+    OperationalStore(uri)
+
+
+def test_processes_opening_a_new_store_at_once_all_open_it(tmp_path) -> None:
+    """Several processes creating a fresh store's tables at once: each finds a table missing and
+    creates it, the losers' CREATE TABLE fails and is looked at again instead of ending the process."""
+    import multiprocessing
+    import time
+
+    uri = f"sqlite:///{tmp_path / 'race.db'}"
+    context = multiprocessing.get_context("spawn")
+    start = time.time() + 2.0
+    processes = [context.Process(target=_open_store, args=(uri, start)) for _ in range(6)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+    assert [process.exitcode for process in processes] == [0] * 6
+    assert OperationalStore(uri).count_predictions() == 0

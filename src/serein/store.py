@@ -135,6 +135,20 @@ def loads(text: str | None) -> Any:
     return None if text is None else orjson.loads(text)
 
 
+def _create_tables(engine: Engine, attempts: int = 5) -> None:
+    """Create the tables that do not exist yet. Two processes opening a new store at once (the
+    server's workers, a monitor run beside the agent) may both find a table missing and both
+    create it: the loser's ``CREATE TABLE`` fails, and looking again finds it made."""
+    for attempt in range(attempts):
+        try:
+            metadata.create_all(engine)
+            return
+        except DBAPIError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
 def add_missing_columns(engine: Engine) -> None:
     """Add the nullable columns a newer serein defines to tables an older one created, so an
     existing workspace keeps working after an upgrade (``create_all`` only creates tables)."""
@@ -293,7 +307,7 @@ class OperationalStore:
     def __init__(self, uri: str) -> None:
         self.uri = uri
         self.engine = make_engine(uri)
-        metadata.create_all(self.engine)
+        _create_tables(self.engine)
         add_missing_columns(self.engine)
         self._row_insert = _RowInsert.compile(self.engine.dialect)
 

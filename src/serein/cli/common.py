@@ -12,6 +12,7 @@ import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from serein.workspace import Workspace
 
@@ -104,7 +105,7 @@ def print_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None
     for c in cols:
         table.add_column(c)
     for r in rows:
-        table.add_row(*["" if r.get(c) is None else str(r.get(c)) for c in cols])
+        table.add_row(*[Text("" if r.get(c) is None else str(r.get(c))) for c in cols])  # text, not rich markup
     console.print(table)
 
 
@@ -119,7 +120,7 @@ def emit(obj: Any, as_json: bool, columns: Sequence[str] | None = None, title: s
         table.add_column("key", style="bold")
         table.add_column("value")
         for k, v in obj.items():
-            table.add_row(str(k), v if isinstance(v, str) else _json(v))
+            table.add_row(Text(str(k)), Text(v if isinstance(v, str) else _json(v)))
         console.print(table)
     else:
         console.print(obj)

@@ -57,15 +57,9 @@ def _print_rows(frame: pd.DataFrame, title: str) -> None:
 
 
 def _table_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows for a rich table: lists joined, text escaped so ``[...]`` is not read as markup."""
-    from rich.markup import escape
-
-    def cell(value: Any) -> Any:
-        if isinstance(value, list):
-            value = ", ".join(map(str, value))
-        return escape(value) if isinstance(value, str) else value
-
-    return [{key: cell(value) for key, value in item.items()} for item in items]
+    """Rows for a table (``emit`` prints cells as text, never as rich markup): lists joined."""
+    return [{key: ", ".join(map(str, value)) if isinstance(value, list) else value for key, value in item.items()}
+            for item in items]
 
 
 def ingest(
@@ -121,10 +115,8 @@ def show(ref: RefArg, head: HeadOpt = 5, workspace: WorkspaceOpt = None, as_json
     if as_json:
         print_json({**info, "columns": dtypes, "head": _records(frame.head(head))})
         return
-    from rich.markup import escape
-
     columns = ", ".join(f"{c} ({t})" for c, t in dtypes.items())
-    emit({**info, "columns": escape(columns)}, False, title=loaded.ref)
+    emit({**info, "columns": columns}, False, title=loaded.ref)
     if head:
         _print_rows(frame.head(head), f"first {min(head, len(frame))} rows")
 

@@ -168,11 +168,7 @@ def list_alerts(
     if as_json:
         print_json(rows)
         return
-    from rich.markup import escape
-
-    # escaped: a feature or message holding "[/x]" is text, not rich markup (it ended the command)
-    emit([{k: escape(v) if isinstance(v, str) else v for k, v in {**r, "updated": fmt_time(r["updated_at"])}.items()}
-          for r in rows], False, columns=ALERT_COLUMNS, title="alerts")
+    emit([{**r, "updated": fmt_time(r["updated_at"])} for r in rows], False, columns=ALERT_COLUMNS, title="alerts")
 
 
 @alerts_app.command("show")

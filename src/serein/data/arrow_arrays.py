@@ -11,6 +11,8 @@ layout is known.
 >>> import pyarrow as pa
 >>> arrow_floats(pa.chunked_array([[1, None], [3]])).tolist()
 [1.0, nan, 3.0]
+>>> arrow_floats(pa.array([2**53 + 1, -(2**62)])).tolist()  # beyond 2**53: the nearest float
+[9007199254740992.0, -4.611686018427388e+18]
 >>> arrow_integers(pa.array([4, None, 6]), missing=-1).tolist()
 [4, -1, 6]
 >>> arrow_mask(pa.array([True, None, False, True])).tolist()
@@ -26,7 +28,10 @@ import pyarrow as pa
 
 
 def _chunks(column: pa.Array | pa.ChunkedArray, kind: pa.DataType) -> list[pa.Array]:
-    cast = column.cast(kind)
+    """The column's chunks cast to ``kind``. To float64 the cast may round: an integer beyond
+    2**53 becomes the nearest float, as numpy would make it (Arrow's safe cast refuses it); to
+    int64 it stays safe, refusing a fraction rather than truncating it."""
+    cast = column.cast(kind, safe=not pa.types.is_floating(kind))
     return list(cast.chunks) if isinstance(cast, pa.ChunkedArray) else [cast]
 
 
