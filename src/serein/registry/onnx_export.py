@@ -80,18 +80,18 @@ def onnx_feeds(X: pd.DataFrame, inputs: dict[str, str]) -> dict[str, np.ndarray]
 
 
 def _steps(est: Any) -> Any:
-    """Every estimator inside ``est``, through Pipelines and ColumnTransformers."""
+    """``est`` and every step inside it, through Pipelines and ColumnTransformers (which are
+    yielded too: callers pick the kinds they look for)."""
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
 
+    yield est
     if isinstance(est, Pipeline):
         for _, step in est.steps:
             yield from _steps(step)
     elif isinstance(est, ColumnTransformer):
         for _, trans, _ in est.transformers_:
             yield from _steps(trans)
-    else:
-        yield est
 
 
 def _imputers(est: Any) -> Any:
@@ -137,7 +137,7 @@ def _keep_unimputed_categories(pipeline: Any) -> None:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder
 
-    for step in _steps_and_pipelines(pipeline):
+    for step in _steps(pipeline):
         if not isinstance(step, Pipeline):
             continue
         for (_, first), (_, second) in itertools.pairwise(step.steps):
@@ -146,20 +146,6 @@ def _keep_unimputed_categories(pipeline: Any) -> None:
                 for j, categories in enumerate(second.categories_):
                     if categories.dtype == object and any(_missing(c) for c in categories):
                         first.statistics_[j] = MISSING_CATEGORY
-
-
-def _steps_and_pipelines(est: Any) -> Any:
-    """``est`` and every estimator and Pipeline inside it, through ColumnTransformers."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.pipeline import Pipeline
-
-    yield est
-    if isinstance(est, Pipeline):
-        for _, step in est.steps:
-            yield from _steps_and_pipelines(step)
-    elif isinstance(est, ColumnTransformer):
-        for _, trans, _ in est.transformers_:
-            yield from _steps_and_pipelines(trans)
 
 
 BOOSTING_OPSETS = {"": 17, "ai.onnx.ml": 3}  # the newest onnxmltools' tree converters accept
