@@ -353,3 +353,30 @@ def test_estimator_part_is_cut_from_the_export(scoring, credit_df: pd.DataFrame,
     onnx.save(two_paths, tmp_path / "two.onnx")
     with pytest.raises(ValueError, match="no single tensor"):
         estimator_model(str(tmp_path / "two.onnx"), 2)
+
+
+def test_a_csv_input_reads_the_contract_text_columns_as_text(scoring, tmp_path: Path) -> None:
+    """Codes such as "07" in a column the model's contract holds as text are scored as "07", not
+    as the number 7 that CSV type inference made of them (an unknown category to the model)."""
+    from serein.batch import open_source
+
+    ws, _ = scoring
+    source = tmp_path / "codes.csv"
+    source.write_text("region,amount\n07,1.5\n12,\n")
+    batches = list(open_source(ws, str(source), ["region"]).batches(100))
+    assert batches[0].column("region").to_pylist() == ["07", "12"]
+    assert batches[0].column("amount").to_pylist() == [1.5, None]
+    text = [c for c, spec in ws.registry.load(MODEL).contract.columns.items() if spec.type == "string"]
+    assert text, "the model's contract has text columns"
+    frame = ws.datasets.load("applications").frame
+    codes = frame.iloc[:50].copy()
+    codes[text[0]] = [f"0{i % 7}" for i in range(len(codes))]  # numeric-looking codes
+    codes.to_csv(tmp_path / "in.csv", index=False)
+    codes.to_parquet(tmp_path / "in.parquet")
+    from_csv = predict_batch(ws, MODEL, str(tmp_path / "in.csv"), str(tmp_path / "csv.parquet"))
+    from_parquet = predict_batch(ws, MODEL, str(tmp_path / "in.parquet"), str(tmp_path / "pq.parquet"))
+    assert from_csv.rows_scored == from_parquet.rows_scored == 50
+    scored = pq.read_table(tmp_path / "csv.parquet")
+    assert scored.column(text[0]).to_pylist() == codes[text[0]].tolist()  # written back as given
+    np.testing.assert_allclose(scored.column("proba_1").to_numpy(),
+                               pq.read_table(tmp_path / "pq.parquet").column("proba_1").to_numpy())

@@ -163,3 +163,17 @@ def test_listing_ignores_the_quarantine_and_other_folders(workspace: Workspace, 
     assert [d["name"] for d in store.list()] == ["a", "b"]
     updated = datetime.fromisoformat(store.list()[0]["updated"])
     assert abs(updated - datetime.now(timezone.utc)) < timedelta(minutes=5)
+
+
+def test_a_csv_batch_keeps_the_leading_zeros_of_a_contract_text_column(workspace: Workspace, tmp_path: Path) -> None:
+    """Codes such as "07" in a column the contract holds as text are ingested as "07": CSV type
+    inference read them as the number 7, which the contract then flagged as an unseen category."""
+    store = workspace.datasets
+    first = pd.DataFrame({"branch": ["07", "12", "07", "30"], "amount": [1.5, 2.0, 3.0, 4.5]})
+    store.ingest(first, "codes")
+    suggest_contract(first, dataset="codes").save(store.contract_path("codes"))
+    batch = tmp_path / "batch.csv"
+    batch.write_text("branch,amount\n07,2.5\n12,1.0\n")
+    result = store.ingest(batch, "codes")
+    assert (result.accepted, result.quarantined, result.warnings) == (2, 0, [])
+    assert store.load("codes").frame["branch"].tolist() == ["07", "12", "07", "30", "07", "12"]

@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -148,7 +148,9 @@ def _delta_source(path: str, version: int | None, label: str) -> Source:
                   lambda size: _rebatch(dataset.to_batches(batch_size=size), size))
 
 
-def _file_source(path: Path) -> Source:
+def _file_source(path: Path, text: Sequence[str] = ()) -> Source:
+    """A Parquet or CSV file; a CSV file's ``text`` columns are read as text whatever they look
+    like (type inference would make codes such as "07" the number 7)."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
@@ -163,7 +165,7 @@ def _file_source(path: Path) -> Source:
             return Source(str(path), parquet.schema_arrow, parquet.metadata.num_rows,
                           lambda size: _rebatch(parquet.iter_batches(batch_size=size), size))
         if kind == "csv":
-            options = pcsv.ConvertOptions(strings_can_be_null=True)
+            options = pcsv.ConvertOptions(strings_can_be_null=True, column_types={c: pa.string() for c in text})
             schema = pcsv.open_csv(path, convert_options=options).schema
             return Source(str(path), schema, None,
                           lambda size: _rebatch(iter(pcsv.open_csv(path, convert_options=options)), size))
@@ -174,16 +176,16 @@ def _file_source(path: Path) -> Source:
                      hint="convert it, or ingest it first (`serein data ingest`) and score the dataset")
 
 
-def open_source(ws: Workspace, text: str) -> Source:
+def open_source(ws: Workspace, text: str, text_columns: Sequence[str] = ()) -> Source:
     """The input named by ``text``: a dataset ref (``NAME``, ``NAME@3``, ``NAME@ISO-TIME``), a
-    Delta table folder, or a Parquet/CSV file."""
+    Delta table folder, or a Parquet/CSV file (its ``text_columns`` read as text)."""
     from serein.data.readers import SUFFIXES
 
     path = Path(text)
     if (path / "_delta_log").is_dir():
         return _delta_source(str(path.resolve()), None, str(path))
     if path.is_file():
-        return _file_source(path)
+        return _file_source(path, text_columns)
     if os.sep in text or text.lower().endswith(tuple(SUFFIXES)):
         raise NotFoundError(f"input {text} not found",
                             hint="give an existing Parquet/CSV file, a Delta table folder or a dataset ref NAME@VERSION")
@@ -663,10 +665,10 @@ def predict_batch(ws: Workspace, model: str, input: str, output: str, chunk_rows
                                                                "exists; sklearn always runs the pipeline")
     start = time.perf_counter()
     sink = Sink(ws, output, mode)
-    source = open_source(ws, input)
     name, ref = split_ref(model)
     # refuses artifacts whose sha256 changed; the pipeline is deserialized only if something needs it
     loaded = ws.registry.load(name, ref or CHAMPION, pipeline=False)
+    source = open_source(ws, input, [c for c, spec in loaded.contract.columns.items() if spec.type == "string"])
     if runtime == "sklearn" or loaded.onnx_path is None:
         loaded.loaded(pipeline=True)  # now: the thread limits below then cover its OpenMP pool
     keep = _output_columns(loaded, source, id_column)

@@ -316,7 +316,9 @@ class DatasetStore:
             batch = normalise_times(source.reset_index(drop=True))
         else:
             label = str(source)
-            batch = read_table(source)
+            contract = self.contract(name)
+            text = [] if contract is None else [c for c, spec in contract.columns.items() if spec.type == "string"]
+            batch = read_table(source, text)
             _check_columns(batch, label)
         if len(batch) == 0:
             raise UsageError(f"{label} has no rows", hint="ingest at least one row")

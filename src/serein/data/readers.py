@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,28 +59,30 @@ def file_format(path: str | os.PathLike[str]) -> str:
     )
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _read_csv(path: Path, text: Sequence[str] = ()) -> pd.DataFrame:
+    import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    # Empty text in a text column is a missing value, as it is in numeric columns.
-    table = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(strings_can_be_null=True))
-    return table.to_pandas()
+    # Empty text in a text column is a missing value, as it is in numeric columns. The ``text``
+    # columns stay text: type inference would make codes such as "07" the number 7.
+    options = pcsv.ConvertOptions(strings_can_be_null=True, column_types={c: pa.string() for c in text})
+    return pcsv.read_csv(path, convert_options=options).to_pandas()
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
+def _read_parquet(path: Path, text: Sequence[str] = ()) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
-    return pq.read_table(path).to_pandas()
+    return pq.read_table(path).to_pandas()  # typed: nothing is inferred
 
 
-def _read_jsonl(path: Path) -> pd.DataFrame:
+def _read_jsonl(path: Path, text: Sequence[str] = ()) -> pd.DataFrame:
     import pandas as pd
 
     # dtype=False: no guessing from column names; ISO text is parsed below for every column.
     return pd.read_json(path, lines=True, dtype=False)
 
 
-READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
+READERS: dict[str, Callable[[Path, Sequence[str]], pd.DataFrame]] = {
     "csv": _read_csv,
     "parquet": _read_parquet,
     "jsonl": _read_jsonl,
@@ -119,9 +121,11 @@ def normalise_times(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+def read_table(path: str | os.PathLike[str], text: Sequence[str] = ()) -> pd.DataFrame:
     """Read a CSV (``.csv``, ``.csv.gz``), Parquet (``.parquet``, ``.pq``) or JSON Lines
-    (``.jsonl``, ``.ndjson``) file; refuse a missing, unreadable or empty one with a clear error."""
+    (``.jsonl``, ``.ndjson``) file; refuse a missing, unreadable or empty one with a clear error.
+    ``text``: columns a CSV file holds as text whatever they look like (a contract's string
+    columns)."""
     p = Path(path)
     kind = file_format(p)
     if not p.exists():
@@ -131,7 +135,7 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     if p.stat().st_size == 0:
         raise UsageError(f"{p} is empty (0 bytes)", hint="ingest a file with a header and at least one row")
     try:
-        df = READERS[kind](p)
+        df = READERS[kind](p, text)
     except PermissionError:
         raise UsageError(f"{p} cannot be read (permission denied)") from None
     except Exception as exc:  # pyarrow/pandas raise many types for malformed content
