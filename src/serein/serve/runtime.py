@@ -114,13 +114,11 @@ def _beyond_safe(values: np.ndarray, axis: int) -> list[int]:
     return np.flatnonzero(hits.any(axis=axis)).tolist() if hits.any() else []
 
 
-def finite(out: Predictions, columns: Columns, fallback: Runtime | None, unsafe: Sequence[int] = ()) -> Predictions:
+def finite(out: Predictions, columns: Columns, fallback: Runtime, unsafe: Sequence[int] = ()) -> Predictions:
     """``out`` with each row whose output is not finite, or that is listed in ``unsafe`` (inputs
     beyond ``FLOAT32_SAFE``), scored again by ``fallback`` (in place); ``NonFiniteOutput`` for the rows
-    still without a finite output (also those the fallback refuses). Without a fallback (batch
-    scoring) ``out`` is returned as it is."""
-    if fallback is None:
-        return out
+    still without a finite output (also those the fallback refuses). A runtime without a fallback
+    (batch scoring) does not call it."""
     bad = _non_finite(out.scores)
     if unsafe:
         bad = sorted(set(bad).union(unsafe))
@@ -196,8 +194,8 @@ class SklearnRuntime:
         self.pipeline = pipeline
         self.classes = _python_classes(classes)
         self._types = {name: spec.type for name, spec in contract.columns.items()}
-        self._proba = self.classes is not None and hasattr(pipeline, "predict_proba")
-        self.gives_probabilities = self._proba  # a classifier without predict_proba answers labels only
+        # a classifier without predict_proba answers labels only
+        self.gives_probabilities = self.classes is not None and hasattr(pipeline, "predict_proba")
 
     def frame(self, columns: Columns) -> Any:
         """The request's columns as a DataFrame with the dtypes training data had."""
@@ -226,7 +224,7 @@ class SklearnRuntime:
         X = self.frame(columns)
         if self.classes is None:
             return _from_values(self.pipeline.predict(X))
-        if self._proba:
+        if self.gives_probabilities:
             return _from_probabilities(self.classes, np.asarray(self.pipeline.predict_proba(X)))
         return Predictions(np.asarray(self.pipeline.predict(X)).ravel().tolist(), None, [None] * n_rows)
 
