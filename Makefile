@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test install clean bench-batch bench-detection bench-monitor-window bench-drift bench-serving bench-protocols bench-estimation bench-shipper
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml hatch_build.py src/serein/tree_kernel.c
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "serein needs Python >= 3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip

@@ -1,10 +1,13 @@
 """TableTrees (``serein.tree_tables``) against ONNX Runtime on the same exported trees: binary
 HistGradientBoosting classifiers (31 and up to 64 leaves per tree), a multi-class one and a
 regressor, probed on, just below and just above every threshold, with NaN, infinities and unseen
-categories; and the ensembles it declines."""
+categories; and the ensembles it declines. Each comparison runs twice: with the compiled kernel
+(``serein.tree_kernel``) and with numpy (where the kernel is not built)."""
 
 from __future__ import annotations
 
+import shutil
+import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +22,24 @@ from serein.batch import estimator_model
 from serein.data.profiling import suggest_contract
 from serein.registry.onnx_export import convert, onnx_inputs, session
 from serein.train.pipeline import build_pipeline
+from serein import tree_kernel, tree_tables
 from serein.tree_tables import TableTrees
 
 NUMERIC = ["age", "income", "credit_score", "term_months"]
+
+
+def _compiler() -> str | None:
+    return shutil.which((sysconfig.get_config_var("CC") or "cc").split()[0]) or shutil.which("cc")
+
+
+@pytest.fixture(params=["kernel", "numpy"])
+def scorer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Score with the compiled kernel, then with numpy."""
+    if request.param == "numpy":
+        monkeypatch.setattr(tree_tables, "kernel_for", lambda *args: None)
+    elif tree_kernel.library() is None:
+        pytest.skip("the C kernel is not built here (no C compiler when serein was installed)")
+    return str(request.param)
 CATEGORICAL = ["employment", "region"]
 
 
@@ -86,6 +104,7 @@ def _leaves_per_tree(model: bytes) -> int:
     return int(np.bincount(trees).max())
 
 
+@pytest.mark.usefixtures("scorer")
 @pytest.mark.parametrize(("leaves", "text_labels"), [(31, False), (60, True)])
 def test_classifier_matches_onnx_runtime(credit_df: pd.DataFrame, tmp_path: Path, leaves: int, text_labels: bool) -> None:
     estimator = HistGradientBoostingClassifier(max_iter=25, max_leaf_nodes=leaves, min_samples_leaf=5, random_state=0)
@@ -105,6 +124,7 @@ def test_classifier_matches_onnx_runtime(credit_df: pd.DataFrame, tmp_path: Path
     np.testing.assert_array_equal(saved_label, label)
 
 
+@pytest.mark.usefixtures("scorer")
 def test_multiclass_classifier_matches_onnx_runtime(credit_df: pd.DataFrame, tmp_path: Path) -> None:
     """One score per class (a tree per class and iteration) and a softmax."""
     grade = pd.cut(credit_df["loan_amount"].fillna(0.0), 3, labels=["small", "medium", "large"]).astype(str)
@@ -123,6 +143,7 @@ def test_multiclass_classifier_matches_onnx_runtime(credit_df: pd.DataFrame, tmp
     np.testing.assert_array_equal(saved_label, label)
 
 
+@pytest.mark.usefixtures("scorer")
 def test_regressor_matches_onnx_runtime(credit_df: pd.DataFrame, tmp_path: Path) -> None:
     estimator = HistGradientBoostingRegressor(max_iter=30, random_state=0)
     cut, layout = _cut(credit_df, tmp_path, estimator, credit_df["loan_amount"], classifier=False)
@@ -158,3 +179,35 @@ def test_declines_what_it_does_not_reproduce(credit_df: pd.DataFrame, tmp_path: 
     model.graph.node[0].attribute.append(helper.make_attribute("nodes_missing_value_tracks_true",
                                                                [1] * len(attrs["nodes_modes"])))
     assert TableTrees.compile(model.SerializeToString(), layout) is None
+
+
+def test_kernel_is_built_where_a_compiler_is() -> None:
+    """Installing serein with a C compiler on the machine builds the kernel (hatch_build.py)."""
+    if _compiler() is None:
+        pytest.skip("no C compiler here: serein scores tree tables with numpy")
+    assert tree_kernel.library() is not None, f"{tree_kernel.LIBRARY} is missing: reinstall serein (pip install -e .)"
+
+
+def test_kernel_refuses_what_it_would_read_out_of_bounds(credit_df: pd.DataFrame, tmp_path: Path) -> None:
+    """Tables from a damaged plan file and category codes outside a table are refused with
+    ValueError (a batch plan is then compiled again), never read past an array's end."""
+    if tree_kernel.library() is None:
+        pytest.skip("the C kernel is not built here (no C compiler when serein was installed)")
+    estimator = HistGradientBoostingClassifier(max_iter=5, random_state=0)
+    cut, layout = _cut(credit_df, tmp_path, estimator, credit_df["default"], classifier=True)
+    trees = TableTrees.compile(cut, layout)
+    assert trees is not None and trees.kernel is not None
+    arrays = trees.to_arrays()
+    padded = next(name for name in arrays if name.startswith("cuts"))
+    with pytest.raises(ValueError, match="padded"):
+        TableTrees.from_arrays({**arrays, padded: arrays[padded][:-1]})
+    with pytest.raises(ValueError, match="masks"):
+        TableTrees.from_arrays({**arrays, "masks0": arrays["masks0"][:, :-1]})
+    with pytest.raises(ValueError, match="leaf values"):
+        TableTrees.from_arrays({**arrays, "leaf_values": arrays["leaf_values"][:, :1]})
+    inputs = _probe(cut, layout, 100)
+    text = layout.index(next(k for k in layout if k is not None))
+    inputs[text] = inputs[text].copy()
+    inputs[text][7] = layout[text] + 1  # one past the unseen-category code
+    with pytest.raises(ValueError, match="row 7"):
+        trees.run(inputs)
