@@ -196,7 +196,7 @@ def test_the_arrow_path_falls_back_to_onnx_runtime(scoring, monkeypatch: pytest.
         monkeypatch.setattr(TableTrees, "compile", lambda model, layout: None)
     else:
         run = TableTrees.run
-        monkeypatch.setattr(TableTrees, "run", lambda self, inputs: [out[::-1] for out in run(self, inputs)])
+        monkeypatch.setattr(TableTrees, "run", lambda self, *inputs: [out[::-1] for out in run(self, *inputs)])
     scorer = ChunkScorer(loaded, prefer_onnx=True, arrow_path=True)
     assert scorer.estimator_kind == "onnxruntime"
     batch = pa.RecordBatch.from_pandas(frame[loaded.features], preserve_index=False)

@@ -84,6 +84,15 @@ def _probe(model: bytes, layout: list[int | None], rows: int, seed: int = 0) -> 
     return inputs
 
 
+def _blocks(inputs: list[np.ndarray], layout: list[int | None]) -> tuple[np.ndarray, np.ndarray]:
+    """The inputs as ``TableTrees.run`` takes them: a block of numbers and a block of codes."""
+    numbers = [values for values, k in zip(inputs, layout, strict=True) if k is None]
+    codes = [values for values, k in zip(inputs, layout, strict=True) if k is not None]
+    rows = len(inputs[0])
+    return (np.array(numbers, dtype=np.float32).reshape(len(numbers), rows),
+            np.array(codes, dtype=np.intp).reshape(len(codes), rows))
+
+
 def _matrix(inputs: list[np.ndarray], layout: list[int | None]) -> np.ndarray:
     """The float32 matrix the inputs stand for: numbers as they are, codes one-hot."""
     parts = [values.reshape(-1, 1) if k is None else np.eye(k + 1, k, dtype=np.float32)[values]
@@ -114,12 +123,12 @@ def test_classifier_matches_onnx_runtime(credit_df: pd.DataFrame, tmp_path: Path
     trees = TableTrees.compile(cut, layout)
     assert trees is not None
     inputs = _probe(cut, layout, 20_000)
-    label, proba = trees.run(inputs)
+    label, proba = trees.run(*_blocks(inputs, layout))
     expected_label, expected_proba = session(cut).run(None, {"X": _matrix(inputs, layout)})
     np.testing.assert_allclose(proba, expected_proba, atol=1e-6)
     np.testing.assert_array_equal(label, expected_label)
-    assert [out.shape for out in trees.run([values[:0] for values in inputs])] == [(0,), (0, 2)]  # a chunk of rejects
-    saved_label, saved_proba = _saved(trees, tmp_path).run(inputs)
+    assert [out.shape for out in trees.run(*_blocks([values[:0] for values in inputs], layout))] == [(0,), (0, 2)]  # a chunk of rejects
+    saved_label, saved_proba = _saved(trees, tmp_path).run(*_blocks(inputs, layout))
     np.testing.assert_array_equal(saved_proba, proba)
     np.testing.assert_array_equal(saved_label, label)
 
@@ -133,12 +142,12 @@ def test_multiclass_classifier_matches_onnx_runtime(credit_df: pd.DataFrame, tmp
     trees = TableTrees.compile(cut, layout)
     assert trees is not None and trees.link == "softmax"
     inputs = _probe(cut, layout, 20_000, seed=2)
-    label, proba = trees.run(inputs)
+    label, proba = trees.run(*_blocks(inputs, layout))
     expected_label, expected_proba = session(cut).run(None, {"X": _matrix(inputs, layout)})
     assert proba.shape == expected_proba.shape == (20_000, 3)
     np.testing.assert_allclose(proba, expected_proba, atol=1e-6)
     np.testing.assert_array_equal(label, expected_label)
-    saved_label, saved_proba = _saved(trees, tmp_path).run(inputs)
+    saved_label, saved_proba = _saved(trees, tmp_path).run(*_blocks(inputs, layout))
     np.testing.assert_array_equal(saved_proba, proba)
     np.testing.assert_array_equal(saved_label, label)
 
@@ -150,11 +159,11 @@ def test_regressor_matches_onnx_runtime(credit_df: pd.DataFrame, tmp_path: Path)
     trees = TableTrees.compile(cut, layout)
     assert trees is not None
     inputs = _probe(cut, layout, 20_000, seed=1)
-    (predicted,) = trees.run(inputs)
+    (predicted,) = trees.run(*_blocks(inputs, layout))
     (expected,) = session(cut).run(None, {"X": _matrix(inputs, layout)})
     assert predicted.shape == expected.shape
     np.testing.assert_allclose(predicted, expected, rtol=1e-5)
-    np.testing.assert_array_equal(_saved(trees, tmp_path).run(inputs)[0], predicted)
+    np.testing.assert_array_equal(_saved(trees, tmp_path).run(*_blocks(inputs, layout))[0], predicted)
     with pytest.raises(ValueError):
         TableTrees.from_arrays({**trees.to_arrays(), "link": np.array("cubic")})
 
@@ -210,4 +219,4 @@ def test_kernel_refuses_what_it_would_read_out_of_bounds(credit_df: pd.DataFrame
     inputs[text] = inputs[text].copy()
     inputs[text][7] = layout[text] + 1  # one past the unseen-category code
     with pytest.raises(ValueError, match="row 7"):
-        trees.run(inputs)
+        trees.run(*_blocks(inputs, layout))

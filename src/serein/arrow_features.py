@@ -78,7 +78,9 @@ class ArrowFeatures:
     through their dictionary (each distinct category looked up once), numbers are imputed in
     place. :meth:`matrix` gives the float32 matrix the estimator takes (for ONNX Runtime, without
     the string operators of the whole-pipeline export); :meth:`inputs` the same per input column,
-    a text column as its category codes (for ``serein.tree_tables``)."""
+    in a block of numbers and a block of text columns' category codes (for
+    ``serein.tree_tables``); :meth:`matrix_of` and :meth:`inputs_of` take a request's validated
+    columns instead (serving)."""
 
     def __init__(self, blocks: list[_Block]) -> None:
         self.blocks = blocks
@@ -164,34 +166,76 @@ class ArrowFeatures:
         for a one-hot encoded text column (as :meth:`inputs` gives them)."""
         return [None if b.categories is None else len(b.categories[k]) for b in self.blocks for k in range(len(b.columns))]
 
-    def inputs(self, batch: pa.RecordBatch) -> list[np.ndarray]:
-        """One array per input of :attr:`layout` for the rows of ``batch``: a number column imputed,
-        scaled and clipped to float32 (the matrix column itself), a text column as the position of
-        each row's category (its hot column), the category count for an unseen one (no column)."""
-        return [self._number(batch.column(name), block, k) if block.categories is None
-                else self._codes(batch.column(name), block.categories[k], str(block.fill[k]))
-                for block in self.blocks for k, name in enumerate(block.columns)]
+    def inputs(self, batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
+        """The inputs of :attr:`layout` for the rows of ``batch`` as two blocks, each in layout
+        order: ``(number inputs, rows)`` float32, each number column imputed, scaled and clipped
+        (the matrix column itself), and ``(text inputs, rows)`` codes, each row's category as its
+        position (its hot column), the category count for an unseen one (no column)."""
+        numbers, codes = self._blocks(batch.num_rows)
+        i = j = 0
+        for block in self.blocks:
+            for k, name in enumerate(block.columns):
+                if block.categories is None:
+                    numbers[i] = self._number(batch.column(name), block, k)
+                    i += 1
+                else:
+                    codes[j] = self._codes(batch.column(name), block.categories[k], str(block.fill[k]))
+                    j += 1
+        return numbers, codes
+
+    def inputs_of(self, columns: Mapping[str, np.ndarray | Sequence[Any]], n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`inputs` for a request's validated columns (``serein.serve.validation``: a number
+        column as a numpy array, NaN for a null; a text column as a list, None for a null). Made
+        for serving's few rows: a number block is converted in one call, and a text value is one
+        dictionary look-up, where :meth:`inputs`'s per-column Arrow work costs ~0.4 ms whatever
+        the row count.
+
+        >>> features = ArrowFeatures([_Block(["x", "y"], np.array([0.0, 5.0]), mean=np.array([1.0, 0.0]),
+        ...                                  scale=np.array([2.0, 1.0])),
+        ...                           _Block(["city"], np.array(["Oslo"], dtype=object), categories=[["Lyon", "Oslo"]])])
+        >>> numbers, codes = features.inputs_of({"x": np.array([3.0, np.nan]), "y": np.array([1, 2]),
+        ...                                      "city": [None, "Rome"]}, 2)
+        >>> numbers.tolist(), codes.tolist()
+        ([[1.0, -0.5], [1.0, 2.0]], [[1, 2]])
+        """
+        numbers, codes = self._blocks(n_rows)
+        i = j = 0
+        for block, lookups in zip(self.blocks, self._lookups, strict=True):
+            if lookups is None:
+                numbers[i:i + len(block.columns)] = self._number_block(columns, block)
+                i += len(block.columns)
+                continue
+            assert block.categories is not None
+            for k, (name, lookup) in enumerate(zip(block.columns, lookups, strict=True)):
+                unseen = len(block.categories[k])
+                fill = lookup.get(str(block.fill[k]), unseen)
+                codes[j] = [fill if value is None else lookup.get(value, unseen) for value in columns[name]]
+                j += 1
+        return numbers, codes
+
+    def _blocks(self, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """Empty blocks of numbers and codes for ``n_rows`` rows."""
+        texts = sum(len(b.columns) for b in self.blocks if b.categories is not None)
+        return (np.empty((len(self.layout) - texts, n_rows), dtype=np.float32),
+                np.empty((texts, n_rows), dtype=np.intp))
 
     def matrix(self, batch: pa.RecordBatch) -> np.ndarray:
         """The ``(rows, width)`` float32 input of the estimator for the rows of ``batch``."""
         out = np.zeros((batch.num_rows, self.width), dtype=np.float32)
-        at = 0
-        for values, count in zip(self.inputs(batch), self.layout, strict=True):
+        numbers, codes = self.inputs(batch)
+        at = i = j = 0
+        for count in self.layout:
             if count is None:
-                out[:, at] = values
-                at += 1
+                out[:, at] = numbers[i]
+                at, i = at + 1, i + 1
             else:
-                rows = np.flatnonzero(values < count)
-                out[rows, at + values[rows]] = 1.0
-                at += count
+                rows = np.flatnonzero(codes[j] < count)
+                out[rows, at + codes[j][rows]] = 1.0
+                at, j = at + count, j + 1
         return out
 
     def matrix_of(self, columns: Mapping[str, np.ndarray | Sequence[Any]], n_rows: int) -> np.ndarray:
-        """:meth:`matrix` for a request's validated columns (``serein.serve.validation``: a number
-        column as a numpy array, NaN for a null; a text column as a list, None for a null). Made
-        for serving's few rows: a number block is converted in one call, and a text value is one
-        dictionary look-up, where :meth:`matrix`'s per-column Arrow work costs ~0.4 ms whatever
-        the row count.
+        """:meth:`matrix` for a request's validated columns (as :meth:`inputs_of` takes them).
 
         >>> features = ArrowFeatures([_Block(["x", "y"], np.array([0.0, 5.0]), mean=np.array([1.0, 0.0]),
         ...                                  scale=np.array([2.0, 1.0])),
@@ -204,16 +248,7 @@ class ArrowFeatures:
         at = 0
         for block, lookups in zip(self.blocks, self._lookups, strict=True):
             if lookups is None:
-                values = np.array([columns[name] for name in block.columns], dtype=np.float64)
-                missing = np.isnan(values)
-                if missing.any():
-                    values[missing] = np.broadcast_to(block.fill[:, None], values.shape)[missing]
-                if block.mean is not None:
-                    values -= block.mean[:, None]
-                if block.scale is not None:
-                    values /= block.scale[:, None]
-                np.clip(values, -FLOAT32_MAX, FLOAT32_MAX, out=values)
-                out[:, at:at + len(block.columns)] = values.T
+                out[:, at:at + len(block.columns)] = self._number_block(columns, block).T
                 at += len(block.columns)
                 continue
             assert block.categories is not None
@@ -230,6 +265,20 @@ class ArrowFeatures:
             out[rows, hot] = 1.0
         return out
 
+    @staticmethod
+    def _number_block(columns: Mapping[str, np.ndarray | Sequence[Any]], block: _Block) -> np.ndarray:
+        """A number block's ``(columns, rows)`` float64 values from a request's columns: imputed,
+        scaled and clipped to float32's range, in one call per step."""
+        values = np.array([columns[name] for name in block.columns], dtype=np.float64)
+        missing = np.isnan(values)
+        if missing.any():
+            values[missing] = np.broadcast_to(block.fill[:, None], values.shape)[missing]
+        if block.mean is not None:
+            values -= block.mean[:, None]
+        if block.scale is not None:
+            values /= block.scale[:, None]
+        return np.clip(values, -FLOAT32_MAX, FLOAT32_MAX, out=values)
+
     @cached_property
     def _lookups(self) -> list[list[dict[str, int]] | None]:
         """Per block, None for numbers, else each text column's position of every category."""
@@ -238,14 +287,15 @@ class ArrowFeatures:
 
     @staticmethod
     def _number(column: pa.Array, block: _Block, k: int) -> np.ndarray:
-        """Column ``k`` of a numeric block: nulls imputed, scaled, clipped to float32's range."""
+        """Column ``k`` of a numeric block: nulls imputed, scaled, clipped to float32's range (float64;
+        stored as float32 in the numbers block, as the whole export does)."""
         values = arrow_floats(column)  # from the buffers: pyarrow's to_numpy would import pandas
         values = np.where(np.isnan(values), block.fill[k], values)  # a new array: the column stays as it is
         if block.mean is not None:
             values -= block.mean[k]
         if block.scale is not None:
             values /= block.scale[k]
-        return np.clip(values, -FLOAT32_MAX, FLOAT32_MAX, out=values).astype(np.float32)  # as the whole export does
+        return np.clip(values, -FLOAT32_MAX, FLOAT32_MAX, out=values)
 
     @staticmethod
     def _codes(column: pa.Array, categories: list[str], fill: str) -> np.ndarray:

@@ -328,7 +328,7 @@ class ChunkScorer:
     @staticmethod
     def _tables(features: ArrowFeatures, trees: TableTrees) -> Callable[[pa.RecordBatch], list[Any]]:
         """The ``tables`` estimator: the batch's inputs (:meth:`ArrowFeatures.inputs`) through ``trees``."""
-        return lambda batch: trees.run(features.inputs(batch))
+        return lambda batch: trees.run(*features.inputs(batch))
 
     def _check_arrow_path(self) -> ArrowPlan:
         """Set up the Arrow path (see the class docstring) when it reproduces the pipeline: the

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PLAN_FORMAT = 2  # bump when what a saved plan means changes (2: tables merged up to 1 MB)
+PLAN_FORMAT = 3  # bump when what a saved plan means changes (2: tables merged up to 1 MB; 3: tables keep their layout)
 ESTIMATORS = ("tables", "onnxruntime")  # serein.tree_tables.TableTrees, or ONNX Runtime on the estimator's part
 
 

@@ -11,17 +11,26 @@
  */
 #include <stdint.h>
 
-#define SEREIN_TREE_KERNEL_ABI 1
+#define SEREIN_TREE_KERNEL_ABI 2
 
-/* One input of a table: a number (cuts != 0) or a category code (cuts == 0). */
+/* One input of a table: a number (cuts != 0) or a category code (cuts == 0), read from column
+ * `column` of the numbers or the codes (see serein_block). */
 typedef struct {
-    const void *values;   /* float32 numbers, or int64 category codes */
+    int64_t column;
     const float *cuts;    /* the input's sorted thresholds padded with +inf to 2^m - 1 entries */
     int64_t padded;       /* entries of cuts */
     int64_t count;        /* thresholds before the padding */
     int64_t size;         /* the input's codes are below this */
     int64_t radix;        /* the input's code is multiplied by this in the table's code */
 } serein_input;
+
+/* The rows' inputs: value (row, column) at values[column * column_step + row * row_step], so that
+ * one array per column and row-major matrices are read in place. */
+typedef struct {
+    const float *numbers;
+    const int64_t *codes;
+    int64_t number_column_step, number_row_step, code_column_step, code_row_step;
+} serein_block;
 
 /* One table: per-tree leaf masks, one row of `trees` masks per code. */
 typedef struct {
@@ -42,12 +51,14 @@ static inline int64_t failing(const serein_input *in, float x) {
 }
 
 /* The code of `row` in `table`, or -1 when a category code puts it outside the table. */
-static inline int64_t code_of(const serein_table *table, const serein_input *inputs, int64_t row) {
+static inline int64_t code_of(const serein_table *table, const serein_input *inputs, const serein_block *block,
+                              int64_t row) {
     int64_t code = 0;
     const serein_input *in = inputs + table->first_input;
     for (int64_t j = 0; j < table->n_inputs; j++) {
-        int64_t part = in[j].cuts ? failing(&in[j], ((const float *)in[j].values)[row])
-                                  : ((const int64_t *)in[j].values)[row];
+        int64_t part = in[j].cuts
+            ? failing(&in[j], block->numbers[in[j].column * block->number_column_step + row * block->number_row_step])
+            : block->codes[in[j].column * block->code_column_step + row * block->code_row_step];
         if (part < 0 || part >= in[j].size) return -1;
         code += part * in[j].radix;
     }
@@ -62,14 +73,14 @@ static inline int64_t code_of(const serein_table *table, const serein_input *inp
  * tree's values. `alive` is scratch space for `trees` masks. Returns -1, or the first row whose
  * category code lies outside its table (nothing is scored from that row on). */
 #define SCORES(NAME, MASK, CTZ)                                                                         \
-    int64_t NAME(int64_t rows, int64_t trees, int64_t leaves, int64_t n_tables,                         \
+    int64_t NAME(int64_t rows, const serein_block *block, int64_t trees, int64_t leaves, int64_t n_tables, \
                  const serein_table *tables, const serein_input *inputs, const double *leaf_values,     \
                  int64_t n_scores, MASK *alive, double *scores) {                                       \
         const MASK last = (MASK)1 << (leaves - 2);                                                      \
         for (int64_t row = 0; row < rows; row++) {                                                      \
             for (int64_t k = 0; k < trees; k++) alive[k] = (MASK)~(MASK)0;                              \
             for (int64_t t = 0; t < n_tables; t++) {                                                    \
-                int64_t code = code_of(&tables[t], inputs, row);                                        \
+                int64_t code = code_of(&tables[t], inputs, block, row);                                 \
                 if (code < 0) return row;                                                               \
                 const MASK *masks = (const MASK *)tables[t].masks + code * trees;                       \
                 for (int64_t k = 0; k < trees; k++) alive[k] &= masks[k];                               \

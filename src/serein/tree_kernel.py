@@ -28,14 +28,19 @@ if TYPE_CHECKING:
     from serein.tree_tables import _Table
 
 LIBRARY = Path(__file__).with_name("libtreekernel.so")
-ABI = 1  # SEREIN_TREE_KERNEL_ABI in tree_kernel.c: a library built from other source is not used
+ABI = 2  # SEREIN_TREE_KERNEL_ABI in tree_kernel.c: a library built from other source is not used
 _int64 = ctypes.c_int64
 _pointer = ctypes.c_void_p
 
 
 class _Input(ctypes.Structure):
-    _fields_ = [("values", _pointer), ("cuts", _pointer), ("padded", _int64), ("count", _int64), ("size", _int64),
+    _fields_ = [("column", _int64), ("cuts", _pointer), ("padded", _int64), ("count", _int64), ("size", _int64),
                 ("radix", _int64)]
+
+
+class _Block(ctypes.Structure):
+    _fields_ = [("numbers", _pointer), ("codes", _pointer), ("number_column_step", _int64),
+                ("number_row_step", _int64), ("code_column_step", _int64), ("code_row_step", _int64)]
 
 
 class _TableArgs(ctypes.Structure):
@@ -57,36 +62,41 @@ def library() -> ctypes.CDLL | None:
     for name in ("serein_tree_scores32", "serein_tree_scores64"):
         function = getattr(lib, name)
         function.restype = _int64
-        function.argtypes = [_int64, _int64, _int64, _int64, ctypes.POINTER(_TableArgs), ctypes.POINTER(_Input),
-                             _pointer, _int64, _pointer, _pointer]
+        function.argtypes = [_int64, ctypes.POINTER(_Block), _int64, _int64, _int64, ctypes.POINTER(_TableArgs),
+                             ctypes.POINTER(_Input), _pointer, _int64, _pointer, _pointer]
     return lib
 
 
 class TreeKernel:
     """One ensemble's tables packed for the kernel once; :meth:`scores` per batch of rows."""
 
-    def __init__(self, lib: ctypes.CDLL, tables: Sequence[_Table], leaf_values: np.ndarray, trees: int) -> None:
-        self.tables = tables
+    def __init__(self, lib: ctypes.CDLL, tables: Sequence[_Table], leaf_values: np.ndarray, trees: int,
+                 rows: Sequence[int]) -> None:
+        """``rows``: each input's row in its block (``TableTrees.rows``)."""
         self.leaf_values = np.ascontiguousarray(leaf_values, dtype=np.float64)  # (trees * leaves, scores)
         self.trees = trees
         self.leaves = len(self.leaf_values) // trees
-        dtype = tables[0].masks.dtype
-        self.function = lib.serein_tree_scores32 if dtype == np.uint32 else lib.serein_tree_scores64
-        self.dtype = dtype
+        self.dtype = tables[0].masks.dtype
+        self.function = lib.serein_tree_scores32 if self.dtype == np.uint32 else lib.serein_tree_scores64
         self._masks = [np.ascontiguousarray(table.masks) for table in tables]  # kept alive: the C side points at them
-        # per input, in table order: (position in TableTrees.run's inputs, padded thresholds or
-        # None for a category code, thresholds before the padding, number of codes, radix)
-        self._inputs = [(position, None if cuts is None else np.ascontiguousarray(cuts.padded, dtype=np.float32),
+        # per input, in table order: (row in its block, padded thresholds or None for a category
+        # code, thresholds before the padding, number of codes, radix)
+        self._inputs = [(rows[position], None if cuts is None else np.ascontiguousarray(cuts.padded, dtype=np.float32),
                          0 if cuts is None else cuts.count, size, radix)
                         for table, masks in zip(tables, self._masks, strict=True)
                         for position, radix, cuts, size in zip(table.inputs, table.radixes, table.cuts,
                                                                _sizes(len(masks), table.radixes), strict=True)]
         self._check()
+        self.numbers = 1 + max((row for row, padded, *_ in self._inputs if padded is not None), default=-1)
+        self.codes = 1 + max((row for row, padded, *_ in self._inputs if padded is None), default=-1)
         args, first = [], 0
         for table, masks in zip(tables, self._masks, strict=True):
             args.append(_TableArgs(masks.ctypes.data, first, len(table.inputs)))
             first += len(table.inputs)
         self._tables = (_TableArgs * len(args))(*args)
+        self._args = (_Input * len(self._inputs))(*(
+            _Input(row, None if padded is None else padded.ctypes.data, 0 if padded is None else len(padded),
+                   count, size, radix) for row, padded, count, size, radix in self._inputs))
 
     def _check(self) -> None:
         """Refuse tables the C code could read out of bounds with (see the module text)."""
@@ -100,26 +110,30 @@ class TreeKernel:
                                        or size != count + 1):
                 raise ValueError("a number input's thresholds are not padded to 2**m - 1 entries")
 
-    def scores(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
-        """The summed leaf values ``(rows, scores)`` for one array per input (float32 numbers,
-        integer category codes, as ``TableTrees.run`` takes them). Raises ``ValueError`` on a
-        category code outside its table."""
-        rows = len(inputs[0])
-        values, args = [], []
-        for position, padded, count, size, radix in self._inputs:
-            array = np.ascontiguousarray(inputs[position], dtype=np.int64 if padded is None else np.float32)
-            if len(array) != rows:
-                raise ValueError("the inputs have different lengths")
-            values.append(array)  # alive until the call returns
-            args.append(_Input(array.ctypes.data, None if padded is None else padded.ctypes.data,
-                               0 if padded is None else len(padded), count, size, radix))
+    def scores(self, numbers: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """The summed leaf values ``(rows, scores)`` for the inputs as ``TableTrees.run`` takes
+        them (read in place, whatever their strides). Raises ``ValueError`` on blocks of the
+        wrong shape and on a category code outside its table."""
+        numbers = _steps_in_items(np.asarray(numbers, dtype=np.float32))
+        codes = _steps_in_items(np.asarray(codes, dtype=np.int64))
+        rows = numbers.shape[1] if numbers.ndim == 2 else -1
+        if numbers.ndim != 2 or codes.ndim != 2 or codes.shape[1] != rows or len(numbers) < self.numbers \
+                or len(codes) < self.codes:
+            raise ValueError("the inputs are not blocks of the layout's numbers and codes for the same rows")
+        block = _Block(numbers.ctypes.data, codes.ctypes.data, *(step // 4 for step in numbers.strides),
+                       *(step // 8 for step in codes.strides))
         out = np.empty((rows, self.leaf_values.shape[1]), dtype=np.float64)
         alive = np.empty(self.trees, dtype=self.dtype)
-        bad = self.function(rows, self.trees, self.leaves, len(self.tables), self._tables, (_Input * len(args))(*args),
+        bad = self.function(rows, block, self.trees, self.leaves, len(self._tables), self._tables, self._args,
                             self.leaf_values.ctypes.data, self.leaf_values.shape[1], alive.ctypes.data, out.ctypes.data)
         if bad >= 0:
             raise ValueError(f"row {bad}: a category code outside its table")
         return out
+
+
+def _steps_in_items(block: np.ndarray) -> np.ndarray:
+    """``block``, copied when its strides are not whole items (the kernel counts in items)."""
+    return block if all(step % block.itemsize == 0 for step in block.strides) else np.ascontiguousarray(block)
 
 
 def _sizes(codes: int, radixes: Sequence[int]) -> list[int]:
@@ -141,7 +155,8 @@ def _sizes(codes: int, radixes: Sequence[int]) -> list[int]:
     return sizes
 
 
-def kernel_for(tables: Sequence[_Table], leaf_values: np.ndarray, trees: int) -> TreeKernel | None:
-    """The kernel for these tables, or None when the library is not available."""
+def kernel_for(tables: Sequence[_Table], leaf_values: np.ndarray, trees: int,
+               rows: Sequence[int]) -> TreeKernel | None:
+    """The kernel for these tables (see :class:`TreeKernel`), or None when the library is not available."""
     lib = library()
-    return None if lib is None else TreeKernel(lib, tables, leaf_values, trees)
+    return None if lib is None else TreeKernel(lib, tables, leaf_values, trees, rows)

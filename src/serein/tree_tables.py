@@ -99,12 +99,20 @@ class _Table:
 
 
 class TableTrees:
-    """A compiled tree ensemble: :meth:`run` takes one array per input (float32 numbers, or
-    category codes for one-hot inputs) and returns what ONNX Runtime's node would: ``[labels,
-    probabilities]`` for a classifier, ``[predictions (rows, 1)]`` for a regressor."""
+    """A compiled tree ensemble: :meth:`run` takes the inputs of ``layout`` as two blocks (float32
+    numbers, and category codes for one-hot inputs) and returns what ONNX Runtime's node would:
+    ``[labels, probabilities]`` for a classifier, ``[predictions (rows, 1)]`` for a regressor."""
 
-    def __init__(self, tables: list[_Table], ensemble: _Ensemble) -> None:
+    def __init__(self, tables: list[_Table], ensemble: _Ensemble, layout: Sequence[int | None]) -> None:
         trees, leaves, scores = ensemble.leaf_values.shape
+        self.layout = list(layout)
+        # each input's row in its block: the numbers' or the codes', counted in layout order
+        self.rows = [sum(1 for k in self.layout[:position] if (k is None) == (kind is None))
+                     for position, kind in enumerate(self.layout)]
+        for table in tables:
+            for position, cuts in zip(table.inputs, table.cuts, strict=True):
+                if not 0 <= position < len(self.layout) or (cuts is None) != (self.layout[position] is not None):
+                    raise ValueError("the tables' inputs do not match the layout")
         self.tables = tables
         self.leaf_values = ensemble.leaf_values.reshape(trees * leaves, scores)  # rows: see _leaves
         self.base = ensemble.base
@@ -112,7 +120,7 @@ class TableTrees:
         self.link = ensemble.link
         self.offsets = np.arange(trees, dtype=np.intp) * leaves
         self.ones = np.ones(trees)  # sums a row's leaf values over the trees
-        self.kernel = kernel_for(tables, self.leaf_values, trees)  # None: numpy scores (_scores)
+        self.kernel = kernel_for(tables, self.leaf_values, trees, self.rows)  # None: numpy scores (_scores)
 
     @classmethod
     def compile(cls, model: bytes, layout: Sequence[int | None]) -> TableTrees | None:
@@ -148,7 +156,7 @@ class TableTrees:
                 tables.append(_Table(masks, [position], [1], [_Cuts.of(cuts)]))
             else:
                 tables.append(_Table(_one_hot_table(tests, columns, n_trees, dtype), [position], [1], [None]))
-        return cls(_merged(tables), ensemble)
+        return cls(_merged(tables), ensemble, layout)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The compiled ensemble as named arrays (for ``numpy.savez``; :meth:`from_arrays` reverses
@@ -156,7 +164,8 @@ class TableTrees:
         run neither imports onnx nor compiles the export again (0.1-0.15 s)."""
         trees = len(self.offsets)
         out = {"leaf_values": self.leaf_values.reshape(trees, -1, self.leaf_values.shape[1]),
-               "base": self.base, "link": np.array(self.link)}
+               "base": self.base, "link": np.array(self.link),
+               "layout": np.array([-1 if k is None else k for k in self.layout], dtype=np.int64)}
         if self.labels is not None:
             out["labels"] = self.labels
         for i, table in enumerate(self.tables):
@@ -186,11 +195,16 @@ class TableTrees:
         labels = np.asarray(arrays["labels"]) if "labels" in arrays else None
         ensemble = _Ensemble({}, np.asarray(arrays["leaf_values"], dtype=np.float64),
                              np.asarray(arrays["base"], dtype=np.float64), labels, link)
-        return cls(tables, ensemble)
+        return cls(tables, ensemble, [None if k < 0 else int(k) for k in arrays["layout"]])
 
-    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """The ensemble's outputs for the rows of ``inputs`` (see the class docstring)."""
-        scores = self._scores(inputs) if self.kernel is None else self.kernel.scores(inputs)
+    def run(self, numbers: np.ndarray, codes: np.ndarray) -> list[np.ndarray]:
+        """The ensemble's outputs for the rows of the layout's inputs: ``numbers`` ``(number
+        inputs, rows)`` float32, ``codes`` ``(text inputs, rows)`` integer category codes, each in
+        layout order (as :meth:`serein.arrow_features.ArrowFeatures.inputs` gives them)."""
+        if self.kernel is not None:
+            scores = self.kernel.scores(numbers, codes)
+        else:
+            scores = self._scores([numbers[i] if k is None else codes[i] for k, i in zip(self.layout, self.rows, strict=True)])
         scores += self.base
         if self.link == "identity":
             return [scores]
@@ -204,8 +218,9 @@ class TableTrees:
         return [self.labels[most_probable(probabilities)], probabilities]
 
     def _scores(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
-        """The summed leaf values ``(rows, scores)`` in numpy, by blocks of rows (what the
-        compiled kernel, :mod:`serein.tree_kernel`, does row by row where it is built)."""
+        """The summed leaf values ``(rows, scores)`` for one array per input, in numpy by blocks
+        of rows (what the compiled kernel, :mod:`serein.tree_kernel`, does row by row where it is
+        built)."""
         rows = len(inputs[0])
         codes = [self._codes(table, inputs) for table in self.tables]
         scores = np.empty((rows, self.leaf_values.shape[1]), dtype=np.float64)
