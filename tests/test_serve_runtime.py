@@ -11,7 +11,7 @@ import pytest
 from serein.data.contract import Contract
 from serein.registry.loaded import LoadedModel
 from serein.serve.models import prepare
-from serein.serve.runtime import EstimatorRuntime, OnnxRuntime, SklearnRuntime, make_runtime
+from serein.serve.runtime import EstimatorRuntime, OnnxRuntime, SklearnRuntime, TablesRuntime, make_runtime
 from serein.serve.validation import RowValidator
 
 NUMERIC = ["age", "income", "credit_score", "term_months", "loan_amount", "debt_to_income"]
@@ -222,19 +222,30 @@ def test_exports_fed_column_by_column_serve_what_scikit_learn_predicts(shape: st
     np.testing.assert_allclose(np.array(out.probabilities), model.predict_proba(X.iloc[:200]), atol=1e-5)
 
 
+@pytest.mark.parametrize("kernel", ["built", "missing"])
 def test_a_checked_batch_plan_serves_through_numpy_preprocessing(trained_workspace, credit_df: pd.DataFrame,
-                                                                 tmp_path: Path, monkeypatch) -> None:
+                                                                 tmp_path: Path, monkeypatch, kernel: str) -> None:
     """With a batch plan that checked the pipeline's preprocessing, serving computes it with numpy
-    and runs only the export's estimator part: the whole export's answers, and scikit-learn's
-    within the float32 tolerance. The plan is worked out on first use and remembered; if request
-    columns ever preprocessed differently from the checked plan, or the faster path fails to set
-    up, the whole export serves."""
+    and scores the trees as look-up tables with the compiled kernel (without it: the export's
+    estimator part in ONNX Runtime): the whole export's answers, and scikit-learn's within the
+    float32 tolerance. The plan is worked out on first use and remembered; if request columns
+    ever preprocessed differently from the checked plan, or the faster path fails to set up, the
+    whole export serves."""
+    from serein import tree_kernel, tree_tables
     from serein.arrow_features import ArrowFeatures
 
+    def without_kernel() -> None:
+        monkeypatch.setattr(tree_tables, "kernel_for", lambda *args: None)
+
+    if kernel == "built" and tree_kernel.library() is None:
+        pytest.skip("the C kernel is not built here (no C compiler when serein was installed)")
+    if kernel == "missing":
+        without_kernel()
     model = trained_workspace.registry.load("credit-default")
     plan = tmp_path / "plan.json"
     fast, whole = prepare(model, threads=1, plan_file=plan), prepare(model, threads=1)
-    assert isinstance(fast.runtime, EstimatorRuntime) and isinstance(whole.runtime, OnnxRuntime)
+    assert isinstance(fast.runtime, TablesRuntime if kernel == "built" else EstimatorRuntime)
+    assert isinstance(whole.runtime, OnnxRuntime)
     assert plan.exists() and fast.runtime.name == "onnx"
     sample = credit_df[model.features].iloc[:400]
     assert sample.isna().any().any(), "the sample should exercise nulls"
@@ -245,13 +256,18 @@ def test_a_checked_batch_plan_serves_through_numpy_preprocessing(trained_workspa
         np.testing.assert_allclose(ours.probabilities, theirs.probabilities, atol=1e-6)
         np.testing.assert_allclose(ours.probabilities, model.pipeline.predict_proba(frame), atol=1e-4)
 
-    monkeypatch.setattr(ArrowFeatures, "matrix_of", lambda self, columns, n: np.zeros((n, self.width), np.float32))
+    def zeros(self: ArrowFeatures, columns: object, n: int) -> np.ndarray:
+        return np.zeros((n, self.width), np.float32)
+
+    monkeypatch.setattr(ArrowFeatures, "matrix_of", zeros)
+    monkeypatch.setattr(ArrowFeatures, "inputs_of", lambda self, columns, n: (zeros(self, columns, n).T, zeros(self, columns, n).T))
     assert isinstance(prepare(model, threads=1, plan_file=plan).runtime, OnnxRuntime)
 
     def broken(*args: object, **kwargs: object) -> bytes:
         raise RuntimeError("the export's graph could not be cut")
 
     monkeypatch.undo()
+    without_kernel()  # the tables need no cut of the export
     monkeypatch.setattr("serein.serve.models.estimator_model", broken)
     assert isinstance(prepare(model, threads=1, plan_file=plan).runtime, OnnxRuntime)
 
@@ -260,7 +276,10 @@ def test_a_checked_batch_plan_serves_through_numpy_preprocessing(trained_workspa
 def test_numpy_preprocessing_serves_multiclass_and_regression_models_as_the_export_does(
         task: str, workspace, tmp_path: Path) -> None:
     """A three-class model with text labels and a regressor, trained from recipes on data with
-    nulls: the estimator runtime answers exactly as the whole export does."""
+    nulls: the numpy-preprocessing runtime answers as the whole export does (exactly with ONNX
+    Runtime on the estimator part; with the tables, within float rounding: they sum leaf values
+    in float64)."""
+    from serein import tree_kernel
     from serein.batch import plan_path
     from serein.data.profiling import suggest_contract
     from serein.train.recipe import Recipe
@@ -283,10 +302,14 @@ def test_numpy_preprocessing_serves_multiclass_and_regression_models_as_the_expo
                                        "estimator": {"class": estimator, "params": {"max_iter": 20}}}), promote=True)
     model = workspace.registry.load("m")
     fast, whole = prepare(model, threads=1, plan_file=plan_path(workspace, model)), prepare(model, threads=1)
-    assert isinstance(fast.runtime, EstimatorRuntime) and isinstance(whole.runtime, OnnxRuntime)
+    assert isinstance(fast.runtime, EstimatorRuntime if tree_kernel.library() is None else TablesRuntime)
+    assert isinstance(whole.runtime, OnnxRuntime)
     batch = fast.validator.validate(_rows(frame[model.features].iloc[:300]))
     ours, theirs = fast.runtime.predict(batch.columns, batch.n_rows), whole.runtime.predict(batch.columns, batch.n_rows)
-    assert ours == theirs
+    if task == "classification":
+        assert ours.labels == theirs.labels
+        np.testing.assert_allclose(ours.probabilities, theirs.probabilities, atol=1e-6)
+    np.testing.assert_allclose(ours.scores, theirs.scores, rtol=1e-5, atol=1e-6)
     if task == "classification":
         assert set(ours.labels) == {"hi", "mid", "lo"} and len(ours.probabilities[0]) == 3
     else:

@@ -280,11 +280,12 @@ class ChunkScorer:
         self.features: ArrowFeatures | None = None
         self.estimator: Callable[[pa.RecordBatch], list[Any]] | None = None  # the Arrow path's estimator
         self.estimator_kind: str | None = None  # one of serein.batch_plan.ESTIMATORS
+        self.trees: TableTrees | None = None  # the tables, when they are the estimator
         if not (arrow_path and prefer_onnx and model.onnx_path):
             return
         recalled = None if plan_file is None else ArrowPlan.recall(plan_file, self.model)
         if recalled is not None and recalled.features is not None and recalled.trees is not None:
-            self._use(recalled.features, "tables", self._tables(recalled.features, recalled.trees))
+            self._use(recalled.features, "tables", self._tables(recalled.features, recalled.trees), recalled.trees)
         elif self.session is not None:
             self._set_up_arrow_path(recalled, plan_file)
 
@@ -321,9 +322,12 @@ class ChunkScorer:
         if plan_file is not None:
             plan.save(plan_file, self.model)
 
-    def _use(self, features: ArrowFeatures, kind: str, estimate: Callable[[pa.RecordBatch], list[Any]]) -> None:
-        """Score Arrow batches through ``features`` and the estimator ``estimate`` (one of ``ESTIMATORS``)."""
+    def _use(self, features: ArrowFeatures, kind: str, estimate: Callable[[pa.RecordBatch], list[Any]],
+             trees: TableTrees | None) -> None:
+        """Score Arrow batches through ``features`` and the estimator ``estimate`` (one of
+        ``ESTIMATORS``; ``trees``: the tables, when that is ``tables``)."""
         self.features, self.estimator, self.estimator_kind = features, estimate, kind
+        self.trees = trees if kind == "tables" else None
 
     @staticmethod
     def _tables(features: ArrowFeatures, trees: TableTrees) -> Callable[[pa.RecordBatch], list[Any]]:
@@ -352,7 +356,7 @@ class ChunkScorer:
         table = pa.RecordBatch.from_pandas(frame, preserve_index=False)
         for kind, estimate in estimators.items():
             if self._agrees(estimate(table), frame):
-                self._use(features, kind, estimate)
+                self._use(features, kind, estimate, trees)
                 return ArrowPlan(features, kind, trees if kind == "tables" else None)
             log.info("%s v%s: the estimator's part run by %s disagrees with scikit-learn on the reference sample",
                      self.model.name, self.model.version, kind)
@@ -369,7 +373,7 @@ class ChunkScorer:
         estimate = estimators.get(kind or "")
         if kind is None or estimate is None:
             return None
-        self._use(features, kind, estimate)
+        self._use(features, kind, estimate, trees)
         return ArrowPlan(features, kind, trees if kind == "tables" else None)
 
     def _estimators(self, features: ArrowFeatures) -> tuple[dict[str, Callable[[pa.RecordBatch], list[Any]]],

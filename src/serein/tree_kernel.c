@@ -11,7 +11,7 @@
  */
 #include <stdint.h>
 
-#define SEREIN_TREE_KERNEL_ABI 2
+#define SEREIN_TREE_KERNEL_ABI 3
 
 /* One input of a table: a number (cuts != 0) or a category code (cuts == 0), read from column
  * `column` of the numbers or the codes (see serein_block). */
@@ -70,12 +70,13 @@ static inline int64_t code_of(const serein_table *table, const serein_input *inp
  * leaf_values is unused). The bit of the last leaf of the largest tree (leaves - 2) is set before
  * the search: no table clears it (a tree's rightmost leaf lies in no true branch, and the bits past
  * a smaller tree's leaves are never cleared), and it keeps damaged tables from reading past a
- * tree's values. `alive` is scratch space for `trees` masks. Returns -1, or the first row whose
- * category code lies outside its table (nothing is scored from that row on). */
+ * tree's values. Returns -1, or the first row whose category code lies outside its table (nothing
+ * is scored from that row on). */
 #define SCORES(NAME, MASK, CTZ)                                                                         \
     int64_t NAME(int64_t rows, const serein_block *block, int64_t trees, int64_t leaves, int64_t n_tables, \
                  const serein_table *tables, const serein_input *inputs, const double *leaf_values,     \
-                 int64_t n_scores, MASK *alive, double *scores) {                                       \
+                 int64_t n_scores, double *scores) {                                                    \
+        MASK alive[trees]; /* per tree, the leaves its tests so far leave possible */                   \
         const MASK last = (MASK)1 << (leaves - 2);                                                      \
         for (int64_t row = 0; row < rows; row++) {                                                      \
             for (int64_t k = 0; k < trees; k++) alive[k] = (MASK)~(MASK)0;                              \

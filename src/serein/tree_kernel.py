@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from serein.tree_tables import _Table
 
 LIBRARY = Path(__file__).with_name("libtreekernel.so")
-ABI = 2  # SEREIN_TREE_KERNEL_ABI in tree_kernel.c: a library built from other source is not used
+ABI = 3  # SEREIN_TREE_KERNEL_ABI in tree_kernel.c: a library built from other source is not used
 _int64 = ctypes.c_int64
 _pointer = ctypes.c_void_p
 
@@ -63,7 +63,7 @@ def library() -> ctypes.CDLL | None:
         function = getattr(lib, name)
         function.restype = _int64
         function.argtypes = [_int64, ctypes.POINTER(_Block), _int64, _int64, _int64, ctypes.POINTER(_TableArgs),
-                             ctypes.POINTER(_Input), _pointer, _int64, _pointer, _pointer]
+                             ctypes.POINTER(_Input), _pointer, _int64, _pointer]
     return lib
 
 
@@ -87,6 +87,7 @@ class TreeKernel:
                         for position, radix, cuts, size in zip(table.inputs, table.radixes, table.cuts,
                                                                _sizes(len(masks), table.radixes), strict=True)]
         self._check()
+        self._leaf_values = self.leaf_values.ctypes.data
         self.numbers = 1 + max((row for row, padded, *_ in self._inputs if padded is not None), default=-1)
         self.codes = 1 + max((row for row, padded, *_ in self._inputs if padded is None), default=-1)
         args, first = [], 0
@@ -123,9 +124,8 @@ class TreeKernel:
         block = _Block(numbers.ctypes.data, codes.ctypes.data, *(step // 4 for step in numbers.strides),
                        *(step // 8 for step in codes.strides))
         out = np.empty((rows, self.leaf_values.shape[1]), dtype=np.float64)
-        alive = np.empty(self.trees, dtype=self.dtype)
         bad = self.function(rows, block, self.trees, self.leaves, len(self._tables), self._tables, self._args,
-                            self.leaf_values.ctypes.data, self.leaf_values.shape[1], alive.ctypes.data, out.ctypes.data)
+                            self._leaf_values, self.leaf_values.shape[1], out.ctypes.data)
         if bad >= 0:
             raise ValueError(f"row {bad}: a category code outside its table")
         return out

@@ -40,6 +40,7 @@ from serein.serve.runtime import (
     Predictions,
     Runtime,
     SklearnRuntime,
+    TablesRuntime,
     make_runtime,
 )
 from serein.serve.tabular import column_rows
@@ -207,15 +208,19 @@ def prepare(model: LoadedModel, threads: int, prefer_onnx: bool = True,
 
 
 def estimator_runtime(model: LoadedModel, validator: RowValidator, plan_file: Path,
-                      threads: int) -> EstimatorRuntime | None:
-    """An :class:`EstimatorRuntime` for ``model`` (numpy preprocessing, the export's estimator
-    part in ONNX Runtime: about half the whole export's time per call), or None when its batch plan has no
-    checked preprocessing (the plan is worked out now if ``plan_file`` has none: that loads the
-    pipeline once) or when the request path's matrix (:meth:`ArrowFeatures.matrix_of`) differs by
-    a bit from the plan's on the version's reference sample, validated as a request would be."""
+                      threads: int) -> TablesRuntime | EstimatorRuntime | None:
+    """A runtime preprocessing ``model``'s requests with numpy as its batch plan does: the trees
+    as look-up tables scored by the compiled kernel (:class:`TablesRuntime`) when the plan's
+    estimator is the tables and the kernel is built, else the export's estimator part in ONNX
+    Runtime (:class:`EstimatorRuntime`: about half the whole export's time per call). None when
+    the plan has no checked preprocessing (the plan is worked out now if ``plan_file`` has none:
+    that loads the pipeline once) or when the request path's inputs
+    (:meth:`ArrowFeatures.inputs_of`, :meth:`ArrowFeatures.matrix_of`) differ by a bit from the
+    plan's on the version's reference sample, validated as a request would be."""
     import pyarrow as pa
 
-    features = ChunkScorer(model, prefer_onnx=True, arrow_path=True, plan_file=plan_file).features
+    scorer = ChunkScorer(model, prefer_onnx=True, arrow_path=True, plan_file=plan_file)
+    features = scorer.features
     sample = (model.profile or {}).get("sample", {}).get("columns", {})
     if features is None or not model.onnx_path or any(f not in sample for f in model.features):
         return None
@@ -227,8 +232,12 @@ def estimator_runtime(model: LoadedModel, validator: RowValidator, plan_file: Pa
         log.info("%s v%s: the reference sample does not pass the contract as requests (%s); the whole ONNX "
                  "export serves", model.name, model.version, exc.message)
         return None
-    if not np.array_equal(features.matrix_of(batch.columns, batch.n_rows),
-                          features.matrix(pa.RecordBatch.from_pydict(columns))):
+    record = pa.RecordBatch.from_pydict(columns)
+    if scorer.trees is not None and scorer.trees.kernel is not None and all(
+            np.array_equal(ours, checked) for ours, checked in
+            zip(features.inputs_of(batch.columns, batch.n_rows), features.inputs(record), strict=True)):
+        return TablesRuntime(features, scorer.trees, model.classes)
+    if not np.array_equal(features.matrix_of(batch.columns, batch.n_rows), features.matrix(record)):
         log.warning("%s v%s: request rows preprocess differently from the checked batch plan; "
                     "the whole ONNX export serves", model.name, model.version)
         return None

@@ -1,7 +1,10 @@
 """Runtimes: validated columns in, predictions (and class probabilities) out.
 
-Three runtimes share one interface, ``predict(columns, n_rows) -> Predictions``:
+Four runtimes share one interface, ``predict(columns, n_rows) -> Predictions``:
 
+* ``TablesRuntime`` computes the preprocessing with numpy and scores a tree ensemble's look-up
+  tables with the compiled kernel: where the version's batch plan verified them and the kernel
+  is built.
 * ``EstimatorRuntime`` computes the pipeline's preprocessing with numpy and runs only the
   estimator's part of the verified export in ONNX Runtime (~29 µs for one row of the serving
   benchmark's pipeline): used when the version's batch plan verified that preprocessing
@@ -47,6 +50,7 @@ if TYPE_CHECKING:
     from serein.arrow_features import ArrowFeatures
     from serein.data.contract import Contract
     from serein.registry.loaded import LoadedModel
+    from serein.tree_tables import TableTrees
 
 log = logging.getLogger(__name__)
 
@@ -348,6 +352,32 @@ class EstimatorRuntime:
         if self.fallback is None:
             return out
         return finite(out, columns, self.fallback, _beyond_safe(matrix, axis=1))
+
+
+class TablesRuntime:
+    """The pipeline's preprocessing computed with numpy (:meth:`ArrowFeatures.inputs_of`) and its
+    trees scored as look-up tables by the compiled kernel (``serein.tree_tables``,
+    ``serein.tree_kernel``) instead of ONNX Runtime's node-by-node traversal.
+
+    Used only for a version whose batch plan checked the tables against scikit-learn on its
+    reference sample (``estimator_runtime`` in ``serein.serve.models``), and only where the
+    kernel is built: the tables' numpy path costs more per call than ONNX Runtime for a request's
+    few rows. A tree only compares its inputs with thresholds, so a value clipped to float32's
+    range takes the branch the pipeline's float64 value takes, and the leaf values' sums are
+    finite: no row needs the pipeline again for its inputs (``finite`` still guards the outputs).
+    """
+
+    name = "onnx"  # the tables are compiled from the verified ONNX export
+    fallback: Runtime | None = None  # scores the rows without a finite output (``finite``)
+
+    def __init__(self, features: ArrowFeatures, trees: TableTrees, classes: list[Any] | None) -> None:
+        self.features = features
+        self.trees = trees
+        self.classes = _python_classes(classes)
+
+    def predict(self, columns: Columns, n_rows: int) -> Predictions:
+        out = _from_outputs(self.classes, self.trees.run(*self.features.inputs_of(columns, n_rows)), n_rows)
+        return out if self.fallback is None else finite(out, columns, self.fallback)
 
 
 def make_runtime(model: LoadedModel, threads: int = 1, prefer_onnx: bool = True) -> Runtime:
