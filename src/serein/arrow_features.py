@@ -183,7 +183,8 @@ class ArrowFeatures:
                     j += 1
         return numbers, codes
 
-    def inputs_of(self, columns: Mapping[str, np.ndarray | Sequence[Any]], n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    def inputs_of(self, columns: Mapping[str, np.ndarray | Sequence[Any]],
+                  n_rows: int) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`inputs` for a request's validated columns (``serein.serve.validation``: a number
         column as a numpy array, NaN for a null; a text column as a list, None for a null). Made
         for serving's few rows: a number block is converted in one call, and a text value is one

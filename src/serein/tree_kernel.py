@@ -71,37 +71,38 @@ class TreeKernel:
     """One ensemble's tables packed for the kernel once; :meth:`scores` per batch of rows."""
 
     def __init__(self, lib: ctypes.CDLL, tables: Sequence[_Table], leaf_values: np.ndarray, trees: int,
-                 rows: Sequence[int]) -> None:
-        """``rows``: each input's row in its block (``TableTrees.rows``)."""
+                 slots: Sequence[int]) -> None:
+        """``slots``: each input's row in its block (``TableTrees.slots``)."""
         self.leaf_values = np.ascontiguousarray(leaf_values, dtype=np.float64)  # (trees * leaves, scores)
         self.trees = trees
         self.leaves = len(self.leaf_values) // trees
         self.dtype = tables[0].masks.dtype
         self.function = lib.serein_tree_scores32 if self.dtype == np.uint32 else lib.serein_tree_scores64
         self._masks = [np.ascontiguousarray(table.masks) for table in tables]  # kept alive: the C side points at them
-        # per input, in table order: (row in its block, padded thresholds or None for a category
+        # per input, in table order: (slot in its block, padded thresholds or None for a category
         # code, thresholds before the padding, number of codes, radix)
-        self._inputs = [(rows[position], None if cuts is None else np.ascontiguousarray(cuts.padded, dtype=np.float32),
+        self._inputs = [(slots[position], None if cuts is None else np.ascontiguousarray(cuts.padded, dtype=np.float32),
                          0 if cuts is None else cuts.count, size, radix)
                         for table, masks in zip(tables, self._masks, strict=True)
                         for position, radix, cuts, size in zip(table.inputs, table.radixes, table.cuts,
                                                                _sizes(len(masks), table.radixes), strict=True)]
         self._check()
         self._leaf_values = self.leaf_values.ctypes.data
-        self.numbers = 1 + max((row for row, padded, *_ in self._inputs if padded is not None), default=-1)
-        self.codes = 1 + max((row for row, padded, *_ in self._inputs if padded is None), default=-1)
+        self.numbers = 1 + max((slot for slot, padded, *_ in self._inputs if padded is not None), default=-1)
+        self.codes = 1 + max((slot for slot, padded, *_ in self._inputs if padded is None), default=-1)
         args, first = [], 0
         for table, masks in zip(tables, self._masks, strict=True):
             args.append(_TableArgs(masks.ctypes.data, first, len(table.inputs)))
             first += len(table.inputs)
         self._tables = (_TableArgs * len(args))(*args)
         self._args = (_Input * len(self._inputs))(*(
-            _Input(row, None if padded is None else padded.ctypes.data, 0 if padded is None else len(padded),
-                   count, size, radix) for row, padded, count, size, radix in self._inputs))
+            _Input(slot, None if padded is None else padded.ctypes.data, 0 if padded is None else len(padded),
+                   count, size, radix) for slot, padded, count, size, radix in self._inputs))
 
     def _check(self) -> None:
         """Refuse tables the C code could read out of bounds with (see the module text)."""
-        if self.trees < 1 or len(self.leaf_values) != self.trees * self.leaves or not 2 <= self.leaves <= 8 * self.dtype.itemsize + 1:
+        bits = 8 * self.dtype.itemsize  # leaves a mask holds
+        if self.trees < 1 or len(self.leaf_values) != self.trees * self.leaves or not 2 <= self.leaves <= bits + 1:
             raise ValueError("the leaf values do not match the number of trees")
         for masks in self._masks:
             if masks.dtype != self.dtype or masks.ndim != 2 or masks.shape[1] != self.trees:
@@ -156,7 +157,7 @@ def _sizes(codes: int, radixes: Sequence[int]) -> list[int]:
 
 
 def kernel_for(tables: Sequence[_Table], leaf_values: np.ndarray, trees: int,
-               rows: Sequence[int]) -> TreeKernel | None:
+               slots: Sequence[int]) -> TreeKernel | None:
     """The kernel for these tables (see :class:`TreeKernel`), or None when the library is not available."""
     lib = library()
-    return None if lib is None else TreeKernel(lib, tables, leaf_values, trees, rows)
+    return None if lib is None else TreeKernel(lib, tables, leaf_values, trees, slots)

@@ -106,9 +106,9 @@ class TableTrees:
     def __init__(self, tables: list[_Table], ensemble: _Ensemble, layout: Sequence[int | None]) -> None:
         trees, leaves, scores = ensemble.leaf_values.shape
         self.layout = list(layout)
-        # each input's row in its block: the numbers' or the codes', counted in layout order
-        self.rows = [sum(1 for k in self.layout[:position] if (k is None) == (kind is None))
-                     for position, kind in enumerate(self.layout)]
+        # each input's slot (row) in its block, the numbers' or the codes', counted in layout order
+        self.slots = [sum(1 for k in self.layout[:position] if (k is None) == (kind is None))
+                      for position, kind in enumerate(self.layout)]
         for table in tables:
             for position, cuts in zip(table.inputs, table.cuts, strict=True):
                 if not 0 <= position < len(self.layout) or (cuts is None) != (self.layout[position] is not None):
@@ -120,7 +120,7 @@ class TableTrees:
         self.link = ensemble.link
         self.offsets = np.arange(trees, dtype=np.intp) * leaves
         self.ones = np.ones(trees)  # sums a row's leaf values over the trees
-        self.kernel = kernel_for(tables, self.leaf_values, trees, self.rows)  # None: numpy scores (_scores)
+        self.kernel = kernel_for(tables, self.leaf_values, trees, self.slots)  # None: numpy scores (_scores)
 
     @classmethod
     def compile(cls, model: bytes, layout: Sequence[int | None]) -> TableTrees | None:
@@ -204,7 +204,8 @@ class TableTrees:
         if self.kernel is not None:
             scores = self.kernel.scores(numbers, codes)
         else:
-            scores = self._scores([numbers[i] if k is None else codes[i] for k, i in zip(self.layout, self.rows, strict=True)])
+            scores = self._scores([numbers[i] if k is None else codes[i]
+                                   for k, i in zip(self.layout, self.slots, strict=True)])
         scores += self.base
         if self.link == "identity":
             return [scores]
