@@ -275,3 +275,42 @@ def test_infinite_values_count_as_missing_not_as_the_top_bin() -> None:
     assert out["null_rate"] == pytest.approx(0.1) and out["drifted"] and out["missing_drift"]
     assert out["wasserstein"] == pytest.approx(finite["wasserstein"]) and math.isfinite(out["mean"])
     assert out["psi"] == pytest.approx(finite["psi"])
+
+
+def test_a_verdict_the_missing_rate_alone_decided_names_it() -> None:
+    """A feature whose values kept their distribution but whose missing rate moved drifts with
+    ``method`` ``missing_rate``, its score (the absolute change) past its threshold: it used to say
+    ``psi`` with a PSI under the threshold (or a test's p-value above alpha on a small window, or
+    no score at all below min_count), so neither a reader nor the report's drift ratio could tell
+    why it drifted. Tested windows keep their test's name for the family's correction."""
+    import pandas as pd
+
+    from serein.monitor.report import drift_ratio
+
+    rng = np.random.default_rng(11)
+    base = rng.normal(size=20_000)
+    base[:400] = np.nan  # 2 % missing
+    ref = numeric_profile(base)
+    cats = np.repeat(CATS, [4000, 3000, 2000, 800, 200]).astype(object)
+    cat_ref = categorical_profile(cats)
+    large, small, tiny = (np.where(np.arange(n) < n // 2, np.nan, rng.normal(size=n)) for n in (5_000, 600, 60))
+    cat_values = rng.permutation(cats)[:600]
+    cat_values[:300] = None
+    verdicts = {"numeric": numeric_drift(ref, large), "ks": numeric_drift(ref, small),
+                "insufficient": numeric_drift(ref, tiny), "chi2": categorical_drift(cat_ref, cat_values)}
+    for name, out in verdicts.items():
+        assert out["drifted"] and out["reasons"][-1].startswith("missing rate"), name
+        assert out["method"] == "missing_rate" and out["threshold"] == 0.05, name
+        assert out["score"] == pytest.approx(abs(out["missing_change"])) and "direction" not in out, name
+        assert drift_ratio(out) >= 1, name
+    assert verdicts["numeric"]["psi"] < 0.2 and verdicts["numeric"]["status"] == "drift"
+    assert verdicts["ks"]["test"] == "ks" and verdicts["ks"]["p_adjusted"] > 0.01
+    assert verdicts["insufficient"]["status"] == "insufficient"
+    both = numeric_drift(ref, np.where(np.arange(5_000) < 2_500, np.nan, rng.normal(2.0, 1.0, 5_000)))
+    assert both["method"] == "psi" and both["score"] == both["psi"] >= both["threshold"]  # the distribution decided too
+    # a family of tested features: each is corrected once per run, whatever decided its verdict
+    profile = {"features": {"a": ref, "b": ref}}
+    family = features_drift(profile, pd.DataFrame({"a": small, "b": rng.normal(size=600)}))
+    assert family["a"]["method"] == "missing_rate" and family["b"]["method"] == "ks"
+    assert family["a"]["p_adjusted"] == pytest.approx(min(1.0, 2 * family["a"]["p_value"]))
+    assert not family["b"]["drifted"] and family["b"]["direction"] == "below"

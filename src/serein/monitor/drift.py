@@ -30,7 +30,10 @@ Categorical features (on the reference's top categories, ``__other__`` and ``__u
 
 Every feature: missing-rate change, drift when the absolute change is at least 0.05 *and* a
 two-proportion test (Fisher's exact) gives p < 0.001 (so a tiny window whose 2 of 10 values are
-missing does not fire).
+missing does not fire). A feature that drifted on its missing rate alone (its values' distribution
+did not, or had too few values to judge) has ``method`` ``missing_rate``, ``score`` the absolute
+change and ``threshold`` ``missing_change``: the fields name what decided the verdict, as a test's
+do on a small window, and a drifted feature's score is past its threshold whatever decided it.
 
 Small windows (fewer than ``test_below`` = 1,000 non-missing values) are judged by tests instead
 of distances. Below 1,000 values the Wasserstein noise floor ``4·sqrt(1/n)`` is above 0.12, more
@@ -48,9 +51,9 @@ The p-values of one run are corrected for the number of features tested: Bonferr
 (``p_correction: bonferroni``: the chance of *any* false alarm in a run stays below
 ``test_alpha`` = 0.01), or Benjamini–Hochberg (``p_correction: bh``: the expected share of false
 alarms among the flagged features stays below ``test_alpha``). The outputs' parts (predicted
-classes and scores) form their own family. A feature judged by a test has ``method`` ``ks`` or
-``chi2``, ``score`` the corrected p-value and ``threshold`` ``test_alpha``: it drifts when the
-score is *below* the threshold (``direction: "below"``); the distances are still reported.
+classes and scores) form their own family. A feature judged by a test has ``test`` and ``method``
+``ks`` or ``chi2``, ``score`` the corrected p-value and ``threshold`` ``test_alpha``: it drifts when
+the score is *below* the threshold (``direction: "below"``); the distances are still reported.
 
 >>> round(psi([50, 50], [60, 40], alpha=0), 4)
 0.0405
@@ -77,6 +80,7 @@ from serein.monitor.profile import (OTHER, UNSEEN, bin_counts, category_counts, 
                                     quantiles)
 
 SMOOTHING = 0.5  # pseudo-count added to every bin before PSI
+MISSING_RATE = "missing_rate"  # the method of a verdict the missing rate alone decided
 FISHER_TIE = 1e-7  # relative difference under which two tables' probabilities count as equal
 CORRECTIONS = ("bonferroni", "bh")
 
@@ -247,15 +251,16 @@ def correct_p_values(p_values: Sequence[float], method: str = "bonferroni") -> l
 
 
 def correct_tests(results: Mapping[str, dict[str, Any]], t: Thresholds = Thresholds()) -> None:
-    """Correct the p-values of the results judged by a test (``method`` ``ks`` or ``chi2``) for
+    """Correct the p-values of the results judged by a test (``test`` ``ks`` or ``chi2``) for
     their number, in place, and redo their verdicts at ``t.test_alpha``."""
-    tested = [r for r in results.values() if r.get("method") in ("ks", "chi2") and r.get("p_value") is not None]
+    tested = [r for r in results.values() if r.get("test") is not None and r.get("p_value") is not None]
     for r, adjusted in zip(tested, correct_p_values([r["p_value"] for r in tested], t.p_correction)):
-        r["p_adjusted"] = r["score"] = adjusted
-        r["reasons"] = [x for x in r["reasons"] if not x.startswith(f"{r['method']} p ")]
+        test = r["test"]
+        r.update(method=test, p_adjusted=adjusted, score=adjusted, threshold=t.test_alpha, direction="below")
+        reasons = [x for x in r["reasons"] if not x.startswith((f"{test} p ", _missing_reason(r)))]
         if adjusted < t.test_alpha:
-            r["reasons"].insert(0, f"{r['method']} p {adjusted:.3g} < {t.test_alpha:.3g} ({t.p_correction}, {len(tested)} tested)")
-        r["drifted"] = bool(r["reasons"])
+            reasons.insert(0, f"{test} p {adjusted:.3g} < {t.test_alpha:.3g} ({t.p_correction}, {len(tested)} tested)")
+        _missing_verdict(r, reasons, t)
         r["status"] = "drift" if r["drifted"] else "ok"
 
 
@@ -263,8 +268,9 @@ def _use_test(out: dict[str, Any], method: str, statistic: float, p_value: float
               checks: list[tuple[str, float, float]] | None = None) -> None:
     """Make a small window's verdict rest on a test (plus ``checks`` that stay valid on small
     windows, such as the unseen rate), corrected later for the family by ``correct_tests``."""
-    out.update(method=method, statistic=statistic, p_value=p_value, threshold=t.test_alpha, direction="below")
-    _verdict(out, checks or [], warning=False)
+    out.update(test=method, method=method, statistic=statistic, p_value=p_value, threshold=t.test_alpha,
+               direction="below")
+    _verdict(out, checks or [], warning=False, t=t)
     correct_tests({"_": out}, t)
 
 
@@ -306,25 +312,45 @@ def _missing(ref: Mapping[str, Any], n_missing: int, n: int, t: Thresholds) -> d
     }
 
 
-def _verdict(out: dict[str, Any], checks: list[tuple[str, float, float]], warning: bool) -> dict[str, Any]:
-    """Fill ``reasons``, ``drifted`` and ``status`` from (name, value, threshold) checks."""
-    reasons = [f"{name} {value:.3g} >= {threshold:.3g}" for name, value, threshold in checks if value >= threshold]
-    if out.get("missing_drift"):
-        reasons.append(f"missing rate {out['null_rate_ref']:.1%} -> {out['null_rate']:.1%}")
-    out["reasons"] = reasons
-    out["drifted"] = bool(reasons)
-    out["status"] = "drift" if reasons else ("warning" if warning else "ok")
+def _missing_reason(out: Mapping[str, Any]) -> str:
+    return f"missing rate {out['null_rate_ref']:.1%} -> {out['null_rate']:.1%}"
+
+
+def _missing_verdict(out: dict[str, Any], reasons: list[str], t: Thresholds) -> None:
+    """Fill ``reasons`` and ``drifted`` from the distribution's drift ``reasons`` and the
+    missing-rate check. When the missing rate alone drifted, ``method``, ``score`` and
+    ``threshold`` name it (the absolute change against ``t.missing_change``), so that they say
+    why the feature drifted; the distribution's own score stays under its name (``psi``, ``js``,
+    ``p_adjusted``)."""
+    if out.get("missing_drift") and not reasons:
+        out.update(method=MISSING_RATE, score=abs(out["missing_change"]), threshold=t.missing_change)
+        out.pop("direction", None)  # a rate change drifts above its threshold, not below
+    out["reasons"] = [*reasons, _missing_reason(out)] if out.get("missing_drift") else reasons
+    out["drifted"] = bool(out["reasons"])
+
+
+def _verdict(out: dict[str, Any], checks: list[tuple[str, float, float]], warning: bool, t: Thresholds) -> dict[str, Any]:
+    """Fill ``reasons``, ``drifted`` and ``status`` from (name, value, threshold) checks and the
+    missing-rate check."""
+    _missing_verdict(out, [f"{name} {value:.3g} >= {threshold:.3g}" for name, value, threshold in checks
+                           if value >= threshold], t)
+    out["status"] = "drift" if out["drifted"] else ("warning" if warning else "ok")
+    return out
+
+
+def _no_verdict(out: dict[str, Any], status: str, reason: str, t: Thresholds) -> dict[str, Any]:
+    """A feature whose distribution cannot be judged (``status`` ``insufficient`` or ``skipped``,
+    for ``reason``): only its missing rate can drift."""
+    out["score"] = None
+    _missing_verdict(out, [], t)
+    out.update(status=status, reasons=[reason, *out["reasons"]])
     return out
 
 
 def _insufficient(out: dict[str, Any], n_values: int, t: Thresholds) -> dict[str, Any] | None:
     if n_values >= t.min_count:
         return None
-    out.update(status="insufficient", drifted=out.get("missing_drift", False), score=None,
-               reasons=[f"only {n_values} values (< min_count {t.min_count}): no distribution verdict"])
-    if out["drifted"]:
-        out["reasons"].append(f"missing rate {out['null_rate_ref']:.1%} -> {out['null_rate']:.1%}")
-    return out
+    return _no_verdict(out, "insufficient", f"only {n_values} values (< min_count {t.min_count}): no distribution verdict", t)
 
 
 def numeric_drift(ref: Mapping[str, Any], values: Any, t: Thresholds = Thresholds(),
@@ -339,9 +365,8 @@ def numeric_drift(ref: Mapping[str, Any], values: Any, t: Thresholds = Threshold
     ref_n = int(sum(ref["counts"]))
     out: dict[str, Any] = {"kind": "numeric", "method": "psi", "n": int(raw.size), **_missing(ref, raw.size - x.size, raw.size, t)}
     if ref_n == 0:
-        out.update(status="skipped", drifted=out["missing_drift"], score=None, threshold=t.psi,
-                   reasons=["the reference has no values"])
-        return out
+        out["threshold"] = t.psi
+        return _no_verdict(out, "skipped", "the reference has no values", t)
     floor = psi_noise_floor(len(ref["counts"]), ref_n, x.size)
     out["threshold"] = max(t.psi, floor)
     if (done := _insufficient(out, int(x.size), t)) is not None:
@@ -357,7 +382,7 @@ def numeric_drift(ref: Mapping[str, Any], values: Any, t: Thresholds = Threshold
         return out
     return _verdict(out, [("psi", out["psi"], out["threshold"]),
                           ("wasserstein", out["wasserstein"], out["wasserstein_threshold"])],
-                    warning=out["psi"] >= max(t.psi_warning, floor))
+                    warning=out["psi"] >= max(t.psi_warning, floor), t=t)
 
 
 def categorical_drift(ref: Mapping[str, Any], values: Any, t: Thresholds = Thresholds()) -> dict[str, Any]:
@@ -396,7 +421,7 @@ def categorical_drift(ref: Mapping[str, Any], values: Any, t: Thresholds = Thres
     if n_values < t.test_below:
         _use_test(out, "chi2", *chi2_test(ref_counts, counts), t, checks=checks[2:])
         return out
-    return _verdict(out, checks, warning=out["psi"] >= max(t.psi_warning, floor))
+    return _verdict(out, checks, warning=out["psi"] >= max(t.psi_warning, floor), t=t)
 
 
 def feature_drift(ref: Mapping[str, Any], values: Any, t: Thresholds = Thresholds(),

@@ -4,8 +4,9 @@ estimate beside realized performance, data quality, and — when the run was chu
 performance, estimate and quality over time, and the alert timeline.
 
 Drift over time is drawn as each feature's *drift ratio*, comparable across methods and chunk
-sizes: ``score / threshold`` for a distance, ``threshold / score`` for a test's corrected p-value
-(capped at 10): a feature drifted in a chunk exactly when its ratio is at least 1.
+sizes: ``score / threshold`` for a distance (or a missing-rate change, when the missing rate alone
+drifted), ``threshold / score`` for a test's corrected p-value (capped at 10): a feature drifted in
+a chunk when its ratio is at least 1.
 
 Charts come from the stored summaries only (the reference profile and the window's counts in the
 result), so a report can be drawn without the data; plotly is imported only when one is asked for.
@@ -39,6 +40,8 @@ def drift_ratio(part: Mapping[str, Any]) -> float | None:
     0.5
     >>> drift_ratio({"method": "ks", "score": 0.001, "threshold": 0.01, "direction": "below"})
     10.0
+    >>> drift_ratio({"method": "missing_rate", "score": 0.1, "threshold": 0.05})
+    2.0
     """
     score, threshold = part.get("score"), part.get("threshold")
     if score is None or not threshold:
