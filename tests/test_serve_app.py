@@ -330,6 +330,24 @@ def test_feedback_by_request_id(service) -> None:
     assert ws.store.count_feedback(MODEL) == stored, "a refused feedback must store nothing"
 
 
+def test_a_later_feedback_label_replaces_the_earlier_one(service) -> None:
+    """A late correction replaces the row's label, so monitoring counts the row once; one body
+    labelling a row twice is refused, since which label is meant would be a guess."""
+    url, ws, rows = service
+    rid = predict(url, rows[4:6]).json()["request_id"]
+    target = f"{url}/v1/models/{MODEL}/feedback"
+    before = ws.store.count_feedback(MODEL)
+    assert httpx.post(target, json={"request_id": rid, "label": [0, 0]}).json() == {"stored": 2}
+    assert httpx.post(target, json={"request_id": rid, "row": 1, "label": 1}).json() == {"stored": 1}
+    assert ws.store.count_feedback(MODEL) == before + 2
+    assert [r["label"] for r in shipped(ws, MODEL, [rid])] == [0, 1]
+
+    twice = httpx.post(target, json=[{"request_id": rid, "label": [1, 1]}, {"request_id": rid, "row": 0, "label": 0}])
+    assert twice.status_code == 422, twice.text
+    assert twice.json()["error"] == f"feedback item 1 (request id {rid!r}): row 0 is labelled by feedback item 0 too"
+    assert [r["label"] for r in shipped(ws, MODEL, [rid])] == [0, 1], "a refused feedback must store nothing"
+
+
 def test_hot_swap_without_failed_requests(service) -> None:
     """Promote v2 while clients keep predicting: no request fails, every response names the
     version that served it (and the log agrees), and v2 serves within 5 s of the alias moving."""

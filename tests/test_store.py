@@ -75,6 +75,42 @@ def test_log_window_and_feedback_join(store: OperationalStore) -> None:
     assert store.prediction_rows("m", after_id=labelled[0]["id"]) == [rows[2]]
 
 
+def test_a_later_label_replaces_the_earlier_one_and_counts_once(store: OperationalStore) -> None:
+    store.log_predictions([_record("r1", 0, 100.0, 1.0), _record("r1", 1, 100.0, -1.0)])
+    label = {"request_id": "r1", "row": 1, "model": "m"}
+    assert store.add_feedback([{**label, "label": 1}, {**label, "label": 0}]) == 2  # later in one call wins
+    assert store.add_feedback([{**label, "label": 1, "ts": 300.0}]) == 1
+    assert store.count_feedback("m") == 1
+    stream = store.labelled_after("m")
+    assert [(r["feedback_id"], r["label"]) for r in stream] == [(stream[0]["feedback_id"], 1)]
+    store.add_feedback([{**label, "label": 0}])  # a correction after the stream read the row
+    assert store.labelled_after("m", after_feedback_id=stream[0]["feedback_id"]) == []
+    assert [r["label"] for r in store.prediction_rows("m", labelled_only=True)] == [0]
+
+
+def test_an_earlier_store_with_repeated_labels_keeps_the_latest_under_the_first_id(store: OperationalStore) -> None:
+    """A store an older serein wrote: a row per label received, corrections beside the labels
+    they corrected; opening it makes them one row, and the later labels replace again."""
+    store.log_predictions([_record("r1", 0, 100.0, 1.0), _record("r1", 1, 100.0, -1.0), _record("r2", 0, 200.0, 2.0)])
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP INDEX uq_feedback_request_row"))
+        for rid, row, label, ts in [("r1", 1, 0, 1.0), ("r2", 0, 1, 2.0), ("r1", 1, 1, 3.0), ("r1", 1, 0, 4.0)]:
+            conn.execute(text('INSERT INTO feedback (request_id, "row", model, label, ts) VALUES (:r, :n, :m, :l, :t)'),
+                         {"r": rid, "n": row, "m": "m", "l": str(label), "t": ts})
+    first = store.labelled_after("m")[0]["feedback_id"]
+    upgraded = OperationalStore(store.uri)
+    try:
+        stream = upgraded.labelled_after("m")
+        assert [(r["id"], r["feedback_id"], r["label"]) for r in stream] == [(2, first, 0), (3, first + 1, 1)]
+        with upgraded.engine.connect() as conn:
+            assert conn.execute(text("SELECT ts FROM feedback WHERE request_id = 'r1'")).scalar_one() == 4.0
+        upgraded.add_feedback([{"request_id": "r1", "row": 1, "model": "m", "label": 1}])
+        assert upgraded.count_feedback("m") == 2
+        assert [r["label"] for r in upgraded.prediction_rows("m")] == [None, 1, 1]
+    finally:
+        upgraded.engine.dispose()
+
+
 def test_state_and_monitor_results(store: OperationalStore) -> None:
     assert store.get_state("k", 0) == 0
     store.set_state("k", {"upto": 3})

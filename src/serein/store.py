@@ -15,7 +15,7 @@ compare the same way on every backend. Row payloads are JSON text.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
@@ -25,18 +25,23 @@ from sqlalchemy import (
     Boolean,
     Column,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
+    bindparam,
     create_engine,
+    delete,
     event,
     func,
     insert,
+    inspect,
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
@@ -64,12 +69,14 @@ feedback = Table(
     "feedback",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("request_id", String(64), nullable=False, index=True),
+    Column("request_id", String(64), nullable=False),
     Column("row", Integer, nullable=False, default=0),
     Column("model", String(200), nullable=False, index=True),
     Column("label", Text, nullable=False),
-    Column("ts", Float, nullable=False),
+    Column("ts", Float, nullable=False),  # when the latest label arrived
 )
+FEEDBACK_ROW = Index("uq_feedback_request_row", feedback.c.request_id, feedback.c.row, unique=True)
+"""One label a predicted row: a later label replaces the stored one (``add_feedback``)."""
 
 monitor_results = Table(
     "monitor_results",
@@ -135,13 +142,14 @@ def loads(text: str | None) -> Any:
     return None if text is None else orjson.loads(text)
 
 
-def _create_tables(engine: Engine, attempts: int = 5) -> None:
-    """Create the tables that do not exist yet. Two processes opening a new store at once (the
-    server's workers, a monitor run beside the agent) may both find a table missing and both
-    create it: the loser's ``CREATE TABLE`` fails, and looking again finds it made."""
+def _retried(step: Callable[[Engine], None], engine: Engine, attempts: int = 5) -> None:
+    """Run a schema step that looks before it changes (create the tables missing, upgrade an older
+    table). Two processes opening a store at once (the server's workers, a monitor run beside the
+    agent) may both find the change to make and both make it: the loser's statement fails, and
+    looking again finds it made."""
     for attempt in range(attempts):
         try:
-            metadata.create_all(engine)
+            step(engine)
             return
         except DBAPIError:
             if attempt == attempts - 1:
@@ -149,10 +157,32 @@ def _create_tables(engine: Engine, attempts: int = 5) -> None:
             time.sleep(0.05 * (attempt + 1))
 
 
+def one_label_per_row(engine: Engine) -> None:
+    """Give a feedback table an older serein created (a row per label received, so a correction
+    stood beside the label it corrected) the unique ``FEEDBACK_ROW`` index. The labels of a row
+    become one: the latest label and its time (what monitoring windows already read), under the
+    first id (which the error streams' watermarks may have passed, so the row is not fed again)."""
+    if any(index["name"] == FEEDBACK_ROW.name for index in inspect(engine).get_indexes(feedback.name)):
+        return
+    key = (feedback.c.request_id, feedback.c.row)
+    ids = (select(func.min(feedback.c.id).label("first"), func.max(feedback.c.id).label("latest"))
+           .group_by(*key).having(func.count() > 1).subquery())
+    latest = (select(ids.c.first, feedback.c.label, feedback.c.ts)
+              .join_from(ids, feedback, feedback.c.id == ids.c.latest))
+    relabel = (update(feedback).where(feedback.c.id == bindparam("first"))
+               .values(label=bindparam("latest_label"), ts=bindparam("latest_ts")))
+    with engine.begin() as conn:
+        rows = [{"first": first, "latest_label": label, "latest_ts": ts} for first, label, ts in conn.execute(latest)]
+        if rows:
+            conn.execute(relabel, rows)
+            conn.execute(delete(feedback).where(feedback.c.id.not_in(select(func.min(feedback.c.id)).group_by(*key))))
+        FEEDBACK_ROW.create(conn, checkfirst=True)
+
+
 def add_missing_columns(engine: Engine) -> None:
     """Add the nullable columns a newer serein defines to tables an older one created, so an
     existing workspace keeps working after an upgrade (``create_all`` only creates tables)."""
-    from sqlalchemy import inspect, text
+    from sqlalchemy import text
 
     inspector = inspect(engine)
     with engine.begin() as conn:
@@ -301,14 +331,23 @@ def _not_logged(conn: Connection, rows: list[tuple[Any, ...]]) -> list[tuple[Any
     return fresh
 
 
+def _replacing_insert(dialect: Dialect) -> Any:
+    """The ``feedback`` INSERT that replaces the label of a row labelled before (``ON CONFLICT``,
+    the same statement on SQLite and PostgreSQL)."""
+    stmt = (sqlite if dialect.name == "sqlite" else postgresql).insert(feedback)
+    return stmt.on_conflict_do_update(index_elements=list(FEEDBACK_ROW.columns),
+                                      set_={"label": stmt.excluded.label, "ts": stmt.excluded.ts})
+
+
 class OperationalStore:
     """Tables of the running system, created on first use."""
 
     def __init__(self, uri: str) -> None:
         self.uri = uri
         self.engine = make_engine(uri)
-        _create_tables(self.engine)
+        _retried(metadata.create_all, self.engine)
         add_missing_columns(self.engine)
+        _retried(one_label_per_row, self.engine)
         self._row_insert = _RowInsert.compile(self.engine.dialect)
 
     # -- prediction log ----------------------------------------------------------------------
@@ -360,24 +399,18 @@ class OperationalStore:
         version: int | None = None,
     ) -> list[dict[str, Any]]:
         """Logged predictions of ``model`` in a time window or the ``last`` N, oldest first,
-        each joined with its latest feedback label (``label`` is None where none arrived).
+        each joined with its feedback label, the latest one sent (``label`` is None where none
+        arrived).
 
         ``after_id`` keeps rows logged after that log id (a watermark); ``labelled_only`` keeps
         rows that have feedback; ``version`` keeps one model version's rows (filtered in the
         query, so ``last`` counts that version's rows only)."""
-        fb = (
-            select(feedback.c.request_id, feedback.c.row, func.max(feedback.c.id).label("fid"))
-            .where(feedback.c.model == model)
-            .group_by(feedback.c.request_id, feedback.c.row)
-            .subquery()
-        )
         query = (
             select(predictions, feedback.c.label)
-            .select_from(
-                predictions.outerjoin(
-                    fb, (fb.c.request_id == predictions.c.request_id) & (fb.c.row == predictions.c.row)
-                ).outerjoin(feedback, feedback.c.id == fb.c.fid)
-            )
+            .select_from(predictions.outerjoin(
+                feedback, (feedback.c.request_id == predictions.c.request_id) & (feedback.c.row == predictions.c.row)
+                & (feedback.c.model == predictions.c.model)
+            ))
             .where(predictions.c.model == model)
         )
         if not include_shadow:
@@ -423,7 +456,10 @@ class OperationalStore:
         return out
 
     def add_feedback(self, items: Sequence[Mapping[str, Any]]) -> int:
-        """Store ground-truth labels: items of ``request_id, row, model, label``."""
+        """Store ground-truth labels: items of ``request_id, row, model, label``; returns how many
+        were stored. A row holds one label: a later one (a correction, in a later call or later
+        in ``items``) replaces the label and its time, and keeps the row's feedback id, so the
+        error streams (``labelled_after``) never take a row twice."""
         if not items:
             return 0
         now = time.time()
@@ -438,13 +474,15 @@ class OperationalStore:
             for i in items
         ]
         with self.engine.begin() as conn:
-            conn.execute(insert(feedback), rows)
+            conn.execute(_replacing_insert(conn.dialect), rows)
         return len(rows)
 
     def labelled_after(self, model: str, after_feedback_id: int = 0) -> list[dict[str, Any]]:
         """Feedback of ``model`` stored after a feedback id (a watermark), in arrival order, each
         with its prediction: ``feedback_id, label, id, version, prediction, score``. Streams of
-        errors read this, so a label arriving late still counts once."""
+        errors read this, so a label arriving late still counts once. A row keeps the feedback id
+        of its first label: a correction read before is in the windows (``prediction_rows``) but
+        not in these streams, which never take back a value they were fed."""
         query = (
             select(feedback.c.id.label("feedback_id"), feedback.c.label, predictions.c.id,
                    predictions.c.version, predictions.c.prediction, predictions.c.score)

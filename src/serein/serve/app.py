@@ -266,7 +266,10 @@ def create_app(ws: Workspace) -> FastAPI:
 
     @app.post("/v1/models/{name}/feedback", openapi_extra=FEEDBACK_DOC)
     async def feedback(name: str, request: Request) -> Response:
-        """Store ground-truth labels for earlier predictions, by request id."""
+        """Store ground-truth labels for earlier predictions, by request id. A row has one label: a
+        later label for the same request id and row replaces the stored one (a late correction),
+        so monitoring counts the row once, with its latest label; one body labelling a row twice
+        is refused with 422. ``stored`` counts the rows labelled, new or replaced."""
         served = models.get(name)
         entries = feedback_entries(await read_json(request, max_bytes), max_rows)
         ids = [entry["request_id"] for entry in entries]

@@ -3,6 +3,10 @@
 A body is one entry or a list of entries ``{"request_id", "label"}``; for a request of several
 rows ``label`` is a list with one label per row, or the entry names its ``row``. Labels must be one
 of the model's classes (a classifier) or a finite number (a regressor).
+
+A row has one label: a later request's label for it replaces the stored one (a late correction),
+so monitoring counts the row once, with its latest label. One body labelling a row twice is
+refused (422), since which label is meant would be a guess.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ FEEDBACK_KEYS = frozenset({"request_id", "row", "label"})
 
 
 def feedback_items(served: ServedModel, body: Any, known: dict[str, tuple[str, int]]) -> list[dict[str, Any]]:
-    """Feedback entries expanded to one ``{request_id, row, model, label}`` item per labelled row."""
+    """Feedback entries expanded to one ``{request_id, row, model, label}`` item per labelled row.
+    Two entries labelling the same row are refused: which of the two is meant is a guess."""
     items: list[dict[str, Any]] = []
+    labelled: dict[tuple[str, int], str] = {}  # (request id, row) -> the entry that labels it
     for n, entry in enumerate(body):
         rid = entry["request_id"]
         model, n_rows = known[rid]
@@ -26,25 +32,33 @@ def feedback_items(served: ServedModel, body: Any, known: dict[str, tuple[str, i
         if model != served.name:
             raise NotFoundError(f"{where}: request id {rid!r} was not served by model {served.name!r}",
                                 hint=f"send it to /v1/models/{model}/feedback")
-        label, row = entry["label"], entry.get("row")
         try:
-            if row is not None:
-                if type(row) is not int or not 0 <= row < n_rows:
-                    raise ValidationFailed(f"'row' must be an integer from 0 to {n_rows - 1}")
+            for row, label in _row_labels(entry, n_rows):
+                first = labelled.setdefault((rid, row), where)
+                if first != where:
+                    raise ValidationFailed(f"row {row} is labelled by {first} too",
+                                           hint="send one label a row; a later request replaces a stored label")
                 items.append({"request_id": rid, "row": row, "model": model, "label": served.check_label(label)})
-            elif isinstance(label, list):
-                if len(label) != n_rows:
-                    raise ValidationFailed(f"'label' lists {len(label)} labels but the request had {n_rows} rows")
-                items.extend({"request_id": rid, "row": i, "model": model, "label": served.check_label(value)}
-                             for i, value in enumerate(label))
-            elif n_rows > 1:
-                raise ValidationFailed(f"the request had {n_rows} rows: give 'label' as a list of {n_rows} "
-                                       "labels, or name the 'row'")
-            else:
-                items.append({"request_id": rid, "row": 0, "model": model, "label": served.check_label(label)})
         except ValidationFailed as exc:
             raise ValidationFailed(f"{where} (request id {rid!r}): {exc.message}", exc.hint) from None
     return items
+
+
+def _row_labels(entry: dict[str, Any], n_rows: int) -> list[tuple[int, Any]]:
+    """The ``(row, label)`` pairs an entry gives for a request of ``n_rows`` rows."""
+    label, row = entry["label"], entry.get("row")
+    if row is not None:
+        if type(row) is not int or not 0 <= row < n_rows:
+            raise ValidationFailed(f"'row' must be an integer from 0 to {n_rows - 1}")
+        return [(row, label)]
+    if isinstance(label, list):
+        if len(label) != n_rows:
+            raise ValidationFailed(f"'label' lists {len(label)} labels but the request had {n_rows} rows")
+        return list(enumerate(label))
+    if n_rows > 1:
+        raise ValidationFailed(f"the request had {n_rows} rows: give 'label' as a list of {n_rows} labels, "
+                               "or name the 'row'")
+    return [(0, label)]
 
 
 def feedback_entries(body: Any, max_rows: int) -> list[dict[str, Any]]:
