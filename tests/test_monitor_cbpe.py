@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sklearn.isotonic import IsotonicRegression
-from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
 from serein.monitor.cbpe import (
     calibrate,
@@ -144,9 +144,40 @@ def test_hand_worked_multiclass_confusion() -> None:
     fp = {"a": 0.3, "b": 0.4 + 0.7, "c": 0.0}
     fn = {"a": 0.1 + 0.2, "b": 0.2, "c": 0.1 + 0.3 + 0.5}
     f1 = [2 * tp[k] / (2 * tp[k] + fp[k] + fn[k]) for k in "abc"]
+    # c is never predicted: it counts (with 0) as far as some row is likely to be labelled c
+    present = [1.0, 1.0, 1 - 0.9 * 0.7 * 0.5]
     assert est["accuracy"]["value"] == pytest.approx((0.7 + 0.6 + 0.3) / 3)
-    assert est["f1"]["value"] == pytest.approx(np.mean(f1))
-    assert est["precision"]["value"] == pytest.approx(np.mean([0.7 / 1.0, 0.9 / 2.0, 0.0]))
+    assert est["f1"]["value"] == pytest.approx(np.dot(f1, present) / sum(present))
+    assert est["precision"]["value"] == pytest.approx((0.7 / 1.0 + 0.9 / 2.0) / sum(present))
+
+
+def test_multiclass_estimate_leaves_out_a_class_absent_from_the_window() -> None:
+    """A class the window neither predicts nor is likely to label is left out of the estimated
+    macro precision, recall and F1, point and interval, as scikit-learn's ``average="macro"`` and
+    realized performance leave it out: it counted as 0, so with one of four classes gone from the
+    traffic the estimate was three quarters of the realized value and outside its own interval."""
+    rng = np.random.default_rng(0)
+    names = np.array(["a", "b", "c", "d"])
+
+    def stream(n: int, d_shift: float) -> tuple[np.ndarray, np.ndarray]:
+        logits = 1.5 * rng.normal(size=(n, 4))
+        logits[:, 3] -= d_shift  # class d made rare
+        P = np.exp(logits)
+        P /= P.sum(axis=1, keepdims=True)
+        y = (rng.random((n, 1)) > np.cumsum(P, axis=1)[:, :-1]).sum(axis=1)
+        raw = P ** 0.6
+        return raw / raw.sum(axis=1, keepdims=True), y
+
+    raw, y = stream(6_000, 0.0)
+    cal = fit_calibration(names[y], raw, list(names))
+    cur, truth = stream(3_000, 12.0)
+    pred, labels = names[cur.argmax(axis=1)], names[truth]
+    assert "d" not in set(pred) | set(labels)
+    est = estimate_performance(cal, cur, pred)["metrics"]
+    for name, realized in (("f1", f1_score), ("precision", precision_score), ("recall", recall_score)):
+        value = realized(labels, pred, average="macro")
+        assert est[name]["value"] == pytest.approx(value, abs=0.03), name
+        assert est[name]["low"] <= value <= est[name]["high"], name
 
 
 def _calibrated_window(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -139,6 +139,26 @@ def _confusion_metrics(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> dict[s
     return {"precision": precision, "recall": recall, "f1": f1}
 
 
+def _macro(metrics: Mapping[str, np.ndarray], present: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-class ``metrics`` (classes along the first axis) averaged over the classes ``present``
+    (weights: 1 or 0 for drawn labels, the chance of being present for the expectation). As
+    scikit-learn's ``average="macro"`` and realized performance (``serein.monitor.performance``)
+    do, a class neither labelled nor predicted is left out; one labelled but never predicted
+    counts, with 0."""
+    return {name: (v * present).sum(axis=0) / present.sum(axis=0) for name, v in metrics.items()}
+
+
+def _presence(P: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """The chance that each class is labelled or predicted in the window, from its number of
+    predictions ``predicted`` and the calibrated probabilities ``P``: 1 for a predicted class,
+    else the chance that at least one row's label is that class, ``1 - Π (1 - P[:, j])``."""
+    out = np.ones(P.shape[1])
+    unpredicted = predicted == 0
+    with np.errstate(divide="ignore"):  # a probability of 1: the class is labelled for sure
+        out[unpredicted] = -np.expm1(np.log1p(-P[:, unpredicted]).sum(axis=0))
+    return out
+
+
 class Ties(NamedTuple):
     """A set of scores sorted once: what :func:`expected_auc`, :func:`rankdata` and
     :func:`calibrate` need of a sort."""
@@ -188,14 +208,15 @@ def _estimates(P: np.ndarray, raw: np.ndarray, pred_idx: np.ndarray,
     right = P[np.arange(n), pred_idx]  # the chance each row's prediction is right
     out = {"accuracy": float(right.mean())}
     tp = np.bincount(pred_idx, weights=right, minlength=k)  # expected hits per predicted class
-    fp = np.bincount(pred_idx, minlength=k) - tp
+    predicted = np.bincount(pred_idx, minlength=k)
+    fp = predicted - tp
     fn = np.ones(n) @ P - tp  # the column sums (P.sum(axis=0) runs row by row: 60 times slower on a million rows)
     cm = _confusion_metrics(tp, fp, fn)
     if k == 2:
         out.update({name: float(v[1]) for name, v in cm.items()})
         out["roc_auc"] = expected_auc(raw[:, 1], P[:, 1], groups[1])
     else:
-        out.update({name: float(v.mean()) for name, v in cm.items()})
+        out.update({name: float(v) for name, v in _macro(cm, _presence(P, predicted)).items()})
         out["roc_auc"] = float(np.nanmean([expected_auc(raw[:, j], P[:, j], groups[j]) for j in range(k)]))
     return out
 
@@ -247,22 +268,20 @@ def _draws(P: np.ndarray, ranks: list[np.ndarray | None], pred_idx: np.ndarray, 
         d = min(DRAW_BATCH, n_draws - start)
         u = rng.random((n, d))
         labels = (u[:, :, None] > cum[:, None, :-1]).sum(axis=2) if k > 2 else None  # n × d class indices
-        hits = np.zeros(d)
-        per_class = []
+        counts = []
         aucs = []
         for j in classes:
             Y = u > cum[:, :1] if labels is None else labels == j  # binary: drawn positive
             rank_sum, tp, n1 = weights[j] @ Y.astype(float)
-            fp, fn = predicted[j] - tp, n1 - tp
-            per_class.append(_confusion_metrics(tp, fp, fn))
+            counts.append((tp, predicted[j] - tp, n1 - tp))
             with np.errstate(invalid="ignore", divide="ignore"):
                 aucs.append((rank_sum - n1 * (n1 + 1) / 2) / (n1 * (n - n1)))
-            hits += tp
-        if labels is None:  # binary: the negatives' hits too, rows neither predicted nor drawn positive
-            hits += n - (tp + fp + fn)
-        parts = {"accuracy": hits / n}
-        for name in ("precision", "recall", "f1"):
-            parts[name] = np.mean([c[name] for c in per_class], axis=0)
+        tp, fp, fn = np.array(counts).transpose(1, 0, 2)  # each classes × d
+        cm = _confusion_metrics(tp, fp, fn)
+        if labels is None:  # binary: the positive class's; the rest of the rows are the negatives' hits
+            parts = {"accuracy": (n - fp[0] - fn[0]) / n, **{name: v[0] for name, v in cm.items()}}
+        else:
+            parts = {"accuracy": tp.sum(axis=0) / n, **_macro(cm, tp + fp + fn > 0)}
         with warnings.catch_warnings():  # a draw may lack a class on tiny windows: its AUC is NaN
             warnings.simplefilter("ignore", RuntimeWarning)
             parts["roc_auc"] = np.nanmean(np.vstack(aucs), axis=0) if k > 2 else aucs[0]
@@ -274,7 +293,7 @@ def _draws(P: np.ndarray, ranks: list[np.ndarray | None], pred_idx: np.ndarray, 
 def estimate_performance(calibration: Mapping[str, Any], proba: Any, predictions: Sequence[Any],
                          n_draws: int = N_DRAWS, seed: int = 0) -> dict[str, Any] | None:
     """Expected accuracy, precision, recall, F1 (binary: of the positive class; multi-class:
-    macro) and ROC AUC of a window from the model's raw ``proba`` (or binary scores) and its
+    macro over the classes labelled or predicted, see :func:`_macro`) and ROC AUC of a window from the model's raw ``proba`` (or binary scores) and its
     predicted classes, each with a 95 % interval for the realized value. None for an empty
     window or predictions outside the calibrated classes."""
     raw = _class_scores(proba)
