@@ -355,6 +355,55 @@ def test_estimator_part_is_cut_from_the_export(scoring, credit_df: pd.DataFrame,
         estimator_model(str(tmp_path / "two.onnx"), 2)
 
 
+@pytest.mark.parametrize("categorical", [["employment", "region"], []])
+def test_a_nearest_neighbour_export_is_cut_at_the_preprocessed_matrix(credit_df: pd.DataFrame, tmp_path: Path,
+                                                                      categorical: list[str]) -> None:
+    """A three-class nearest-neighbour classifier computes its label and its probabilities from one
+    tensor of class votes, which every path to the outputs also goes through: cut there, the part
+    took the matrix for votes (ONNX Runtime refused a class index out of range). Cut at the
+    preprocessed matrix (after the scaler when there is no one-hot encoder), it scores as
+    scikit-learn's estimator does."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from serein.batch import estimator_model
+    from serein.data.profiling import suggest_contract
+    from serein.registry.onnx_export import convert, onnx_inputs, session
+    from serein.train.pipeline import build_pipeline
+
+    numeric = ["age", "income", "credit_score"]
+    train = credit_df.iloc[:600].reset_index(drop=True)
+    y = np.where(train["age"] > 50, "senior", np.where(train["income"] > train["income"].median(), "rich", "other"))
+    pipeline = build_pipeline(numeric, categorical, KNeighborsClassifier(), scale=True).fit(train[numeric + categorical], y)
+    export = tmp_path / "knn.onnx"
+    export.write_bytes(convert(pipeline, onnx_inputs(suggest_contract(train), numeric + categorical), classifier=True))
+    X = pipeline[:-1].transform(credit_df[numeric + categorical].iloc[600:800]).astype(np.float32)
+    label, proba = session(estimator_model(str(export), X.shape[1])).run(None, {"X": X})
+    expected = pipeline[-1].predict_proba(X.astype(np.float64))
+    np.testing.assert_allclose(proba, expected, atol=1e-6)
+    assert label.tolist() == pipeline[-1].classes_[expected.argmax(axis=1)].tolist()
+
+
+def test_an_estimator_part_that_fails_on_the_reference_sample_is_declined(scoring, monkeypatch) -> None:
+    """An estimator's part that ONNX Runtime cannot run on the reference sample is declined (logged)
+    like one that disagrees: the whole export scores, instead of the run failing."""
+    import pyarrow as pa
+
+    from serein import batch
+    from serein.batch import ChunkScorer
+    from serein.tree_tables import TableTrees
+
+    ws, frame = scoring
+    loaded = ws.registry.load(MODEL, 1)
+    cut = batch.estimator_model
+    monkeypatch.setattr(TableTrees, "compile", lambda model, layout: None)
+    monkeypatch.setattr(batch, "estimator_model", lambda export, width, nan_free: cut(export, width + 1, nan_free))
+    scorer = ChunkScorer(loaded, prefer_onnx=True, arrow_path=True)
+    assert scorer.estimator is None and scorer.runtime == "onnx"
+    records = pa.RecordBatch.from_pandas(frame[loaded.features], preserve_index=False)
+    np.testing.assert_allclose(scorer.score_arrow(records)[1], loaded.pipeline.predict_proba(frame[loaded.features]),
+                               atol=1e-3)  # float32 trees
+
+
 def test_a_csv_input_reads_the_contract_text_columns_as_text(scoring, tmp_path: Path) -> None:
     """Codes such as "07" in a column the model's contract holds as text are scored as "07", not
     as the number 7 that CSV type inference made of them (an unknown category to the model)."""

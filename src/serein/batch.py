@@ -71,6 +71,10 @@ RUNTIMES = ("auto", "sklearn")
 OUTPUT_COLUMNS = ("prediction", "model", "model_version")
 PROBA_PREFIX = "proba_"
 PLAN_FILE = "batch-plan.json"  # in the version's cache folder (serein.batch_plan)
+# The ONNX operators of the preprocessing steps ArrowFeatures reproduces (SimpleImputer of numbers,
+# StandardScaler, OneHotEncoder; a text imputer's nodes feed a OneHotEncoder): the estimator's part
+# of an export starts after all of them.
+PREPROCESSING_OPS = frozenset({"Imputer", "Scaler", "OneHotEncoder"})
 
 
 @dataclass
@@ -224,8 +228,11 @@ def _estimator_nodes(graph: Any, cut: str) -> list[Any] | None:
 def estimator_model(export: str, width: int, nan_free: bool = False) -> bytes:
     """The estimator's part of a whole-pipeline ONNX export as a model of one float input ``X`` of
     ``width`` columns: the nodes after the preprocessed matrix, which is the tensor nearest the
-    outputs that every path from the inputs goes through. Read from the verified export, so
-    scoring needs no converter. ``nan_free``: ``X`` never holds NaN, so tree nodes lose their
+    inputs that every path from the inputs to the outputs goes through and that comes after every
+    node of the preprocessing (``PREPROCESSING_OPS``). Not the one nearest the outputs: an
+    estimator's own part may hold such tensors too (a nearest-neighbour classifier computes its
+    label and its probabilities from one tensor of class votes). Read from the verified export,
+    so scoring needs no converter. ``nan_free``: ``X`` never holds NaN, so tree nodes lose their
     missing-value branches (one test less per node visited, ~6 % of the trees' time). Raises
     ValueError when the graph has no such tensor."""
     import onnx
@@ -235,12 +242,12 @@ def estimator_model(export: str, width: int, nan_free: bool = False) -> bytes:
     graph = model.graph
     outputs = {t.name for t in graph.output}
     produced = {out for node in graph.node for out in node.output}
-    for node in reversed(graph.node):  # topological order: the first cut found is the nearest the outputs
+    for node in graph.node:  # topological order: the first cut found is the nearest the inputs
         for cut in node.input:
             if cut not in produced or cut in outputs:
                 continue
             nodes = _estimator_nodes(graph, cut)
-            if nodes is None:
+            if nodes is None or any(kept.op_type in PREPROCESSING_OPS for kept in nodes):
                 continue
             for kept in nodes:
                 kept.input[:] = ["X" if name == cut else name for name in kept.input]
@@ -355,7 +362,13 @@ class ChunkScorer:
         frame = pd.DataFrame({f: sample[f] for f in self.model.features})
         table = pa.RecordBatch.from_pandas(frame, preserve_index=False)
         for kind, estimate in estimators.items():
-            if self._agrees(estimate(table), frame):
+            try:
+                agrees = self._agrees(estimate(table), frame)
+            except Exception as exc:  # noqa: BLE001 - a part that cannot score the sample is declined too
+                log.info("%s v%s: the estimator's part run by %s fails on the reference sample (%s)",
+                         self.model.name, self.model.version, kind, exc)
+                continue
+            if agrees:
                 self._use(features, kind, estimate, trees)
                 return ArrowPlan(features, kind, trees if kind == "tables" else None)
             log.info("%s v%s: the estimator's part run by %s disagrees with scikit-learn on the reference sample",
