@@ -73,6 +73,37 @@ def test_bad_files_are_refused_by_name(tmp_path: Path, name: str, content: bytes
     assert name in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "named", "fix"),
+    [
+        ("semicolons.csv", "age;city;income\n31;Lyon;1200\n44;Oslo;900\n", "';'", "sep=';'"),
+        ("decimal-commas.csv", "age;city;income\n31;Lyon;1200,5\n44;Oslo;900\n", "';'", "decimal=','"),
+        ("tabs.csv", "age\tcity\n31\tLyon\n", "'\\t'", "sep='\\t'"),
+        ("tabs.csv.gz", "age\tcity\n31\tLyon\n", "'\\t'", "sep='\\t'"),
+    ],
+)
+def test_a_csv_separated_otherwise_than_by_commas_is_refused_naming_its_separator(
+        tmp_path: Path, name: str, content: str, named: str, fix: str) -> None:
+    path = tmp_path / name
+    if name.endswith(".gz"):
+        import gzip
+
+        path.write_bytes(gzip.compress(content.encode()))
+    else:
+        path.write_text(content)
+    with pytest.raises(UsageError) as info:
+        read_table(path)
+    assert info.value.message.startswith(f"{path} is not comma-separated: its header row is one field")
+    assert f"look separated by {named}, not by commas" in info.value.message
+    assert fix in info.value.hint
+
+
+def test_a_one_column_csv_whose_name_holds_a_semicolon_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "one.csv"
+    path.write_text('"note; kept"\na;b\nc\n')
+    assert read_table(path)["note; kept"].tolist() == ["a;b", "c"]
+
+
 def test_frame_hash_covers_every_row_and_ignores_the_index(credit_df: pd.DataFrame) -> None:
     big = credit_df
     assert frame_hash(big) == frame_hash(big.copy().set_axis(range(100, 100 + len(big))))

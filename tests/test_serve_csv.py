@@ -12,6 +12,7 @@ import pytest
 
 from serein.data.contract import Contract
 from serein.serve.tabular import csv_rows
+from serein.errors import ValidationFailed
 from serein.serve.validation import RequestInvalid
 
 CONTRACT = Contract.from_dict({"columns": {"n": {"type": "integer"}, "x": {"type": "float"},
@@ -69,3 +70,25 @@ def test_a_ragged_row_and_bad_fields_are_named_in_row_order() -> None:
     with pytest.raises(RequestInvalid) as caught:
         csv_rows(text, CONTRACT, max_rows=100)
     assert [(p["row"], p["field"]) for p in caught.value.problems] == [(0, "x"), (1, None), (2, "n"), (2, "b")]
+
+
+@pytest.mark.parametrize(
+    ("text", "holding", "separator"),
+    [
+        (b"n;x;b;s\n1;2,5;true;a\n", "semicolons", "';'"),  # a comma in a row: ragged as well
+        (b"n;x;b;s\r\n1;2;true;a\r\n", "semicolons", "';'"),
+        (b"n\tx\tb\ts\n1\t2.5\ttrue\ta\n", "tabs", "'\\t'"),
+        (b'"n";"x"\n1;2\n', "semicolons", "';'"),  # quoted names: malformed read with commas
+    ],
+)
+def test_a_body_separated_otherwise_than_by_commas_is_named(text: bytes, holding: str, separator: str) -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        csv_rows(text, CONTRACT, max_rows=100)
+    assert caught.value.message == (f"the CSV is not comma-separated: its header row is one field holding {holding}: "
+                                    f"the columns look separated by {separator}, not by commas")
+    assert "commas" in caught.value.hint
+
+
+def test_a_one_field_header_quoting_a_semicolon_is_no_separator_problem() -> None:
+    with pytest.raises(ValidationFailed, match="not a header row"):
+        csv_rows(b'"m;y"\n1\n', CONTRACT, max_rows=100)

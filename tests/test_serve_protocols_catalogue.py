@@ -272,6 +272,10 @@ def mlflow_cases(service: Service) -> list[MlflowCase]:
         ("CSV header only", csv(header), CSV, 400, "no rows"),
         ("CSV column twice", csv(header + ",age", first + ",1"), CSV, 400, "'age' is given twice"),
         ("CSV unnamed column", csv(header + ",", first + ",1"), CSV, 400, "has no name"),
+        ("CSV separated by semicolons", csv(header.replace(",", ";"), first.replace(",", ";")), CSV, 400,
+         "the columns look separated by ';', not by commas"),
+        ("CSV separated by tabs", csv(header.replace(",", "\t"), first.replace(",", "\t")), CSV, 400,
+         "the columns look separated by '\\t', not by commas"),
         ("rows over the limit", {"instances": service.rows(1) * (MAX_ROWS + 1)}, JSON, 413, "limit"),
         ("body over the size limit", {"inputs": rows, "params": None, "pad": "x" * MAX_BYTES}, JSON, 413, "limit"),
     ]
@@ -293,7 +297,8 @@ def test_mlflow_catalogue_of_bad_requests(protocol_service: Service) -> None:
 
 
 @pytest.mark.parametrize("case", ["CSV text in a number column", "CSV row with extra fields", "CSV without header",
-                                  "CSV not UTF-8", "CSV nan in a number column"])
+                                  "CSV not UTF-8", "CSV nan in a number column", "CSV separated by semicolons",
+                                  "CSV separated by tabs"])
 def test_csv_on_v1_names_the_row_and_field(protocol_service: Service, case: str) -> None:
     """The same CSV mistakes on ``/v1``: the contract's 422 (400 for undecodable text) with
     ``details`` naming the row and field."""

@@ -6,6 +6,11 @@ exactly the kind of dirty batch a contract should judge rather than a reader rej
 problem (missing file, unsupported suffix, unparsable content, no rows) becomes one
 ``UsageError``/``NotFoundError`` naming the file.
 
+A CSV file is read with commas between fields. One written with semicolons (spreadsheets where the
+decimal mark is a comma) or tabs is refused, naming the separator it uses and how to convert it:
+read with a separator guessed from its look, such a file would often lose its numbers silently
+(``1,5`` stays text), so it is never guessed.
+
 Timestamps always come out tz-aware UTC in microseconds (Delta's unit): aware values are converted, naive ones are taken to be
 UTC already, and text columns that hold nothing but ISO 8601 date-times are parsed.
 
@@ -19,6 +24,7 @@ UTC already, and text columns that hold nothing but ISO 8601 date-times are pars
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -41,6 +47,9 @@ SUFFIXES = {
 }
 ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
 ISO_SAMPLE = 100  # rows looked at before trying to parse a text column as date-times
+OTHER_SEPARATORS = {";": "semicolons", "\t": "tabs"}
+"""Separators CSV files are written with instead of commas, which a reading with commas takes for
+text inside one column."""
 
 
 def file_format(path: str | os.PathLike[str]) -> str:
@@ -59,14 +68,59 @@ def file_format(path: str | os.PathLike[str]) -> str:
     )
 
 
+def other_separator(header: str) -> str | None:
+    """The separator of ``OTHER_SEPARATORS`` a CSV header line is written with, when it is one
+    field read with commas and several read with that separator; None when it is not clearly so.
+
+    >>> other_separator("age;city;income"), other_separator("age\\tcity"), other_separator("age,city")
+    (';', '\\t', None)
+    >>> other_separator('"age;city"'), other_separator("age;city,income")  # one quoted name; commas too
+    (None, None)
+    """
+    if len(next(csv.reader([header]), [])) != 1:
+        return None
+    widths = {sep: len(next(csv.reader([header], delimiter=sep))) for sep in OTHER_SEPARATORS if sep in header}
+    widest = max(widths, key=widths.__getitem__, default=None)
+    return widest if widest is not None and widths[widest] > 1 else None
+
+
+def separator_problem(separator: str) -> str:
+    """What is wrong with a CSV whose header is written with ``separator`` (see ``other_separator``)."""
+    return (f"its header row is one field holding {OTHER_SEPARATORS[separator]}: the columns look separated "
+            f"by {separator!r}, not by commas")
+
+
+def _refuse_other_separator(path: Path) -> None:
+    """Refuse a CSV file whose header row is written with another separator than commas."""
+    import pyarrow as pa
+
+    with pa.input_stream(str(path), compression="detect") as stream:  # .csv.gz too
+        head = stream.read(1 << 16).decode("utf-8-sig", errors="replace")
+    separator = other_separator(head.split("\n", 1)[0].rstrip("\r"))
+    if separator is not None:
+        example = f"pandas.read_csv(path, sep={separator!r}).to_csv(new_path, index=False)"
+        decimals = " (add decimal=',' where numbers are written 1,5)" if separator == ";" else ""
+        raise UsageError(f"{path} is not comma-separated: {separator_problem(separator)}",
+                         hint=f"save it with commas between fields, or convert it, e.g. {example}{decimals}")
+
+
 def _read_csv(path: Path, text: Sequence[str] = ()) -> pd.DataFrame:
+    """A comma-separated file; one that a header written with another separator makes one column
+    (or unreadable) is refused by ``_refuse_other_separator``."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
     # Empty text in a text column is a missing value, as it is in numeric columns. The ``text``
     # columns stay text: type inference would make codes such as "07" the number 7.
     options = pcsv.ConvertOptions(strings_can_be_null=True, column_types={c: pa.string() for c in text})
-    return pcsv.read_csv(path, convert_options=options).to_pandas()
+    try:
+        table = pcsv.read_csv(path, convert_options=options)
+    except pa.ArrowInvalid:  # rows holding commas have more fields than the one-field header
+        _refuse_other_separator(path)
+        raise
+    if table.num_columns == 1:
+        _refuse_other_separator(path)
+    return table.to_pandas()
 
 
 def _read_parquet(path: Path, text: Sequence[str] = ()) -> pd.DataFrame:
@@ -138,6 +192,8 @@ def read_table(path: str | os.PathLike[str], text: Sequence[str] = ()) -> pd.Dat
         df = READERS[kind](p, text)
     except PermissionError:
         raise UsageError(f"{p} cannot be read (permission denied)") from None
+    except UsageError:
+        raise
     except Exception as exc:  # pyarrow/pandas raise many types for malformed content
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"{p} is not a readable {kind} file: {detail}", hint=f"check that it is valid {kind}") from None

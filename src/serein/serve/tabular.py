@@ -12,8 +12,9 @@ protocol is validated, scored and logged by the one path ``/v1`` uses:
   boolean column). A field that does not parse is a problem naming its row and column, as the
   validator's are; the value itself is never quoted back.
 
-Structural mistakes (ragged columns, a missing header) raise ``ValidationFailed`` (HTTP 422 on
-``/v1``; the other protocols answer 400 as their clients expect).
+Structural mistakes (ragged columns, a missing header, a header written with semicolons or tabs
+rather than commas) raise ``ValidationFailed`` (HTTP 422 on ``/v1``; the other protocols answer
+400 as their clients expect).
 
 >>> from serein.data.contract import Contract
 >>> contract = Contract.from_dict({"columns": {"age": {"type": "integer"}, "city": {"type": "string"}}})
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
+from serein.data.readers import other_separator, separator_problem
 from serein.errors import UsageError, ValidationFailed
 from serein.serve.payloads import (
     HttpError,
@@ -173,11 +175,13 @@ def csv_rows(body: bytes | bytearray, contract: Contract, max_rows: int) -> list
         header = next(reader, None)
         records = list(reader)
     except csv.Error as exc:
+        _refuse_other_separator(text)
         raise ValidationFailed(f"the CSV is malformed at line {reader.line_num}: {exc}",
                                hint="quote fields holding commas, quotes or line breaks, doubling inner quotes") from None
     if not header or header == [""]:
         raise ValidationFailed("the CSV has no header row", hint="start the CSV with a line naming the columns")
     if not any(name in contract.columns for name in header):
+        _refuse_other_separator(text)
         raise ValidationFailed("the CSV's first line is not a header row (it names none of the model's columns)",
                                hint=f"start the CSV with a header row naming the columns, such as "
                                     f"{','.join(list(contract.columns)[:3])},...")
@@ -202,6 +206,15 @@ def csv_rows(body: bytes | bytearray, contract: Contract, max_rows: int) -> list
         problems.sort(key=lambda found: found[:2])  # as the rows read, field by field
         raise RequestInvalid([found[2] for found in problems[:MAX_PROBLEMS]], more=len(problems) > MAX_PROBLEMS)
     return column_rows(header, values, len(whole))
+
+
+def _refuse_other_separator(text: str) -> None:
+    """Refuse a CSV body whose header row is written with semicolons or tabs rather than commas
+    (``serein.data.readers.other_separator``), which reads as one column named by the whole line."""
+    separator = other_separator(text.partition("\n")[0].rstrip("\r"))
+    if separator is not None:
+        raise ValidationFailed(f"the CSV is not comma-separated: {separator_problem(separator)}",
+                               hint="separate the fields with commas, quoting a field that holds a comma")
 
 
 def _column_values(kind: str | None, texts: Sequence[str]) -> tuple[list[Any], list[tuple[int, str]]]:
