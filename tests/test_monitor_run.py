@@ -258,6 +258,35 @@ def test_a_report_path_that_cannot_be_written_is_refused_before_the_run(ws: Work
     assert out.returncode == 2 and "is a folder" in out.stderr and "internal error" not in out.stderr
 
 
+def test_a_report_that_fails_at_write_time_loses_neither_the_run_nor_its_alerts(
+        ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A report that cannot be written when the run ends (no permission, a full disk) is said
+    after the run is stored and its alerts raised: the error used to come before the store, and
+    the run's result was lost. The CLI shows the run, then fails naming the path and the fix."""
+    from serein.monitor import report as report_module
+    from serein.monitor.monitor import ReportNotWritten
+
+    def refused(path: Path, *args: object) -> Path:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    before = len(ws.store.monitor_history("credit"))
+    monkeypatch.setattr(report_module, "write_monitor_report", refused)
+    with pytest.raises(ReportNotWritten, match="Permission denied") as caught:
+        run_monitor(ws, "credit", since="2h", report=tmp_path / "m.html")
+    result = caught.value.result
+    stored = ws.store.monitor_history("credit")
+    assert len(stored) == before + 1 and stored[0]["id"] == result.id and stored[0]["report_path"] is None
+    assert result.alerts and stored[0]["result"]["alerts"] == result.to_dict()["alerts"]
+    assert {(a["rule"], a["feature"]) for a in result.alerts} <= set(ws.alerts.active("credit"))
+    assert f"#{result.id}" in caught.value.message and "write to" in caught.value.hint
+    monkeypatch.undo()
+    if Path("/dev/full").exists():  # a full disk, in the CLI: the run's table, then the error
+        out = _cli(ws, "monitor", "credit", "--since", "2h", "--report", "/dev/full")
+        assert out.returncode == 1 and "status: critical" in out.stdout and "internal error" not in out.stderr
+        assert "--report /dev/full could not be written: No space left on device" in out.stderr
+        assert "hint:" in out.stderr and len(ws.store.monitor_history("credit")) == before + 2
+
+
 def test_cli(ws: Workspace) -> None:
     out = _cli(ws, "monitor", "credit", "--last", "300", "--json")
     assert out.returncode == 0, out.stderr

@@ -130,7 +130,7 @@ def _monitor(name: str, since: str | None, until: str | None, last: int | None, 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from serein.cli.common import err_console
-    from serein.monitor.monitor import run_monitor
+    from serein.monitor.monitor import ReportNotWritten, run_monitor
     from serein.monitor.window import parse_chunk, parse_since
 
     if since is not None:
@@ -148,12 +148,19 @@ def _monitor(name: str, since: str | None, until: str | None, last: int | None, 
         def progress(what: str, done: int, total: int) -> None:
             bar.update(task, description=f"monitoring {name}: {what}", completed=done, total=total)
 
-        result = run_monitor(ws, name, since=since, last=last, current=current, report=report, until=until,
-                             cumulative=cumulative, chunk=chunk, multivariate=multivariate, progress=progress).to_dict()
+        failed = None
+        try:
+            run = run_monitor(ws, name, since=since, last=last, current=current, report=report, until=until,
+                              cumulative=cumulative, chunk=chunk, multivariate=multivariate, progress=progress)
+        except ReportNotWritten as exc:  # the run is stored and its alerts raised: shown, then the error
+            run, failed = exc.result, exc
+    result = run.to_dict()
     if as_json:
         print_json(result)
     else:
         _print_result(result)
+    if failed is not None:
+        raise failed
 
 
 @alerts_app.command("list")

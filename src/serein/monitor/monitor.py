@@ -57,7 +57,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from serein.errors import UsageError
+from serein.errors import SereinError, UsageError
 from serein.monitor.drift import (
     Thresholds,
     features_drift,
@@ -157,6 +157,18 @@ class MonitorResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "status": self.status}
+
+
+class ReportNotWritten(SereinError):
+    """The run's HTML report could not be written (no permission, a full disk) after the run was
+    stored and its alerts raised: the run is kept as ``result``, which the CLI still shows."""
+
+    def __init__(self, path: Path, error: OSError, result: MonitorResult) -> None:
+        super().__init__(f"--report {path} could not be written: {error.strerror or error}; the run is stored "
+                         f"(#{result.id}) and its {len(result.alerts)} alert(s) raised, without a report",
+                         hint="give --report a file in a folder you can write to (or free disk space there) "
+                              "and run again for the report")
+        self.result = result
 
 
 def _label_as_class(value: Any, kind: type) -> Any:
@@ -504,7 +516,8 @@ def run_monitor(ws: Workspace, model: str, since: str | None = None, last: int |
     """Compare a window of ``model``'s champion traffic (or the batch ``current``) with its
     reference profile; store the result, raise alerts, and write an HTML report when ``report``
     is a path (or True: a dated file in the workspace's reports folder). ``chunk`` adds the
-    chunked series; ``progress(what, done, total)`` hears about long steps."""
+    chunked series; ``progress(what, done, total)`` hears about long steps. A report that cannot
+    be written raises :class:`ReportNotWritten` after the run is stored, its alerts raised."""
     _check_window_args(since, until, last, current, cumulative, chunk)
     _check_report_path(report)
     settings = _settings(ws)
@@ -540,6 +553,7 @@ def run_monitor(ws: Workspace, model: str, since: str | None = None, last: int |
     raising += rule_alerts(ws, loaded, result, streaming=current is None)  # detectors, rules, auto-resolve
     result.resolved += _resolve_window_alerts(ws, result)
     raise_run_alerts(ws, result, raising)  # all in one transaction
+    failed = None
     if report:
         from serein.monitor.report import write_monitor_report
 
@@ -548,9 +562,11 @@ def run_monitor(ws: Workspace, model: str, since: str | None = None, last: int |
         try:
             result.report = str(write_monitor_report(path, result, profile, ws.alerts.list(model=model)))
         except OSError as exc:  # what _check_report_path cannot foresee: permissions, a full disk
-            raise UsageError(f"--report {path} cannot be written: {exc.strerror or exc}") from None
+            failed = exc
     result.id = ws.store.add_monitor_result(
         model, loaded.version, result.to_dict(), result.n_rows, result.drifted,
         window.start, window.end, result.report,
     )
+    if failed is not None:  # said once the run is stored: a report is never worth the run's result
+        raise ReportNotWritten(path, failed, result) from failed
     return result
