@@ -4,6 +4,8 @@ server and email delivery to a real local SMTP server (aiosmtpd)."""
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -99,7 +101,9 @@ def test_slack_payload(tmp_path: Path, hook) -> None:  # noqa: F811
     assert resolved["text"].startswith("[RESOLVED] demo: credit/income")
 
 
-def test_email_reaches_a_local_smtp_server(tmp_path: Path) -> None:
+@pytest.fixture
+def smtp() -> Iterator[tuple[int, list]]:
+    """A local SMTP server (aiosmtpd): its port and the messages it received."""
     aiosmtpd = pytest.importorskip("aiosmtpd.controller")
     from aiosmtpd.handlers import Message
 
@@ -120,18 +124,46 @@ def test_email_reaches_a_local_smtp_server(tmp_path: Path) -> None:
     controller = aiosmtpd.Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        ws = _workspace(tmp_path, [{"type": "email", "host": "127.0.0.1", "port": port, "security": "none",
-                                    "sender": "serein@example.com", "to": ["oncall@example.com"]}])
-        alert = ws.alerts.raise_alert("credit", "performance_drop", "critical", "roc_auc 0.80 -> 0.70",
-                                      details={"roc_auc": 0.7})
-        assert alert["deliveries"] == [{"channel": "email", "ok": True, "to": ["oncall@example.com"]}]
+        yield port, inbox.messages
     finally:
         controller.stop()
-    (msg,) = inbox.messages
+
+
+def _email_workspace(tmp_path: Path, port: int) -> Workspace:
+    return _workspace(tmp_path, [{"type": "email", "host": "127.0.0.1", "port": port, "security": "none",
+                                  "sender": "serein@example.com", "to": ["oncall@example.com"]}])
+
+
+def test_email_reaches_a_local_smtp_server(tmp_path: Path, smtp: tuple[int, list]) -> None:
+    port, inbox = smtp
+    ws = _email_workspace(tmp_path, port)
+    alert = ws.alerts.raise_alert("credit", "performance_drop", "critical", "roc_auc 0.80 -> 0.70",
+                                  details={"roc_auc": 0.7})
+    assert alert["deliveries"] == [{"channel": "email", "ok": True, "to": ["oncall@example.com"]}]
+    (msg,) = inbox
     assert msg["Subject"] == "[CRITICAL] demo: credit performance_drop: roc_auc 0.80 -> 0.70"
     assert msg["To"] == "oncall@example.com" and msg["From"] == "serein@example.com"
     body = msg.get_payload()
     assert "roc_auc 0.80 -> 0.70" in body and "roc_auc: 0.7" in body and f"id: {alert['id']}" in body
+
+
+def test_line_breaks_in_alert_data_stay_out_of_the_email_headers(tmp_path: Path, smtp: tuple[int, list]) -> None:
+    """A feature name or message holding CR/LF (data: a column name, a category) cannot end the
+    subject and add a header such as Bcc: its line breaks become spaces. Such a subject made
+    building the e-mail raise, out of the channel that must never raise, and no e-mail left."""
+    port, inbox = smtp
+    ws = _email_workspace(tmp_path, port)
+    feature = "income\r\nBcc: intruder@example.com\n\u2028X-Extra: 1"
+    alert = ws.alerts.raise_alert("credit", "feature_drift", "warning", f"{feature} drifted\r\nTo: more@example.com",
+                                  feature=feature)
+    assert alert["deliveries"] == [{"channel": "email", "ok": True, "to": ["oncall@example.com"]}]
+    (msg,) = inbox
+    unfolded = re.sub(r"\r?\n(?=[ \t])", "", msg["Subject"])  # a long header is folded onto indented lines
+    assert unfolded == ("[WARNING] demo: credit/income Bcc: intruder@example.com X-Extra: 1 feature_drift: "
+                        "income Bcc: intruder@example.com X-Extra: 1 drifted To: more@example.com")
+    assert msg["Bcc"] is None and msg["X-Extra"] is None and msg.get_all("To") == ["oncall@example.com"]
+    assert msg["X-RcptTo"] == "oncall@example.com"  # the envelope's recipients, as the server saw them
+    assert "intruder@example.com" in msg.get_payload()  # the body keeps the message as it was
 
 
 def test_email_failure_is_reported_not_raised(tmp_path: Path) -> None:
@@ -154,6 +186,8 @@ def test_email_failure_is_reported_not_raised(tmp_path: Path) -> None:
     ({"type": "email", "host": "h", "sender": "a@b.c", "to": ["d@e.f"], "password": "x"}, "unknown email setting"),
     ({"type": "email", "host": "h", "sender": "a@b.c", "to": ["d@e.f"], "password_env": "SEREIN_NO_SUCH_VAR"},
      "SEREIN_NO_SUCH_VAR"),
+    ({"type": "email", "host": "h", "sender": "a@b.c\r\nBcc: x@y.z", "to": ["d@e.f"]}, "'sender' must be an email address"),
+    ({"type": "email", "host": "h", "sender": "a@b.c", "to": ["d@e.f\nBcc: x@y.z"]}, "'to' must be a list of email"),
     ({"type": "slack", "url": "hooks.slack.com"}, "a slack needs an http"),
 ])
 def test_channel_config_errors(tmp_path: Path, entry: dict, match: str) -> None:

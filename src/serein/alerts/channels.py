@@ -27,6 +27,11 @@ it is resolved (``status: resolved``, with ``resolved_at``).
 A channel that fails is reported in the delivery result and logged; it never raises, because the
 alert is already stored and must stay so.
 
+An e-mail's headers are one line each: the subject, built from the alert (model and feature names,
+the message), has its control characters and line breaks replaced by spaces, so data cannot end
+the header and add another (header injection); addresses with such characters are refused in
+``serein.yaml``.
+
 >>> [type(c).__name__ for c in channels_from_config([{"type": "log"}])]
 ['LogChannel']
 """
@@ -34,6 +39,7 @@ alert is already stored and must stay so.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -41,6 +47,8 @@ from serein.errors import UsageError
 
 logger = logging.getLogger("serein.alerts")
 LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "critical": logging.CRITICAL}
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")  # control characters (CR, LF among them), Unicode line breaks
+SUBJECT_LENGTH = 200
 
 
 class LogChannel:
@@ -72,6 +80,16 @@ def headline(alert: Mapping[str, Any]) -> str:
     tag = "RESOLVED" if alert.get("status") == "resolved" else str(alert["severity"]).upper()
     project = f"{alert['project']}: " if alert.get("project") else ""
     return f"[{tag}] {project}{summary(alert)}"
+
+
+def header_line(text: str, limit: int = SUBJECT_LENGTH) -> str:
+    """``text`` as one header line of at most ``limit`` characters: each run of control characters
+    or line breaks becomes a space, so that data cannot end the header and start another.
+
+    >>> header_line("[WARNING] credit/in\\r\\nBcc: x@example.com feature_drift: psi 0.3")
+    '[WARNING] credit/in Bcc: x@example.com feature_drift: psi 0.3'
+    """
+    return CONTROL.sub(" ", text)[:limit]
 
 
 class WebhookChannel:
@@ -132,7 +150,7 @@ class EmailChannel:
         from email.message import EmailMessage
 
         msg = EmailMessage()
-        msg["Subject"] = headline(alert)[:200]
+        msg["Subject"] = header_line(headline(alert))
         msg["From"] = self.sender
         msg["To"] = ", ".join(self.to)
         lines = [str(alert["message"]), ""] + [f"{k}: {alert.get(k)}" for k in
@@ -182,6 +200,11 @@ def _positive(where: str, entry: Mapping[str, Any], key: str, default: float) ->
     return float(value)
 
 
+def _address(value: Any) -> bool:
+    """Whether ``value`` can be an address header's value: text with an ``@``, on one line."""
+    return isinstance(value, str) and "@" in value and not CONTROL.search(value)
+
+
 def _email(where: str, entry: Mapping[str, Any]) -> EmailChannel:
     import os
 
@@ -198,9 +221,9 @@ def _email(where: str, entry: Mapping[str, Any]) -> EmailChannel:
         to = [to]
     if not isinstance(host, str) or not host:
         raise UsageError(f"{where}: an email channel needs the SMTP 'host'")
-    if not isinstance(sender, str) or "@" not in sender:
+    if not _address(sender):
         raise UsageError(f"{where}: 'sender' must be an email address, got {sender!r}")
-    if not isinstance(to, list) or not to or not all(isinstance(a, str) and "@" in a for a in to):
+    if not isinstance(to, list) or not to or not all(_address(a) for a in to):
         raise UsageError(f"{where}: 'to' must be a list of email addresses, got {to!r}")
     port = entry.get("port", SECURITY_PORTS[security])
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
