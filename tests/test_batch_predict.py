@@ -429,3 +429,75 @@ def test_a_csv_input_reads_the_contract_text_columns_as_text(scoring, tmp_path: 
     assert scored.column(text[0]).to_pylist() == codes[text[0]].tolist()  # written back as given
     np.testing.assert_allclose(scored.column("proba_1").to_numpy(),
                                pq.read_table(tmp_path / "pq.parquet").column("proba_1").to_numpy())
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_rows_that_overflow_float32_get_the_pipelines_answer_or_are_set_aside(task: str, workspace,
+                                                                             tmp_path: Path) -> None:
+    """A linear model fed values near float32's limit, which its contract allows: ONNX Runtime's
+    outputs overflow (NaN probabilities, an infinite or far-off value) where scikit-learn, in
+    float64, still answers. Batch scoring writes the pipeline's answer for those rows, through the
+    estimator's part and through the whole export, and sets aside with a reason naming the field
+    a row the pipeline has no finite answer for either; the pipeline is loaded only for a chunk
+    with such a row."""
+    from dataclasses import replace
+
+    import pyarrow as pa
+
+    from serein.batch import ChunkScorer, plan_path
+    from serein.batch_plan import ArrowPlan
+    from serein.data.profiling import suggest_contract
+    from serein.registry.onnx_export import onnx_feeds, onnx_inputs, session
+    from serein.train.recipe import Recipe
+    from serein.train.trainer import train
+
+    rng = np.random.default_rng(5)
+    n, floats = 600, [f"f{i}" for i in range(12)]
+    frame = pd.DataFrame({f: rng.normal(0, 0.1, n) for f in floats}).assign(c=rng.choice(["x", "y"], n))
+    signal = frame[floats].to_numpy() @ rng.normal(size=len(floats))
+    if task == "classification":
+        frame["y"] = np.where(signal > 0.1, "hi", np.where(signal < -0.1, "lo", "mid"))
+        estimator = "sklearn.linear_model.LogisticRegression"
+    else:
+        frame["y"] = signal + rng.normal(0, 0.01, n)
+        estimator = "sklearn.linear_model.Ridge"
+    contract = suggest_contract(frame, dataset="d")
+    for f in floats:  # any size passes the contract
+        contract.columns[f].min = contract.columns[f].max = None
+    contract.save(workspace.datasets.contract_path("d"))
+    workspace.datasets.ingest(frame, "d")
+    train(workspace, Recipe.from_dict({"name": "m", "data": "d", "target": "y", "task": task,
+                                       "estimator": {"class": estimator}}), promote=True)
+    model = workspace.registry.load("m")
+    batch = frame[model.features].iloc[:8].copy()
+    batch.loc[1, floats] = 1e20
+    batch.loc[2, floats] = 1e100
+    batch.loc[4, "f0"] = -1e25
+    batch.loc[6, "f3"] = 1e308  # scaled: an infinity, which the pipeline refuses
+    answered = batch.drop(index=6)
+    with np.errstate(all="ignore"):
+        expected = (model.pipeline.predict_proba(answered) if task == "classification"
+                    else model.pipeline.predict(answered).reshape(-1, 1))
+    raw = session(model.onnx_path).run(None, onnx_feeds(answered, onnx_inputs(model.contract, model.features)))
+    assert not np.isfinite(raw[-1]).all(), "the export alone should overflow here"
+
+    batch.to_parquet(tmp_path / "in.parquet")
+    columns = [f"proba_{c}" for c in model.classes] if task == "classification" else ["prediction"]
+    for plan in ("onnxruntime", None):  # the estimator's part, then the whole export
+        if plan is None:
+            ArrowPlan(None, None).save(plan_path(workspace, model), model)
+        result = predict_batch(workspace, "m", str(tmp_path / "in.parquet"), str(tmp_path / "out.parquet"),
+                               mode="overwrite")
+        assert (result.rows_scored, result.rows_rejected) == (7, 1), plan
+        out = pq.read_table(tmp_path / "out.parquet").to_pandas()
+        np.testing.assert_allclose(out[columns].to_numpy(), expected, rtol=1e-5, atol=1e-6)
+        if task == "classification":
+            assert out["prediction"].tolist() == model.pipeline.predict(answered).tolist()
+        rejected = pq.read_table(result.rejected_to).to_pandas()
+        assert rejected["_row"].tolist() == [6]
+        assert rejected["_reason"].iloc[0].startswith("f3: beyond") and "no finite prediction" in rejected["_reason"].iloc[0]
+
+        without = replace(model, pipeline=None)  # rows that need no second opinion never touch the pipeline
+        scorer = ChunkScorer(without, prefer_onnx=True, arrow_path=True, plan_file=plan_path(workspace, model))
+        assert scorer.estimator_kind == plan
+        assert scorer.answer_arrow(pa.RecordBatch.from_pandas(frame[model.features], preserve_index=False)).unanswered.size == 0

@@ -14,7 +14,9 @@ never the whole input as Python objects), and for each chunk:
    and only the estimator's part of the export runs: its trees as look-up tables
    (:mod:`serein.tree_tables`), else in ONNX Runtime. That path is checked against scikit-learn
    once per version and remembered (:mod:`serein.batch_plan`), so later runs do not deserialize
-   the pipeline;
+   the pipeline. As in serving, rows that ONNX Runtime's float32 may have overflowed on (an input
+   beyond ``FLOAT32_SAFE``, a NaN or infinite output) are scored again by the pipeline; a row
+   without a finite prediction either way is set aside like a row that breaks the contract;
 3. writes the input columns (or only ``id_column``) followed by ``prediction``, one
    ``proba_<class>`` column per class for a classifier, and ``model`` / ``model_version``.
 
@@ -49,6 +51,7 @@ import numpy as np
 from serein.arrow_features import ArrowFeatures
 from serein.batch_plan import ArrowPlan
 from serein.errors import ConflictError, NotFoundError, UsageError
+from serein.serve.runtime import FLOAT32_SAFE, _beyond_safe
 from serein.tree_tables import MISSING_TRACKS, TableTrees, most_probable
 
 if TYPE_CHECKING:
@@ -262,6 +265,38 @@ def estimator_model(export: str, width: int, nan_free: bool = False) -> bytes:
     raise ValueError(f"{export}: no single tensor between the inputs and the outputs")
 
 
+# The Arrow path's estimator: its outputs for a batch's rows, and the rows whose preprocessed input
+# holds a value beyond FLOAT32_SAFE (None: the estimator cannot overflow, so nothing is checked).
+Estimate = Callable[["pa.RecordBatch"], tuple[list[Any], list[int] | None]]
+NO_ROWS = np.empty(0, dtype=np.intp)
+
+
+@dataclass
+class Scored:
+    """Scored rows: ``predictions``, ``probabilities`` (None for a regressor) and ``unanswered``, the
+    positions of the rows for which neither ONNX Runtime nor the pipeline computes a finite output
+    (their outputs are NaN or infinite)."""
+
+    predictions: np.ndarray
+    probabilities: np.ndarray | None
+    unanswered: np.ndarray
+
+    @property
+    def outputs(self) -> tuple[np.ndarray, np.ndarray | None]:
+        return self.predictions, self.probabilities
+
+    def only(self, rows: np.ndarray) -> Scored:
+        """The answered ``rows`` (a mask) alone."""
+        probabilities = None if self.probabilities is None else self.probabilities[rows]
+        return Scored(self.predictions[rows], probabilities, NO_ROWS)
+
+
+def _non_finite_rows(predictions: np.ndarray, probabilities: np.ndarray | None) -> np.ndarray:
+    """Positions of the rows with a NaN or infinite output (a probability, or a regressor's value)."""
+    values = predictions if probabilities is None else probabilities
+    return np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))
+
+
 class ChunkScorer:
     """Validated feature frames (or Arrow batches) in, prediction arrays out: ONNX Runtime or the
     pipeline.
@@ -271,7 +306,12 @@ class ChunkScorer:
     export: as look-up tables when its trees compile to :class:`serein.tree_tables.TableTrees`,
     else in ONNX Runtime), once that path has been checked against scikit-learn on the version's
     reference sample with the registration tolerances (``serein.registry.onnx_export``);
-    otherwise the whole-pipeline export (or the pipeline) scores it."""
+    otherwise the whole-pipeline export (or the pipeline) scores it.
+
+    ONNX Runtime computes in float32: as in serving (``serein.serve.runtime``), the rows with an
+    input beyond ``FLOAT32_SAFE`` or a non-finite output are scored again by the pipeline, which
+    is deserialized only when a chunk has such a row; the rows without a finite output either way
+    are :attr:`Scored.unanswered`."""
 
     def __init__(self, model: LoadedModel, prefer_onnx: bool, arrow_path: bool = False,
                  plan_file: Path | None = None) -> None:
@@ -285,7 +325,7 @@ class ChunkScorer:
         self.classes = None if model.classes is None else np.asarray(model.classes).ravel()
         self._prefer_onnx = prefer_onnx
         self.features: ArrowFeatures | None = None
-        self.estimator: Callable[[pa.RecordBatch], list[Any]] | None = None  # the Arrow path's estimator
+        self.estimator: Estimate | None = None  # the Arrow path's estimator
         self.estimator_kind: str | None = None  # one of serein.batch_plan.ESTIMATORS
         self.trees: TableTrees | None = None  # the tables, when they are the estimator
         if not (arrow_path and prefer_onnx and model.onnx_path):
@@ -329,17 +369,29 @@ class ChunkScorer:
         if plan_file is not None:
             plan.save(plan_file, self.model)
 
-    def _use(self, features: ArrowFeatures, kind: str, estimate: Callable[[pa.RecordBatch], list[Any]],
-             trees: TableTrees | None) -> None:
+    def _use(self, features: ArrowFeatures, kind: str, estimate: Estimate, trees: TableTrees | None) -> None:
         """Score Arrow batches through ``features`` and the estimator ``estimate`` (one of
         ``ESTIMATORS``; ``trees``: the tables, when that is ``tables``)."""
         self.features, self.estimator, self.estimator_kind = features, estimate, kind
         self.trees = trees if kind == "tables" else None
 
     @staticmethod
-    def _tables(features: ArrowFeatures, trees: TableTrees) -> Callable[[pa.RecordBatch], list[Any]]:
-        """The ``tables`` estimator: the batch's inputs (:meth:`ArrowFeatures.inputs`) through ``trees``."""
-        return lambda batch: trees.run(*features.inputs(batch))
+    def _tables(features: ArrowFeatures, trees: TableTrees) -> Estimate:
+        """The ``tables`` estimator: the batch's inputs (:meth:`ArrowFeatures.inputs`) through ``trees``.
+        A tree only compares its inputs with thresholds, so a value clipped to float32's range takes
+        the branch the pipeline's float64 value takes, and the sums of leaf values are finite: no
+        row needs the pipeline, and neither inputs nor outputs are checked (no work per row)."""
+        return lambda batch: (trees.run(*features.inputs(batch)), None)
+
+    @staticmethod
+    def _in_onnx_runtime(features: ArrowFeatures, candidate: Any) -> Estimate:
+        """The ``onnxruntime`` estimator: the batch's matrix (:meth:`ArrowFeatures.matrix`) through
+        the ``candidate`` session, with the rows where that matrix is beyond ``FLOAT32_SAFE``."""
+        def estimate(batch: pa.RecordBatch) -> tuple[list[Any], list[int]]:
+            matrix = features.matrix(batch)
+            return candidate.run(None, {"X": matrix}), _beyond_safe(matrix, axis=1)
+
+        return estimate
 
     def _check_arrow_path(self) -> ArrowPlan:
         """Set up the Arrow path (see the class docstring) when it reproduces the pipeline: the
@@ -363,7 +415,7 @@ class ChunkScorer:
         table = pa.RecordBatch.from_pandas(frame, preserve_index=False)
         for kind, estimate in estimators.items():
             try:
-                agrees = self._agrees(estimate(table), frame)
+                agrees = self._agrees(estimate(table)[0], frame)
             except Exception as exc:  # noqa: BLE001 - a part that cannot score the sample is declined too
                 log.info("%s v%s: the estimator's part run by %s fails on the reference sample (%s)",
                          self.model.name, self.model.version, kind, exc)
@@ -389,8 +441,7 @@ class ChunkScorer:
         self._use(features, kind, estimate, trees)
         return ArrowPlan(features, kind, trees if kind == "tables" else None)
 
-    def _estimators(self, features: ArrowFeatures) -> tuple[dict[str, Callable[[pa.RecordBatch], list[Any]]],
-                                                          TableTrees | None]:
+    def _estimators(self, features: ArrowFeatures) -> tuple[dict[str, Estimate], TableTrees | None]:
         """The ways to run the estimator's part of the export on Arrow batches, fastest first:
         look-up tables when its trees compile to them, ONNX Runtime always; and those tables."""
         from serein.registry.onnx_export import session
@@ -398,10 +449,10 @@ class ChunkScorer:
         cut = estimator_model(self.model.onnx_path, features.width, features.nan_free)
         candidate = session(cut)
         trees = TableTrees.compile(cut, features.layout)
-        estimators: dict[str, Callable[[pa.RecordBatch], list[Any]]] = {}
+        estimators: dict[str, Estimate] = {}
         if trees is not None:
             estimators["tables"] = self._tables(features, trees)
-        estimators["onnxruntime"] = lambda batch: candidate.run(None, {"X": features.matrix(batch)})
+        estimators["onnxruntime"] = self._in_onnx_runtime(features, candidate)
         return estimators, trees
 
     def _agrees(self, outputs: list[Any], frame: pd.DataFrame) -> bool:
@@ -418,15 +469,16 @@ class ChunkScorer:
         return bool(np.abs(proba - reference).max(initial=0.0) <= MAX_PROBA_DIFF
                     and np.mean(proba.argmax(axis=1) == reference.argmax(axis=1)) >= MIN_LABEL_AGREEMENT)
 
-    def _feed(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        """One ``(n, 1)`` tensor per ONNX input. Text columns are factorised first, so the few
-        distinct categories become Python strings once, not once per row; a null becomes the
-        exported imputers' missing value."""
+    def _feed(self, frame: pd.DataFrame) -> tuple[dict[str, np.ndarray], list[int]]:
+        """One ``(n, 1)`` tensor per ONNX input, and the rows with a float input beyond
+        ``FLOAT32_SAFE``. Text columns are factorised first, so the few distinct categories become
+        Python strings once, not once per row; a null becomes the exported imputers' missing value."""
         import pandas as pd
 
         from serein.registry.onnx_export import MISSING_CATEGORY
 
         feed = {}
+        floats = []
         for node in self.session.get_inputs():
             column = frame[node.name]
             if node.type == "tensor(string)":
@@ -438,7 +490,9 @@ class ChunkScorer:
                 dtype = np.float32 if node.type == "tensor(float)" else np.float64
                 array = np.clip(values, np.finfo(dtype).min, np.finfo(dtype).max).astype(dtype)
             feed[node.name] = array.reshape(-1, 1)
-        return feed
+            if array.dtype == np.float32:
+                floats.append(feed[node.name])
+        return feed, _beyond_safe(np.hstack(floats), axis=1) if floats else []
 
     def _outputs(self, outputs: list[Any]) -> tuple[np.ndarray, np.ndarray | None]:
         if self.classes is None:
@@ -447,19 +501,70 @@ class ChunkScorer:
         return self.classes[most_probable(probabilities)], probabilities
 
     def score_arrow(self, batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray | None]:
-        """:meth:`score` for an Arrow batch of validated rows (the Arrow path when it is set up)."""
-        if self.estimator is not None:
-            return self._outputs(self.estimator(batch))
-        return self.score(plain(batch.select(self.model.features)).to_pandas())
+        """:meth:`answer_arrow`'s outputs, NaN or infinite for the rows without a finite answer."""
+        return self.answer_arrow(batch).outputs
 
     def score(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(predictions, probabilities or None)`` for the rows of ``frame`` (features only)."""
+        """``(predictions, probabilities or None)`` for the rows of ``frame`` (features only), NaN
+        or infinite for the rows without a finite answer (:meth:`answer`)."""
+        return self.answer(frame).outputs
+
+    def answer_arrow(self, batch: pa.RecordBatch) -> Scored:
+        """:meth:`answer` for an Arrow batch of validated rows (the Arrow path when it is set up)."""
+        if self.estimator is None:
+            return self.answer(plain(batch.select(self.model.features)).to_pandas())
+        outputs, beyond = self.estimator(batch)
+        if beyond is None:  # look-up tables: see _tables
+            return Scored(*self._outputs(outputs), NO_ROWS)
+        return self._checked(self._outputs(outputs), beyond,
+                             lambda rows: plain(batch.select(self.model.features).take(rows)).to_pandas())
+
+    def answer(self, frame: pd.DataFrame) -> Scored:
+        """The rows of ``frame`` (features only) scored by the whole export, else the pipeline."""
         if self.session is not None:
-            return self._outputs(self.session.run(None, self._feed(frame)))
+            feed, beyond = self._feed(frame)
+            return self._checked(self._outputs(self.session.run(None, feed)), beyond, lambda rows: frame.iloc[rows])
+        predictions, probabilities = self._pipeline_outputs(frame)
+        return Scored(predictions, probabilities, _non_finite_rows(predictions, probabilities))
+
+    def _checked(self, outputs: tuple[np.ndarray, np.ndarray | None], beyond: list[int],
+                 rows_of: Callable[[np.ndarray], pd.DataFrame]) -> Scored:
+        """ONNX Runtime's ``outputs`` with the rows listed in ``beyond`` (an input beyond
+        ``FLOAT32_SAFE``) or without a finite output scored again by the pipeline (``rows_of``
+        gives them as a frame); the rows the pipeline has no finite output for are unanswered.
+        One vectorised test per chunk: the pipeline is loaded only when a row needs it."""
+        predictions, probabilities = outputs
+        again = np.union1d(np.asarray(beyond, dtype=np.intp), _non_finite_rows(predictions, probabilities))
+        if not again.size:
+            return Scored(predictions, probabilities, NO_ROWS)
+        again_predictions, again_probabilities = self._again(rows_of(again))
+        predictions[again] = again_predictions
+        if probabilities is not None and again_probabilities is not None:
+            probabilities[again] = again_probabilities
+        return Scored(predictions, probabilities, again[_non_finite_rows(again_predictions, again_probabilities)])
+
+    def _pipeline_outputs(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        """The pipeline's ``(predictions, probabilities or None)`` for the rows of ``frame``."""
         if self.classes is None:
             return np.asarray(self.model.pipeline.predict(frame), dtype=np.float64).reshape(-1), None
         probabilities = np.asarray(self.model.pipeline.predict_proba(frame), dtype=np.float64)
         return self.classes[most_probable(probabilities)], probabilities
+
+    def _again(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`_pipeline_outputs` for rows ONNX Runtime could not answer: together, else row by
+        row when the pipeline refuses them together (scikit-learn refuses a whole frame for one
+        value that scaling turned into an infinity); NaN for a row it refuses alone."""
+        try:
+            with np.errstate(all="ignore"):  # overflow on the way is what is being checked
+                return self._pipeline_outputs(frame)
+        except ValueError:
+            if len(frame) == 1:
+                if self.classes is None:
+                    return np.full(1, np.nan), None
+                return self.classes[:1], np.full((1, len(self.classes)), np.nan)  # the label means nothing here
+        parts = [self._again(frame.iloc[[i]]) for i in range(len(frame))]
+        probabilities = None if self.classes is None else np.concatenate([p for _, p in parts])
+        return np.concatenate([p for p, _ in parts]), probabilities
 
 
 @dataclass
@@ -482,6 +587,8 @@ class ChunkJob:
         self.source = source
 
     def __call__(self, offset: int, batch: pa.RecordBatch) -> ScoredChunk:
+        """Score the rows of ``batch`` that pass the contract; those that break it, and those the
+        model computes no finite prediction for, are set aside with their reasons."""
         import pyarrow as pa
 
         from serein.data.validation import validate_arrow
@@ -492,27 +599,55 @@ class ChunkJob:
         for finding in report.failures:
             key = f"{finding['column'] or 'rule'}: {finding['check']}"
             problems[key] = problems.get(key, 0) + finding["count"]
-        rejected = None
+        bad, reasons, scored = report.bad_rows, report.row_reasons, batch
         if report.n_bad:
-            good = pa.array(~report.bad_rows)
-            rejected = self._rejected(batch, report.bad_rows, report.row_reasons, offset)
-            batch, features = batch.filter(good), features.filter(good)
-        if report.data is None:  # the Arrow path: the columns already have the contract's types
-            predictions, probabilities = self.scorer.score_arrow(features)
-        else:  # cast by the contract (e.g. numbers read from CSV text)
-            predictions, probabilities = self.scorer.score(report.data[~report.bad_rows])
+            good = pa.array(~bad)
+            scored, features = batch.filter(good), features.filter(good)
+        # None on the Arrow path (the columns already have the contract's types), else the rows cast
+        # by the contract (e.g. numbers read from CSV text)
+        data = None if report.data is None else report.data[~bad]
+        answers = self.scorer.answer_arrow(features) if data is None else self.scorer.answer(data)
+        if answers.unanswered.size:
+            unanswered = answers.unanswered
+            at = np.flatnonzero(~bad)[unanswered]  # their positions in the chunk
+            bad = bad.copy()
+            bad[at] = True
+            frame = plain(features.take(unanswered)).to_pandas() if data is None else data.iloc[unanswered]
+            reasons = {**reasons, **self._unanswered(frame, at)}
+            answered = np.ones(scored.num_rows, dtype=bool)
+            answered[unanswered] = False
+            scored, answers = scored.filter(pa.array(answered)), answers.only(answered)
+        rejected = self._rejected(batch, bad, reasons, offset) if bad.any() else None
+        return ScoredChunk(self._output(scored, answers), report.n_rows, rejected, problems)
+
+    def _output(self, batch: pa.RecordBatch, answers: Scored) -> pa.RecordBatch:
+        """The output columns for the scored rows of ``batch``: the kept input columns, then
+        ``prediction``, the class probabilities, ``model`` and ``model_version``."""
+        import pyarrow as pa
+
         kept = batch.select(self.keep)
         columns = {name: kept.column(name) for name in self.keep}
-        columns["prediction"] = pa.array(predictions)
-        if probabilities is not None:
+        columns["prediction"] = pa.array(answers.predictions)
+        if answers.probabilities is not None:
             for k, cls in enumerate(self.scorer.classes):
-                columns[f"{PROBA_PREFIX}{cls}"] = pa.array(probabilities[:, k])
+                columns[f"{PROBA_PREFIX}{cls}"] = pa.array(answers.probabilities[:, k])
         n = kept.num_rows
         # one-entry dictionary: written as its index, not hashed row by row (readers see text)
         columns["model"] = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)),
                                                           pa.array([self.model.name], pa.string()))
         columns["model_version"] = pa.repeat(pa.scalar(self.model.version, pa.int64()), n)
-        return ScoredChunk(pa.RecordBatch.from_pydict(columns), report.n_rows, rejected, problems)
+        return pa.RecordBatch.from_pydict(columns)
+
+    def _unanswered(self, frame: pd.DataFrame, rows: np.ndarray) -> dict[int, str]:
+        """The reasons of the rows of ``frame`` (features; at positions ``rows`` of the chunk) that
+        the model computes no finite prediction for: each numeric field beyond ``FLOAT32_SAFE``
+        (the values float32, then the pipeline, overflowed on), else the prediction itself."""
+        numeric = [name for name in self.model.features if self.model.contract.columns[name].numeric]
+        beyond = np.abs(frame[numeric].to_numpy(dtype=np.float64, na_value=np.nan)) >= FLOAT32_SAFE
+        problem = "the model computes no finite prediction"
+        return {int(row): "; ".join(f"{name}: beyond ±{FLOAT32_SAFE:.2g}, where {problem}"
+                                    for name, hit in zip(numeric, hits, strict=True) if hit)
+                or f"prediction: {problem} for this row" for row, hits in zip(rows, beyond, strict=True)}
 
     def _rejected(self, batch: pa.RecordBatch, bad: np.ndarray, reasons: dict[int, str], offset: int) -> pd.DataFrame:
         import pyarrow as pa
