@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from serein.batch import predict_batch
+from serein.batch import UNANSWERED, predict_batch
 from serein.errors import ConflictError, NotFoundError, SereinError, UsageError
 from serein.workspace import Workspace
 
@@ -489,6 +489,7 @@ def test_rows_that_overflow_float32_get_the_pipelines_answer_or_are_set_aside(ta
         result = predict_batch(workspace, "m", str(tmp_path / "in.parquet"), str(tmp_path / "out.parquet"),
                                mode="overwrite")
         assert (result.rows_scored, result.rows_rejected) == (7, 1), plan
+        assert result.problems == {UNANSWERED: 1}
         out = pq.read_table(tmp_path / "out.parquet").to_pandas()
         np.testing.assert_allclose(out[columns].to_numpy(), expected, rtol=1e-5, atol=1e-6)
         if task == "classification":

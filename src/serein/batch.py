@@ -83,7 +83,8 @@ PREPROCESSING_OPS = frozenset({"Imputer", "Scaler", "OneHotEncoder"})
 @dataclass
 class BatchResult:
     """What a batch scoring run did. ``rows_read == rows_scored + rows_rejected`` always holds;
-    ``problems`` counts the contract's findings by ``column: check`` over the whole input."""
+    ``problems`` counts the contract's findings by ``column: check`` over the whole input, and the rows the
+    model has no finite prediction for (``UNANSWERED``)."""
 
     model: str
     version: int
@@ -577,6 +578,9 @@ class ScoredChunk:
     problems: dict[str, int]
 
 
+UNANSWERED = "prediction: no finite answer"  # BatchResult.problems' key for rows the model cannot score
+
+
 class ChunkJob:
     """Validates and scores one chunk; the same object serves every worker thread."""
 
@@ -609,6 +613,7 @@ class ChunkJob:
         answers = self.scorer.answer_arrow(features) if data is None else self.scorer.answer(data)
         if answers.unanswered.size:
             unanswered = answers.unanswered
+            problems[UNANSWERED] = int(unanswered.size)
             at = np.flatnonzero(~bad)[unanswered]  # their positions in the chunk
             bad = bad.copy()
             bad[at] = True
