@@ -16,6 +16,7 @@ batch plan file on disk): a damaged file is refused with ``ValueError``, never r
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 from collections.abc import Sequence
 from functools import cache
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from serein.tree_tables import _Table
 
 LIBRARY = Path(__file__).with_name("libtreekernel.so")
+log = logging.getLogger(__name__)
 ABI = 3  # SEREIN_TREE_KERNEL_ABI in tree_kernel.c: a library built from other source is not used
 _int64 = ctypes.c_int64
 _pointer = ctypes.c_void_p
@@ -49,21 +51,31 @@ class _TableArgs(ctypes.Structure):
 
 @cache
 def library() -> ctypes.CDLL | None:
-    """The built kernel, or None (not built, built from other source, or turned off)."""
+    """The built kernel, or None (turned off, not built, unloadable, or built from other source);
+    the reason is logged at debug level, and ``TableTrees`` scores with numpy."""
     if os.environ.get("SEREIN_TREE_KERNEL", "1") == "0":
+        log.debug("tree kernel: not used (SEREIN_TREE_KERNEL=0)")
+        return None
+    if not LIBRARY.is_file():
+        log.debug("tree kernel: %s is not built (no C compiler when serein was installed); scoring with numpy",
+                  LIBRARY)
         return None
     try:
         lib = ctypes.CDLL(str(LIBRARY))
         lib.serein_tree_kernel_abi.restype = _int64
-        if lib.serein_tree_kernel_abi() != ABI:
+        abi = lib.serein_tree_kernel_abi()
+        if abi != ABI:
+            log.debug("tree kernel: %s has ABI %s, this module needs %s (built from other source); scoring with "
+                      "numpy", LIBRARY, abi, ABI)
             return None
-    except (OSError, AttributeError):
+        for name in ("serein_tree_scores32", "serein_tree_scores64"):
+            function = getattr(lib, name)
+            function.restype = _int64
+            function.argtypes = [_int64, ctypes.POINTER(_Block), _int64, _int64, _int64,
+                                 ctypes.POINTER(_TableArgs), ctypes.POINTER(_Input), _pointer, _int64, _pointer]
+    except (OSError, AttributeError) as exc:  # not a library for this machine (damaged, empty), or a symbol missing
+        log.debug("tree kernel: %s is not usable (%s); scoring with numpy", LIBRARY, exc)
         return None
-    for name in ("serein_tree_scores32", "serein_tree_scores64"):
-        function = getattr(lib, name)
-        function.restype = _int64
-        function.argtypes = [_int64, ctypes.POINTER(_Block), _int64, _int64, _int64, ctypes.POINTER(_TableArgs),
-                             ctypes.POINTER(_Input), _pointer, _int64, _pointer]
     return lib
 
 
