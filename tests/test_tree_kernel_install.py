@@ -85,9 +85,11 @@ def test_library_missing_a_function(fresh_loader: pytest.MonkeyPatch, tmp_path: 
     code = "".join(f"int64_t {name}(void) {{ return -1; }}\n" for name in functions)
     if functions:
         code += f"int64_t serein_tree_kernel_abi(void) {{ return {tree_kernel.ABI}; }}\n"
+        code += 'const char *serein_tree_kernel_source(void) { return "?"; }\n'
     else:
         code += "int64_t unrelated(void) { return 0; }\n"
     fresh_loader.setattr(tree_kernel, "LIBRARY", _shared_library(tmp_path, code))
+    fresh_loader.setattr(tree_kernel, "SOURCE", tmp_path / "absent.c")  # no source to compare with
     _falls_back(caplog, "is not usable")
 
 
@@ -95,3 +97,67 @@ def test_the_installed_library_loads_again_after_these_tests(fresh_loader: pytes
     """The cache cleared by the fixture leaves the real library as the other tests found it."""
     lib = tree_kernel.library()
     assert lib is None or isinstance(lib, ctypes.CDLL)
+
+
+def _hook():  # type: ignore[no-untyped-def]
+    """``hatch_build.py`` as a module (it imports without hatchling, for these tests)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("hatch_build", Path(__file__).parents[1] / "hatch_build.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def built(tmp_path: Path, fresh_loader: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """The kernel built by the hook from a copy of its source, and the loader pointed at both."""
+    compiler = _compiler()
+    if compiler is None:
+        pytest.skip("no C compiler here")
+    source = tmp_path / "tree_kernel.c"
+    shutil.copyfile(Path(tree_kernel.__file__).with_name("tree_kernel.c"), source)
+    library = tmp_path / "libtreekernel.so"
+    _hook().compile_kernel([compiler], source, library)
+    fresh_loader.setattr(tree_kernel, "LIBRARY", library)
+    fresh_loader.setattr(tree_kernel, "SOURCE", source)
+    return source, library
+
+
+def test_hook_and_loader_hash_the_source_alike(tmp_path: Path) -> None:
+    source = tmp_path / "tree_kernel.c"
+    source.write_bytes(b"int x;\r\n")
+    assert _hook().source_hash(source) == tree_kernel.source_hash(source)
+
+
+def test_library_built_from_the_source_beside_it_loads(built: tuple[Path, Path]) -> None:
+    source, _ = built
+    lib = tree_kernel.library()
+    assert lib is not None
+    assert lib.serein_tree_kernel_source() == tree_kernel.source_hash(source).encode()
+
+
+def test_library_built_from_other_source_is_not_used(built: tuple[Path, Path],
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """An edit of tree_kernel.c in an editable install without a rebuild, the ABI number unchanged:
+    the old library is not used."""
+    source, _ = built
+    source.write_text(source.read_text() + "/* edited */\n")
+    _falls_back(caplog, "was built from another tree_kernel.c")
+
+
+def test_library_without_its_source_beside_it_is_used(built: tuple[Path, Path]) -> None:
+    """An install that leaves out the C source keeps the library (the ABI is still checked)."""
+    source, _ = built
+    source.unlink()
+    assert tree_kernel.library() is not None
+
+
+def test_library_that_does_not_record_its_source_is_not_used(fresh_loader: pytest.MonkeyPatch, tmp_path: Path,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    """A library built before the hook recorded the source's hash, with the right ABI."""
+    code = "".join(f"int64_t {name}(void) {{ return -1; }}\n" for name in ("serein_tree_scores32",
+                                                                       "serein_tree_scores64"))
+    code += f"int64_t serein_tree_kernel_abi(void) {{ return {tree_kernel.ABI}; }}\n"
+    fresh_loader.setattr(tree_kernel, "LIBRARY", _shared_library(tmp_path, code))
+    _falls_back(caplog, "does not say which source")

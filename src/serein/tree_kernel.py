@@ -9,13 +9,21 @@ same scores.
 
 Where no compiler was found at install time the library is missing, :func:`kernel_for` gives
 None and ``TableTrees`` scores with numpy; ``SEREIN_TREE_KERNEL=0`` in the environment asks for
-numpy too. Everything the C code indexes with is checked here first (the tables may come from a
+numpy too. The library is used only when it matches this module and the source beside it: its
+``serein_tree_kernel_abi()`` must be :data:`ABI` (bump both when the interface changes), and
+``serein_tree_kernel_source()``, the SHA-256 of ``tree_kernel.c`` that ``hatch_build.py`` compiles
+into it, must be the hash of the ``tree_kernel.c`` installed beside it (checked once, on first use:
+hashing 8 kB). So after an edit of ``tree_kernel.c`` in an editable install, serein scores with numpy
+until it is rebuilt (``make install``, or ``pip install -e .``) rather than with a library built
+from the old source; ``test_kernel_is_built_where_a_compiler_is`` fails meanwhile. The reason for
+every fallback is logged at debug level. Everything the C code indexes with is checked here first (the tables may come from a
 batch plan file on disk): a damaged file is refused with ``ValueError``, never read out of bounds.
 """
 
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -29,6 +37,7 @@ if TYPE_CHECKING:
     from serein.tree_tables import _Table
 
 LIBRARY = Path(__file__).with_name("libtreekernel.so")
+SOURCE = LIBRARY.with_name("tree_kernel.c")
 log = logging.getLogger(__name__)
 ABI = 3  # SEREIN_TREE_KERNEL_ABI in tree_kernel.c: a library built from other source is not used
 _int64 = ctypes.c_int64
@@ -68,6 +77,17 @@ def library() -> ctypes.CDLL | None:
             log.debug("tree kernel: %s has ABI %s, this module needs %s (built from other source); scoring with "
                       "numpy", LIBRARY, abi, ABI)
             return None
+        built_from = getattr(lib, "serein_tree_kernel_source", None)  # hatch_build.py adds it
+        if built_from is None:
+            log.debug("tree kernel: %s does not say which source it was built from (built before serein recorded "
+                      "it); scoring with numpy until serein is reinstalled", LIBRARY)
+            return None
+        built_from.restype = ctypes.c_char_p
+        if SOURCE.is_file() and built_from() != source_hash(SOURCE).encode():
+            log.debug("tree kernel: %s was built from another %s (edited since serein was installed); scoring "
+                      "with numpy until serein is reinstalled (make install, or pip install -e .)", LIBRARY,
+                      SOURCE.name)
+            return None
         for name in ("serein_tree_scores32", "serein_tree_scores64"):
             function = getattr(lib, name)
             function.restype = _int64
@@ -77,6 +97,11 @@ def library() -> ctypes.CDLL | None:
         log.debug("tree kernel: %s is not usable (%s); scoring with numpy", LIBRARY, exc)
         return None
     return lib
+
+
+def source_hash(source: Path) -> str:
+    """The SHA-256 of the C source, as ``hatch_build.py`` records it in the library it builds."""
+    return hashlib.sha256(source.read_bytes()).hexdigest()
 
 
 class TreeKernel:
