@@ -161,3 +161,12 @@ def test_library_that_does_not_record_its_source_is_not_used(fresh_loader: pytes
     code += f"int64_t serein_tree_kernel_abi(void) {{ return {tree_kernel.ABI}; }}\n"
     fresh_loader.setattr(tree_kernel, "LIBRARY", _shared_library(tmp_path, code))
     _falls_back(caplog, "does not say which source")
+
+
+def test_status_says_which_path_scores(fresh_loader: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``python -m serein.tree_kernel`` (the install's warning is hidden by pip without -v)."""
+    fresh_loader.setattr(tree_kernel, "LIBRARY", tmp_path / "libtreekernel.so")
+    assert "is not built" in tree_kernel._load()[1]
+    fresh_loader.setenv("SEREIN_TREE_KERNEL", "0")
+    assert "SEREIN_TREE_KERNEL=0" in tree_kernel._load()[1]
+

@@ -16,7 +16,8 @@ into it, must be the hash of the ``tree_kernel.c`` installed beside it (checked 
 hashing 8 kB). So after an edit of ``tree_kernel.c`` in an editable install, serein scores with numpy
 until it is rebuilt (``make install``, or ``pip install -e .``) rather than with a library built
 from the old source; ``test_kernel_is_built_where_a_compiler_is`` fails meanwhile. The reason for
-every fallback is logged at debug level. Everything the C code indexes with is checked here first (the tables may come from a
+every fallback is logged at debug level; ``python -m serein.tree_kernel`` prints which path scores
+here and why. Everything the C code indexes with is checked here first (the tables may come from a
 batch plan file on disk): a damaged file is refused with ``ValueError``, never read out of bounds.
 """
 
@@ -62,41 +63,40 @@ class _TableArgs(ctypes.Structure):
 def library() -> ctypes.CDLL | None:
     """The built kernel, or None (turned off, not built, unloadable, or built from other source);
     the reason is logged at debug level, and ``TableTrees`` scores with numpy."""
+    lib, why = _load()
+    log.debug("tree kernel: %s", why)
+    return lib
+
+
+def _load() -> tuple[ctypes.CDLL | None, str]:
+    """The kernel (or None) and what was found."""
     if os.environ.get("SEREIN_TREE_KERNEL", "1") == "0":
-        log.debug("tree kernel: not used (SEREIN_TREE_KERNEL=0)")
-        return None
+        return None, "not used (SEREIN_TREE_KERNEL=0): scoring with numpy"
     if not LIBRARY.is_file():
-        log.debug("tree kernel: %s is not built (no C compiler when serein was installed); scoring with numpy",
-                  LIBRARY)
-        return None
+        return None, f"{LIBRARY} is not built (no C compiler when serein was installed): scoring with numpy"
     try:
         lib = ctypes.CDLL(str(LIBRARY))
         lib.serein_tree_kernel_abi.restype = _int64
         abi = lib.serein_tree_kernel_abi()
         if abi != ABI:
-            log.debug("tree kernel: %s has ABI %s, this module needs %s (built from other source); scoring with "
-                      "numpy", LIBRARY, abi, ABI)
-            return None
+            return None, (f"{LIBRARY} has ABI {abi}, this module needs {ABI} (built from other source): scoring "
+                          "with numpy until serein is reinstalled")
         built_from = getattr(lib, "serein_tree_kernel_source", None)  # hatch_build.py adds it
         if built_from is None:
-            log.debug("tree kernel: %s does not say which source it was built from (built before serein recorded "
-                      "it); scoring with numpy until serein is reinstalled", LIBRARY)
-            return None
+            return None, (f"{LIBRARY} does not say which source it was built from (built before serein recorded "
+                          "it): scoring with numpy until serein is reinstalled")
         built_from.restype = ctypes.c_char_p
         if SOURCE.is_file() and built_from() != source_hash(SOURCE).encode():
-            log.debug("tree kernel: %s was built from another %s (edited since serein was installed); scoring "
-                      "with numpy until serein is reinstalled (make install, or pip install -e .)", LIBRARY,
-                      SOURCE.name)
-            return None
+            return None, (f"{LIBRARY} was built from another {SOURCE.name} (edited since serein was installed): "
+                          "scoring with numpy until serein is reinstalled (make install, or pip install -e .)")
         for name in ("serein_tree_scores32", "serein_tree_scores64"):
             function = getattr(lib, name)
             function.restype = _int64
             function.argtypes = [_int64, ctypes.POINTER(_Block), _int64, _int64, _int64,
                                  ctypes.POINTER(_TableArgs), ctypes.POINTER(_Input), _pointer, _int64, _pointer]
     except (OSError, AttributeError) as exc:  # not a library for this machine (damaged, empty), or a symbol missing
-        log.debug("tree kernel: %s is not usable (%s); scoring with numpy", LIBRARY, exc)
-        return None
-    return lib
+        return None, f"{LIBRARY} is not usable ({exc}): scoring with numpy"
+    return lib, f"{LIBRARY} is used"
 
 
 def source_hash(source: Path) -> str:
@@ -198,3 +198,7 @@ def kernel_for(tables: Sequence[_Table], leaf_values: np.ndarray, trees: int,
     """The kernel for these tables (see :class:`TreeKernel`), or None when the library is not available."""
     lib = library()
     return None if lib is None else TreeKernel(lib, tables, leaf_values, trees, slots)
+
+
+if __name__ == "__main__":  # python -m serein.tree_kernel: which scores tree tables here, and why
+    print(f"tree kernel: {_load()[1]}")
