@@ -1,10 +1,14 @@
-"""Build hook: compiles serein's C kernel (``src/serein/tree_kernel.c``) into
-``src/serein/libtreekernel.so`` whenever serein is installed (``pip install .`` or ``-e .``).
+"""Build hook: compiles serein's C kernel (``src/serein/tree_kernel.c``) into ``libtreekernel.so``
+whenever serein is installed: beside the source for ``pip install -e .``, into the wheel for
+``pip install .`` (built in a temporary folder: the source tree is not written to, and may be
+read-only).
 
 The library is loaded with ctypes (``serein.tree_kernel``), so it needs no Python headers, only a
-C compiler: ``$CC``, else the one Python was built with, else ``cc``. Without one, serein installs
-anyway and scores tree tables with numpy (about 2.8x more CPU for batch scoring and monitoring);
-the reason is printed. A wheel holding the library is tagged for this platform.
+C compiler: ``$CC`` when set, else the first on the PATH of the one Python was built with, ``cc``,
+``gcc`` and ``clang``. Without one, serein installs anyway and scores tree tables with numpy (about
+2.8x more CPU for batch scoring and monitoring); the reason is shown as a warning, which pip shows
+only with ``-v`` (``python -m serein.tree_kernel`` tells afterwards). A wheel holding the library
+is tagged ``py3-none-<platform>``: any Python 3, this platform only.
 
 The library records the SHA-256 of the source it was built from, and serein uses it only while the
 ``tree_kernel.c`` beside it is the same: after editing the C source, reinstall (``make install``)."""
@@ -16,6 +20,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 import sysconfig
 import tempfile
 from pathlib import Path
@@ -24,7 +29,7 @@ from typing import Any
 try:
     from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 except ImportError:  # imported without hatchling, by serein's tests of the functions below
-    BuildHookInterface = object
+    BuildHookInterface = object  # type: ignore[misc,assignment]
 
 SOURCE = Path("src/serein/tree_kernel.c")
 LIBRARY = SOURCE.with_name("libtreekernel.so")
@@ -49,27 +54,70 @@ def compile_kernel(compiler: list[str], source: Path, library: Path) -> None:
                        capture_output=True, text=True, timeout=300)
         partial = library.with_name(f".{library.name}.{os.getpid()}")
         try:
-            shutil.copyfile(built, partial)
+            shutil.copy(built, partial)
             os.replace(partial, library)
         finally:
             partial.unlink(missing_ok=True)
 
 
+def compiler() -> list[str] | None:
+    """The C compiler to use: ``$CC`` when set (and only it), else the first found on the PATH of
+    the one Python was built with (``sysconfig``'s CC, which may not be installed here), ``cc``,
+    ``gcc`` and ``clang``; None when there is none."""
+    if os.environ.get("CC"):
+        return shlex.split(os.environ["CC"])
+    candidates = [shlex.split(sysconfig.get_config_var("CC") or "cc"), ["cc"], ["gcc"], ["clang"]]
+    return next((command for command in candidates if command and shutil.which(command[0])), None)
+
+
+def platform_tag() -> str:
+    """The wheel tag for a library loaded with ctypes: any Python 3, this platform (the library
+    does not use Python's C API, so one wheel serves every Python version serein supports)."""
+    from packaging.tags import sys_tags
+
+    # the plain platform tag (linux_x86_64, not manylinux: the wheel is not audited), as hatchling infers it
+    platform = next(tag.platform for tag in sys_tags()
+                    if "manylinux" not in tag.platform and "musllinux" not in tag.platform)
+    if sys.platform == "darwin":
+        from hatchling.builders.macos import process_macos_plat_tag
+
+        platform = process_macos_plat_tag(platform, compat=False)
+    return f"py3-none-{platform}"
+
+
 class KernelBuildHook(BuildHookInterface):  # type: ignore[type-arg]
-    """Compiles the kernel before the wheel (or the editable wheel) is assembled."""
+    """Compiles the kernel before the wheel (or the editable wheel) is assembled: for an editable
+    install into the source tree, where serein loads it; for a wheel into a temporary folder, so
+    that building never writes into (or needs to write into) the source tree."""
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
-        source, library = Path(self.root) / SOURCE, Path(self.root) / LIBRARY
-        compiler = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
+        source = Path(self.root) / SOURCE
+        if version == "editable":
+            library = Path(self.root) / LIBRARY
+        else:
+            self._scratch = tempfile.mkdtemp(prefix="serein-kernel-")
+            library = Path(self._scratch) / LIBRARY.name
+        command = compiler()
         try:
-            compile_kernel(compiler, source, library)
+            if command is None:
+                raise OSError("no C compiler: $CC is not set, and none of cc, gcc, clang is on the PATH")
+            compile_kernel(command, source, library)
         except (OSError, subprocess.SubprocessError) as exc:
-            detail = getattr(exc, "stderr", None) or str(exc)
-            print(f"serein: the C kernel was not built ({detail.strip()[:500]}); tree ensembles will be "
-                  "scored with numpy (install a C compiler and reinstall serein for the faster kernel)")
-            library.unlink(missing_ok=True)  # never leave a library built from other source
+            detail = (getattr(exc, "stderr", None) or str(exc)).strip()[:500]
+            self.app.display_warning(
+                f"serein: the C kernel was not built ({detail}). serein works without it and scores tree "
+                "ensembles with numpy, with about 2.8x more CPU. For the kernel, install a C compiler (or set "
+                "CC) and reinstall serein with pip's --force-reinstall --no-cache-dir (a plain reinstall may "
+                "reuse the wheel pip cached from this build); `python -m serein.tree_kernel` tells which is used")
+            if version == "editable":
+                library.unlink(missing_ok=True)  # never leave a library built from other source
             return
         if version != "editable":  # a wheel carrying a native library is for this platform only
             build_data["pure_python"] = False
-            build_data["infer_tag"] = True
+            build_data["tag"] = platform_tag()
             build_data["force_include"][str(library)] = f"serein/{LIBRARY.name}"
+
+    def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
+        scratch = getattr(self, "_scratch", None)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)

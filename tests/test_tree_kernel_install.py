@@ -170,3 +170,101 @@ def test_status_says_which_path_scores(fresh_loader: pytest.MonkeyPatch, tmp_pat
     fresh_loader.setenv("SEREIN_TREE_KERNEL", "0")
     assert "SEREIN_TREE_KERNEL=0" in tree_kernel._load()[1]
 
+
+def test_compiler_choice(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """$CC when set, else the first found of Python's compiler, cc, gcc, clang; None without any."""
+    hook = _hook()
+    monkeypatch.setenv("CC", "/nonexistent/cc -O1")
+    assert hook.compiler() == ["/nonexistent/cc", "-O1"]  # the user's choice, even when it fails
+    monkeypatch.delenv("CC")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setattr(hook.sysconfig, "get_config_var", lambda name: "x86_64-linux-gnu-gcc -pthread")
+    assert hook.compiler() is None
+    (bin_dir / "cc").write_text("#!/bin/sh\n")
+    (bin_dir / "cc").chmod(0o755)
+    assert hook.compiler() == ["cc"]  # Python's compiler is not installed here, cc is
+    (bin_dir / "x86_64-linux-gnu-gcc").write_text("#!/bin/sh\n")
+    (bin_dir / "x86_64-linux-gnu-gcc").chmod(0o755)
+    assert hook.compiler() == ["x86_64-linux-gnu-gcc", "-pthread"]
+
+
+class _App:
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def display_warning(self, message: str = "", **kwargs: object) -> None:
+        self.warnings.append(message)
+
+
+def _run_hook(root: Path, version: str) -> tuple[dict, _App, object]:  # type: ignore[type-arg]
+    """The hook's initialize on the project at ``root`` (without hatchling's builder)."""
+    module = _hook()
+    app = _App()
+    hook_class = type("Hook", (module.KernelBuildHook,), {"root": str(root), "app": app})
+    hook = hook_class.__new__(hook_class)
+    build_data: dict = {"pure_python": True, "infer_tag": False, "force_include": {}}  # type: ignore[type-arg]
+    hook.initialize(version, build_data)
+    return build_data, app, hook
+
+
+def _project(tmp_path: Path) -> Path:
+    root = tmp_path / "project"
+    (root / "src" / "serein").mkdir(parents=True)
+    shutil.copyfile(Path(tree_kernel.__file__).with_name("tree_kernel.c"), root / "src" / "serein" / "tree_kernel.c")
+    return root
+
+
+def test_hook_builds_a_wheel_without_writing_to_the_source_tree(tmp_path: Path) -> None:
+    """``pip install .`` from a read-only clone: the library is built elsewhere and carried by the wheel,
+    tagged for any Python 3 on this platform; the temporary folder goes after the build."""
+    if _compiler() is None:
+        pytest.skip("no C compiler here")
+    pytest.importorskip("packaging.tags")
+    root = _project(tmp_path)
+    stale = root / "src" / "serein" / "libtreekernel.so"
+    stale.write_bytes(b"")  # an editable install's library: neither used nor removed
+    before = sorted(root.rglob("*"))
+    (root / "src" / "serein").chmod(0o555)  # (root may write there anyway: the listing checks it)
+    try:
+        build_data, app, hook = _run_hook(root, "standard")
+    finally:
+        (root / "src" / "serein").chmod(0o755)
+    assert sorted(root.rglob("*")) == before
+    assert not app.warnings
+    [(built, target)] = build_data["force_include"].items()
+    assert target == "serein/libtreekernel.so" and Path(built).stat().st_size > 0
+    assert not build_data["pure_python"] and build_data["tag"].startswith("py3-none-")
+    assert not build_data["tag"].endswith("-any")
+    assert stale.read_bytes() == b""
+    hook.finalize("standard", build_data, "")
+    assert not Path(built).exists()
+
+
+def test_hook_without_a_compiler_warns_and_builds_a_pure_wheel(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CC", str(tmp_path / "nonexistent-cc"))
+    root = _project(tmp_path)
+    for version in ("standard", "editable"):
+        library = root / "src" / "serein" / "libtreekernel.so"
+        library.write_bytes(b"old")
+        build_data, app, hook = _run_hook(root, version)
+        assert build_data == {"pure_python": True, "infer_tag": False, "force_include": {}}
+        [warning] = app.warnings
+        assert "nonexistent-cc" in warning and "numpy" in warning and "--no-cache-dir" in warning
+        # an editable install's old library goes (built from other source); a wheel build leaves the tree alone
+        assert library.exists() == (version == "standard")
+        hook.finalize(version, build_data, "")
+
+
+def test_hook_builds_an_editable_install_beside_the_source(tmp_path: Path, fresh_loader: pytest.MonkeyPatch) -> None:
+    if _compiler() is None:
+        pytest.skip("no C compiler here")
+    root = _project(tmp_path)
+    build_data, app, _ = _run_hook(root, "editable")
+    assert not app.warnings and not build_data["force_include"] and build_data["pure_python"]
+    fresh_loader.setattr(tree_kernel, "LIBRARY", root / "src" / "serein" / "libtreekernel.so")
+    fresh_loader.setattr(tree_kernel, "SOURCE", root / "src" / "serein" / "tree_kernel.c")
+    assert tree_kernel.library() is not None
+
