@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml hatch_build.py src/serein/tree_kernel.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[test]"
+# pip -q hides the build hook's warning: say whether the compiled kernel or numpy scores tree tables
+	$(BIN)/python -m serein.tree_kernel
 	touch $(STAMP)
 
 install: $(STAMP)
