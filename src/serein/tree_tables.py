@@ -24,13 +24,14 @@ Runtime scores.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from serein.tree_kernel import kernel_for
+from serein.tree_kernel import _sizes, kernel_for
 
 BLOCK_ROWS = 4096  # rows per pass: the running masks (rows x trees) stay in the core's cache
 # Inputs are merged into one table while it stays this small: fewer tables, fewer gathers per row.
@@ -39,6 +40,7 @@ BLOCK_ROWS = 4096  # rows per pass: the running masks (rows x trees) stay in the
 TABLE_BYTES = 1024 * 1024
 ENSEMBLES = ("TreeEnsembleClassifier", "TreeEnsembleRegressor")
 MISSING_TRACKS = "nodes_missing_value_tracks_true"  # ONNX tree ensembles: where NaN goes at each node
+DIGEST = "digest"  # among the arrays of to_arrays: the sha256 of all the others (see _digest)
 
 
 @dataclass
@@ -161,7 +163,9 @@ class TableTrees:
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The compiled ensemble as named arrays (for ``numpy.savez``; :meth:`from_arrays` reverses
         it): batch scoring keeps them beside the version's plan (``serein.batch_plan``), so a later
-        run neither imports onnx nor compiles the export again (0.1-0.15 s)."""
+        run neither imports onnx nor compiles the export again (0.1-0.15 s). They carry their own
+        digest (``DIGEST``): a file whose arrays were damaged, or mixed with another ensemble's,
+        is refused rather than scored with."""
         trees = len(self.offsets)
         out = {"leaf_values": self.leaf_values.reshape(trees, -1, self.leaf_values.shape[1]),
                "base": self.base, "link": np.array(self.link),
@@ -176,11 +180,15 @@ class TableTrees:
             for j, cuts in enumerate(table.cuts):
                 if cuts is not None:
                     out[f"cuts{i}_{j}"] = cuts.padded
+        out[DIGEST] = np.array(_digest(out))
         return out
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> TableTrees:
-        """The ensemble :meth:`to_arrays` gave. Raises KeyError or ValueError on arrays it did not."""
+        """The ensemble :meth:`to_arrays` gave. Raises KeyError or ValueError on arrays it did not:
+        arrays that do not describe tables the scorers can index safely, or whose digest is not
+        theirs (a byte changed, an array taken from another ensemble's file), which could
+        otherwise be well formed and score wrong answers."""
         tables = []
         while f"masks{len(tables)}" in arrays:
             i = len(tables)
@@ -195,7 +203,39 @@ class TableTrees:
         labels = np.asarray(arrays["labels"]) if "labels" in arrays else None
         ensemble = _Ensemble({}, np.asarray(arrays["leaf_values"], dtype=np.float64),
                              np.asarray(arrays["base"], dtype=np.float64), labels, link)
-        return cls(tables, ensemble, [None if k < 0 else int(k) for k in arrays["layout"]])
+        trees = cls(tables, ensemble, [None if k < 0 else int(k) for k in arrays["layout"]])
+        trees._check()
+        if DIGEST not in arrays or str(arrays[DIGEST]) != _digest(arrays):
+            raise ValueError("the arrays' digest does not match them: damaged, or mixed with another ensemble's")
+        return trees
+
+    def _check(self) -> None:
+        """Raise ValueError unless the tables can be indexed as :meth:`run` does (the numpy path
+        checks nothing per row): per input, codes of its size (a number's thresholds plus one, a
+        text column's categories plus one), each input in one table at most, per-tree masks wide
+        enough for the leaves, and scores and labels that fit the link."""
+        trees, scores = len(self.offsets), self.leaf_values.shape[1]
+        leaves = len(self.leaf_values) // max(trees, 1)
+        dtype = self.tables[0].masks.dtype
+        if dtype not in (np.uint32, np.uint64) or not 2 <= leaves <= 8 * dtype.itemsize + 1:
+            raise ValueError("the leaf values do not fit the masks")
+        classes = None if self.labels is None else len(self.labels)
+        fits = {"identity": classes is None and scores == 1, "logistic": classes == 2 and scores == 1,
+                "softmax": classes == scores and scores > 2}
+        if self.base.shape != (scores,) or not fits[self.link]:
+            raise ValueError("the scores do not fit the link and labels")
+        seen: set[int] = set()
+        for table in self.tables:
+            if table.masks.ndim != 2 or table.masks.shape[1] != trees:
+                raise ValueError("a table's masks do not match the ensemble's trees")
+            for position, cuts, size in zip(table.inputs, table.cuts, _sizes(len(table.masks), table.radixes),
+                                            strict=True):
+                padded = 0 if cuts is None else len(cuts.padded)
+                expected = self.layout[position] + 1 if cuts is None else cuts.count + 1  # type: ignore[operator]
+                if position in seen or size != expected or (cuts is not None and (
+                        padded & (padded + 1) or not 0 <= cuts.count <= padded)):
+                    raise ValueError("a table's inputs do not match the layout")
+                seen.add(position)
 
     def run(self, numbers: np.ndarray, codes: np.ndarray) -> list[np.ndarray]:
         """The ensemble's outputs for the rows of the layout's inputs: ``numbers`` ``(number
@@ -259,6 +299,17 @@ class TableTrees:
             code = part * radix if code is None else code + part * radix
         assert code is not None
         return code
+
+
+def _digest(arrays: Mapping[str, np.ndarray]) -> str:
+    """The sha256 of ``arrays`` but ``DIGEST``: names, dtypes, shapes and contents."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        if name != DIGEST:
+            array = np.ascontiguousarray(arrays[name])
+            digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+            digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def most_probable(probabilities: np.ndarray) -> np.ndarray:
