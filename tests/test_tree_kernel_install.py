@@ -10,6 +10,7 @@ import ctypes
 import logging
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,14 +62,15 @@ def test_library_missing(fresh_loader: pytest.MonkeyPatch, tmp_path: Path, caplo
     _falls_back(caplog, "is not built")
 
 
-@pytest.mark.parametrize("content", [b"", b"\x7fELF" + bytes(range(256)) * 4, b"not a library\n"],
-                         ids=["empty", "damaged", "text"])
+@pytest.mark.parametrize(("content", "reason"), [(b"", "is not usable"), (b"not a library\n", "is not usable"),
+                                               (b"\x7fELF" + bytes(range(256)) * 4, "is damaged")],
+                         ids=["empty", "text", "damaged"])
 def test_library_not_loadable(fresh_loader: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture,
-                              content: bytes) -> None:
+                              content: bytes, reason: str) -> None:
     library = tmp_path / "libtreekernel.so"
     library.write_bytes(content)
     fresh_loader.setattr(tree_kernel, "LIBRARY", library)
-    _falls_back(caplog, "is not usable")
+    _falls_back(caplog, reason)
 
 
 def test_library_of_another_abi(fresh_loader: pytest.MonkeyPatch, tmp_path: Path,
@@ -268,3 +270,29 @@ def test_hook_builds_an_editable_install_beside_the_source(tmp_path: Path, fresh
     fresh_loader.setattr(tree_kernel, "SOURCE", root / "src" / "serein" / "tree_kernel.c")
     assert tree_kernel.library() is not None
 
+
+
+def test_truncated_library_is_refused_without_a_crash(built: tuple[Path, Path], tmp_path: Path) -> None:
+    """A library cut short (an interrupted copy, a full disk): the dynamic loader would map its
+    segments past the end of the file and the process die of SIGBUS; the headers are checked first.
+    Loaded in a child process, so that a regression fails this test instead of killing pytest."""
+    _, library = built
+    whole = library.read_bytes()
+    assert tree_kernel._elf_damage(whole) is None
+    assert all(tree_kernel._elf_damage(whole[:size]) for size in range(4, len(whole)))
+    cuts = tmp_path / "cuts"
+    cuts.mkdir()
+    for size in range(0, len(whole), max(1, len(whole) // 40)):
+        (cuts / f"{size:06d}.so").write_bytes(whole[:size])
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from serein import tree_kernel\n"
+        "tree_kernel.SOURCE = Path(sys.argv[1]) / 'absent.c'\n"
+        "for path in sorted(Path(sys.argv[1]).glob('*.so')):\n"
+        "    tree_kernel.LIBRARY = path\n"
+        "    lib, why = tree_kernel._load()\n"
+        "    assert lib is None, path\n"
+        "print('refused all')\n")
+    done = subprocess.run([sys.executable, "-c", script, str(cuts)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "refused all" in done.stdout, (done.returncode, done.stderr[-2000:])

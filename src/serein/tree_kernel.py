@@ -27,6 +27,7 @@ import ctypes
 import hashlib
 import logging
 import os
+import struct
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -75,6 +76,9 @@ def _load() -> tuple[ctypes.CDLL | None, str]:
     if not LIBRARY.is_file():
         return None, f"{LIBRARY} is not built (no C compiler when serein was installed): scoring with numpy"
     try:
+        damage = _elf_damage(LIBRARY.read_bytes())
+        if damage:
+            return None, f"{LIBRARY} is damaged ({damage}): scoring with numpy until serein is reinstalled"
         lib = ctypes.CDLL(str(LIBRARY))
         lib.serein_tree_kernel_abi.restype = _int64
         abi = lib.serein_tree_kernel_abi()
@@ -97,6 +101,35 @@ def _load() -> tuple[ctypes.CDLL | None, str]:
     except (OSError, AttributeError) as exc:  # not a library for this machine (damaged, empty), or a symbol missing
         return None, f"{LIBRARY} is not usable ({exc}): scoring with numpy"
     return lib, f"{LIBRARY} is used"
+
+
+def _elf_damage(data: bytes) -> str | None:
+    """What makes this ELF library shorter than its headers say (None when nothing does, or when
+    it is not ELF: the loader judges other formats). The dynamic loader maps a truncated library's
+    segments past the end of the file and the process dies of SIGBUS on the first read, where an
+    empty or non-library file only gives ``OSError``; reading the headers first costs microseconds.
+
+    >>> _elf_damage(b"\\x7fELF\\x02\\x01" + bytes(58))
+    >>> _elf_damage(b"\\x7fELF\\x02\\x01")
+    'its header is cut off'
+    """
+    if not data.startswith(b"\x7fELF"):
+        return None
+    wide, order = data[4:5] == b"\x02", "<" if data[5:6] == b"\x01" else ">"
+    layout = (f"{order}QQ6xHHHH", 0x20, 64) if wide else (f"{order}II6xHHHH", 0x1C, 52)
+    if len(data) < layout[2]:
+        return "its header is cut off"
+    phoff, shoff, phentsize, phnum, shentsize, shnum = struct.unpack_from(layout[0], data, layout[1])
+    if phoff + phnum * phentsize > len(data) or shoff + shnum * shentsize > len(data):
+        return f"{len(data)} bytes, shorter than its header tables"
+    segment = f"{order}I4xQ16xQ" if wide else f"{order}II8xI"  # p_type, p_offset, p_filesz
+    if phnum and phentsize < struct.calcsize(segment):
+        return "its program headers are too short"
+    for k in range(phnum):
+        kind, offset, size = struct.unpack_from(segment, data, phoff + k * phentsize)
+        if kind == 1 and offset + size > len(data):  # PT_LOAD
+            return f"{len(data)} bytes, shorter than its segments ({offset + size})"
+    return None
 
 
 def source_hash(source: Path) -> str:
