@@ -80,3 +80,27 @@ def test_saved_tables_whose_inputs_do_not_fit_the_layout_are_refused(credit_df: 
             continue  # a table of one input: reversing changes nothing
         with pytest.raises(ValueError, match="layout"):
             TableTrees.from_arrays(changed)
+
+
+def test_a_null_entry_of_a_text_columns_dictionary_takes_the_imputed_category() -> None:
+    """Arrow lets a dictionary hold a null (``dictionary_encode(null_encoding="encode")``, Arrow
+    files written that way): such rows are nulls, which the pipeline imputes, but the look-up
+    tables' inputs (and the estimator's matrix) coded them as an unseen category."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from serein.arrow_features import ArrowFeatures, _Block
+
+    features = ArrowFeatures([_Block(["x"], np.array([0.0])),
+                              _Block(["city"], np.array(["Oslo"], dtype=object), categories=[["Lyon", "Oslo"]])])
+    city = pa.array(["Lyon", None, "Rome", "Oslo", None])
+    expected = [[0, 1, 2, 1, 1]]  # Lyon, the fill (Oslo), unseen, Oslo, the fill
+    for column in (city, pc.dictionary_encode(city), pc.dictionary_encode(city, null_encoding="encode"),
+                   pc.dictionary_encode(city, null_encoding="encode").slice(1)):
+        batch = pa.RecordBatch.from_arrays([pa.array(np.arange(len(column), dtype=np.float64)), column],
+                                           names=["x", "city"])
+        _, codes = features.inputs(batch)
+        assert codes.tolist() == [expected[0][5 - len(column):]]
+        assert features.matrix(batch)[:, 1:].tolist() == np.eye(3, 2)[expected[0][5 - len(column):]].tolist()
+    _, served = features.inputs_of({"x": np.zeros(5), "city": city.to_pylist()}, 5)
+    assert served.tolist() == expected

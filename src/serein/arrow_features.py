@@ -302,13 +302,15 @@ class ArrowFeatures:
     def _codes(column: pa.Array, categories: list[str], fill: str) -> np.ndarray:
         """The position in ``categories`` of each row's value, ``len(categories)`` for an unseen
         one. Each distinct value is looked up once (through the column's dictionary); a null
-        takes the imputed ``fill``."""
+        takes the imputed ``fill``, whether its index is null or it is a null entry of the
+        dictionary (which Arrow allows: ``dictionary_encode(null_encoding="encode")``)."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
         encoded = column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
         lookup = {c: i for i, c in enumerate(categories)}
         unseen = len(categories)
-        positions = np.array([lookup.get(v, unseen) for v in encoded.dictionary.to_pylist()] +
-                             [lookup.get(fill, unseen)], dtype=np.intp)
+        filled = lookup.get(fill, unseen)
+        positions = np.array([filled if v is None else lookup.get(v, unseen) for v in encoded.dictionary.to_pylist()] +
+                             [filled], dtype=np.intp)
         return positions[arrow_integers(encoded.indices, missing=len(positions) - 1)]
