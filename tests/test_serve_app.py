@@ -13,6 +13,7 @@ import httpx
 import pandas as pd
 import pytest
 
+from serein import tree_kernel
 from serein.serve.app import create_app
 from serein.serve.server import bind
 from serein.workspace import Workspace
@@ -102,6 +103,9 @@ def test_health_and_model_description(service) -> None:
     loaded = ws.registry.load(MODEL, 1)
     assert info["version"] == 1 and info["task"] == "classification" and info["classes"] == [0, 1]
     assert info["runtime"] == ("onnx" if loaded.onnx_path else "sklearn")
+    kernel = tree_kernel.library() is not None  # the HistGradientBoosting trees, as compiled tables
+    assert info["scorer"] == ("numpy preprocessing, then the trees as look-up tables (compiled kernel)" if kernel
+                              else "numpy preprocessing, then the export's estimator part in ONNX Runtime")
     assert info["features"] == loaded.features == list(info["input_schema"]["columns"])
     assert set(rows[0]) == set(loaded.features)
 

@@ -98,9 +98,11 @@ class ServedModel:
                 "runtime": self.runtime.name, "loaded_at": self.loaded_at}
 
     def describe(self) -> dict[str, Any]:
-        """What a client needs to call the model: version, runtime, classes and input schema."""
+        """What a client needs to call the model: version, runtime (and ``scorer``: what computes
+        the outputs), classes and input schema."""
         return {
             **self.summary(),
+            "scorer": self.runtime.scorer,
             "run_id": self.model.run_id,
             "target": self.model.target,
             "classes": self.classes,

@@ -86,7 +86,8 @@ Columns = dict[str, "np.ndarray | list[Any]"]  # one per feature, as ``RowValida
 
 
 class Runtime(Protocol):
-    name: str
+    name: str  # onnx (the verified export, or what is compiled from it) or sklearn
+    scorer: str  # what computes the outputs, in words (GET /v1/models/{name})
     classes: list[Any] | None
 
     def predict(self, columns: Columns, n_rows: int) -> Predictions: ...
@@ -193,6 +194,7 @@ class SklearnRuntime:
     """
 
     name = "sklearn"
+    scorer = "the scikit-learn pipeline"
 
     def __init__(self, pipeline: Any, contract: Contract, classes: list[Any] | None) -> None:
         self.pipeline = pipeline
@@ -241,6 +243,7 @@ class OnnxRuntime:
     """
 
     name = "onnx"
+    scorer = "the whole ONNX export in ONNX Runtime"
     fallback: Runtime | None = None  # scores the rows without a finite output (``finite``)
 
     def __init__(self, path: str, contract: Contract, classes: list[Any] | None,
@@ -336,6 +339,7 @@ class EstimatorRuntime:
     """
 
     name = "onnx"
+    scorer = "numpy preprocessing, then the export's estimator part in ONNX Runtime"
     fallback: Runtime | None = None  # scores the rows without a finite output (``finite``)
 
     def __init__(self, features: ArrowFeatures, estimator: bytes, classes: list[Any] | None, threads: int = 1) -> None:
@@ -368,6 +372,7 @@ class TablesRuntime:
     """
 
     name = "onnx"  # the tables are compiled from the verified ONNX export
+    scorer = "numpy preprocessing, then the trees as look-up tables (compiled kernel)"
     fallback: Runtime | None = None  # scores the rows without a finite output (``finite``)
 
     def __init__(self, features: ArrowFeatures, trees: TableTrees, classes: list[Any] | None) -> None:
