@@ -235,7 +235,10 @@ def test_the_checked_arrow_path_is_remembered(scoring, tmp_path: Path) -> None:
 
     assert fresh_run() == ["1000", "False", "False", "False"]
     tables = tables_path(plan_file)
-    for damage in (lambda: tables.write_bytes(b"not a zip"), tables.unlink):
+    def truncated() -> None:
+        tables.write_bytes(tables.read_bytes()[:tables.stat().st_size // 2])
+
+    for damage in (lambda: tables.write_bytes(b"not a zip"), truncated, lambda: tables.write_bytes(b""), tables.unlink):
         damage()
         assert ArrowPlan.recall(plan_file, loaded).trees is None
         assert fresh_run() == ["1000", "False", "False", "True"]  # compiled again from the export...

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,7 +89,7 @@ def _recall_trees(path: Path, model: LoadedModel) -> TableTrees | None:
             if str(arrays[KEY_ARRAY]) != json.dumps(_key(model)):
                 return None
             return TableTrees.from_arrays({name: arrays[name] for name in arrays.files if name != KEY_ARRAY})
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:  # empty, truncated
         if not isinstance(exc, FileNotFoundError):
             log.info("could not read the batch plan's tables at %s (%s); compiling them again", path, exc)
         return None
