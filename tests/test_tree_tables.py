@@ -220,3 +220,17 @@ def test_kernel_refuses_what_it_would_read_out_of_bounds(credit_df: pd.DataFrame
     inputs[text][7] = layout[text] + 1  # one past the unseen-category code
     with pytest.raises(ValueError, match="row 7"):
         trees.run(*_blocks(inputs, layout))
+
+
+def test_an_ensemble_beyond_the_kernels_stack_budget_is_scored_with_numpy(credit_df: pd.DataFrame, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel keeps one mask per tree on the thread's stack: an ensemble of more than
+    ``MAX_TREES`` trees gets no kernel and is scored by numpy, with the same answers."""
+    estimator = HistGradientBoostingClassifier(max_iter=5, random_state=0)
+    cut, layout = _cut(credit_df, tmp_path, estimator, credit_df["default"], classifier=True)
+    probe = _probe(cut, layout, 500)
+    monkeypatch.setattr(tree_kernel, "MAX_TREES", 4)
+    trees = TableTrees.compile(cut, layout)
+    assert trees is not None and trees.kernel is None
+    expected = session(cut).run(None, {"X": _matrix(probe, layout)})[1]
+    np.testing.assert_allclose(trees.run(*_blocks(probe, layout))[1], expected, atol=1e-6)

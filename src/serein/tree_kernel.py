@@ -42,6 +42,9 @@ LIBRARY = Path(__file__).with_name("libtreekernel.so")
 SOURCE = LIBRARY.with_name("tree_kernel.c")
 log = logging.getLogger(__name__)
 ABI = 3  # SEREIN_TREE_KERNEL_ABI in tree_kernel.c: a library built from other source is not used
+# 64 kB of masks at most on a thread's stack (``alive`` in tree_kernel.c): glibc threads get 8 MB,
+# musl's 128 kB; an ensemble this large is scored with numpy
+MAX_TREES = 8192
 _int64 = ctypes.c_int64
 _pointer = ctypes.c_void_p
 
@@ -228,9 +231,11 @@ def _sizes(codes: int, radixes: Sequence[int]) -> list[int]:
 
 def kernel_for(tables: Sequence[_Table], leaf_values: np.ndarray, trees: int,
                slots: Sequence[int]) -> TreeKernel | None:
-    """The kernel for these tables (see :class:`TreeKernel`), or None when the library is not available."""
+    """The kernel for these tables (see :class:`TreeKernel`), or None when the library is not
+    available or the ensemble has more than ``MAX_TREES`` trees (the kernel keeps one mask per
+    tree on the calling thread's stack)."""
     lib = library()
-    return None if lib is None else TreeKernel(lib, tables, leaf_values, trees, slots)
+    return None if lib is None or trees > MAX_TREES else TreeKernel(lib, tables, leaf_values, trees, slots)
 
 
 if __name__ == "__main__":  # python -m serein.tree_kernel: which scores tree tables here, and why
