@@ -274,10 +274,11 @@ class ArrowFeatures:
         missing = np.isnan(values)
         if missing.any():
             values[missing] = np.broadcast_to(block.fill[:, None], values.shape)[missing]
-        if block.mean is not None:
-            values -= block.mean[:, None]
-        if block.scale is not None:
-            values /= block.scale[:, None]
+        with np.errstate(over="ignore"):  # a value scaled past float64's range is clipped below, as the export does
+            if block.mean is not None:
+                values -= block.mean[:, None]
+            if block.scale is not None:
+                values /= block.scale[:, None]
         return np.clip(values, -FLOAT32_MAX, FLOAT32_MAX, out=values)
 
     @cached_property
@@ -292,10 +293,11 @@ class ArrowFeatures:
         stored as float32 in the numbers block, as the whole export does)."""
         values = arrow_floats(column)  # from the buffers: pyarrow's to_numpy would import pandas
         values = np.where(np.isnan(values), block.fill[k], values)  # a new array: the column stays as it is
-        if block.mean is not None:
-            values -= block.mean[k]
-        if block.scale is not None:
-            values /= block.scale[k]
+        with np.errstate(over="ignore"):  # as in _number_block
+            if block.mean is not None:
+                values -= block.mean[k]
+            if block.scale is not None:
+                values /= block.scale[k]
         return np.clip(values, -FLOAT32_MAX, FLOAT32_MAX, out=values)
 
     @staticmethod
