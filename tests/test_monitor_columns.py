@@ -14,13 +14,12 @@ import pytest
 
 from serein.monitor.profile import (
     SELECT_BUCKETS,
-    bin_counts,
     category_counts,
     factorize,
     mid_levels,
     numeric_values,
     order_statistics,
-    quantiles,
+    quantiles_and_bins,
     sorted_bin_counts,
     sorted_quantiles,
 )
@@ -54,19 +53,27 @@ def test_order_statistics_quantiles_and_bins_equal_sorting(name: str) -> None:
     assert np.array_equal(order_statistics(x, np.array([0, x.size - 1])), [xs[0], xs[-1]])
     for levels in (mid_levels(), np.linspace(0.0, 1.0, 11)):
         with np.errstate(invalid="ignore"):  # inf - inf at the ends of the infinite column
-            assert np.array_equal(quantiles(x, levels), sorted_quantiles(xs, levels), equal_nan=True)
+            assert np.array_equal(quantiles_and_bins(x, levels, ())[0], sorted_quantiles(xs, levels), equal_nan=True)
         if np.isfinite(x).all():
-            np.testing.assert_allclose(quantiles(x, levels), np.quantile(x, levels), rtol=1e-12, atol=1e-300)
+            np.testing.assert_allclose(quantiles_and_bins(x, levels, ())[0], np.quantile(x, levels),
+                                       rtol=1e-12, atol=1e-300)
     finite = xs[np.isfinite(xs)]
     edges = np.unique(np.quantile(finite, np.linspace(0.0, 1.0, 11)[1:-1]))
-    assert np.array_equal(bin_counts(x, edges), sorted_bin_counts(xs, edges))
-    assert bin_counts(x, edges).sum() == x.size
+    counts = quantiles_and_bins(x, np.empty(0), edges)[1]
+    assert np.array_equal(counts, sorted_bin_counts(xs, edges)) and counts.sum() == x.size
+    # edges on values themselves, at and beyond both ends, and one value apart
+    odd = np.unique(np.concatenate([edges, finite[[0, 5, finite.size // 2, -1]], finite[[0, -1]] + [-1.0, 1.0],
+                                    np.nextafter(finite[[7, finite.size // 3]], np.inf)]))
+    q, counts = quantiles_and_bins(x, mid_levels(), odd)
+    assert np.array_equal(counts, sorted_bin_counts(xs, odd))
+    with np.errstate(invalid="ignore"):
+        assert np.array_equal(q, sorted_quantiles(xs, mid_levels()), equal_nan=True)
 
 
 def test_order_statistics_leave_the_input_alone() -> None:
     x = np.random.default_rng(2).normal(size=N)
     before = x.copy()
-    quantiles(x, mid_levels())
+    quantiles_and_bins(x, mid_levels(), [0.0, 1.0])
     assert np.array_equal(x, before)
 
 

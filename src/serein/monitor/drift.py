@@ -76,8 +76,8 @@ import pyarrow.compute as pc
 
 from serein.errors import UsageError
 from serein.monitor.gamma import chi2_upper_quantile
-from serein.monitor.profile import (OTHER, UNSEEN, bin_counts, category_counts, column_names, mid_levels, numeric_values,
-                                    quantiles)
+from serein.monitor.profile import (OTHER, UNSEEN, category_counts, column_names, mid_levels, numeric_values,
+                                    quantiles_and_bins)
 
 SMOOTHING = 0.5  # pseudo-count added to every bin before PSI
 MISSING_RATE = "missing_rate"  # the method of a verdict the missing rate alone decided
@@ -371,10 +371,10 @@ def numeric_drift(ref: Mapping[str, Any], values: Any, t: Thresholds = Threshold
     out["threshold"] = max(t.psi, floor)
     if (done := _insufficient(out, int(x.size), t)) is not None:
         return done
-    counts = bin_counts(x, ref["edges"])
+    current_quantiles, counts = quantiles_and_bins(x, mid_levels(), ref["edges"])
     out["score"] = out["psi"] = psi(ref["counts"], counts)
     out["current_counts"] = counts.tolist()
-    out["wasserstein"] = wasserstein_normalised(ref["quantiles"], quantiles(x, mid_levels()), ref["std"])
+    out["wasserstein"] = wasserstein_normalised(ref["quantiles"], current_quantiles, ref["std"])
     out["wasserstein_threshold"] = max(t.wasserstein, wasserstein_noise_floor(ref_n, x.size))
     out.update(mean_ref=ref["mean"], mean=float(x.mean()), std_ref=ref["std"], std=float(x.std()))
     if x.size < t.test_below:

@@ -215,49 +215,64 @@ def sorted_quantiles(xs: np.ndarray, levels: np.ndarray) -> np.ndarray:
     return xs[lo] + (pos - lo) * (xs[hi] - xs[lo])
 
 
-def bin_counts(x: np.ndarray, edges: Sequence[float]) -> np.ndarray:
-    """:func:`sorted_bin_counts` of ``x`` in any order (no NaN): one vectorised comparison per
-    edge (a handful of edges: cheaper than sorting the values or searching each one).
-
-    >>> bin_counts(np.array([9.0, 1.0, 0.0, 1.5]), [1.0, 2.0]).tolist()
-    [2, 1, 1]
-    """
-    below = [np.count_nonzero(x <= edge) for edge in np.asarray(edges, dtype=float)]
-    return np.diff(np.array([0, *below, x.size], dtype=np.int64))
-
-
 def order_statistics(x: np.ndarray, ranks: np.ndarray) -> np.ndarray:
-    """``np.sort(x)[ranks]`` for a float array without NaN, without sorting all of ``x``.
-
-    The values are spread over ``SELECT_BUCKETS`` equal-width buckets between the minimum and the
-    maximum; bucket order follows value order (subtracting the minimum, scaling and truncating are
-    all monotone in floating point), so the cumulative bucket counts say which bucket holds each
-    wanted rank, and only those buckets' values are sorted. A bucket holding a single distinct
-    value (ties) gives it without sorting; whole numbers spanning fewer values than there are
-    buckets (integer codes) are simply counted, value by value. Infinite or constant data, and
-    arrays with fewer values than buckets, are sorted.
+    """``np.sort(x)[ranks]`` for a float array without NaN, without sorting all of ``x``
+    (:func:`_select`).
 
     >>> x = np.array([5.0, 1.0, 4.0, 2.0, 3.0])
     >>> order_statistics(x, np.array([0, 2, 4])).tolist()
     [1.0, 3.0, 5.0]
     """
+    return _select(x, ranks, np.empty(0))[0]
+
+
+def _select(x: np.ndarray, ranks: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.sort(x)[ranks]`` for a float array without NaN, and how many values lie at or below
+    each of ``edges``, without sorting all of ``x``.
+
+    The values are spread over ``SELECT_BUCKETS`` equal-width buckets between the minimum and the
+    maximum; bucket order follows value order (subtracting the minimum, scaling and truncating are
+    all monotone in floating point), so the cumulative bucket counts say which bucket holds each
+    wanted rank, and only those buckets' values are sorted. An edge is placed in a bucket the same
+    way: every value of an earlier bucket lies at or below it, every value of a later one above,
+    so only its own bucket's values are compared with it (gathered with the ranks' buckets, in the
+    same pass: no comparison per value and edge). A bucket holding a single distinct value (ties)
+    gives it without sorting; whole numbers spanning fewer values than there are buckets (integer
+    codes) are simply counted, value by value. Infinite or constant data, and arrays with fewer
+    values than buckets, are sorted."""
     ranks = np.asarray(ranks, dtype=np.intp)
+    edges = np.asarray(edges, dtype=float)
     low, high = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
     span = high - low
     if x.size <= SELECT_BUCKETS or not (math.isfinite(span) and span > 0 and math.isfinite(SELECT_BUCKETS / span)):
-        return np.sort(x)[ranks]
+        xs = np.sort(x)
+        return xs[ranks], np.searchsorted(xs, edges, side="right")
     if span < SELECT_BUCKETS and _whole_numbers(x):  # integer codes: count each value
         below = np.cumsum(np.bincount((x - low).astype(np.intp)))
-        return low + np.searchsorted(below, ranks, side="right").astype(float)
-    idx = ((x - low) * (SELECT_BUCKETS / span)).astype(np.intp)
+        steps = np.floor(edges - low)  # a whole value v lies at or below an edge e when v - low <= floor(e - low)
+        at_or_below = np.where(steps < 0, 0, below[np.clip(steps, 0, below.size - 1).astype(np.intp)])
+        return low + np.searchsorted(below, ranks, side="right").astype(float), at_or_below
+    scale = SELECT_BUCKETS / span
+    idx = ((x - low) * scale).astype(np.intp)
     np.minimum(idx, SELECT_BUCKETS - 1, out=idx)  # the maximum itself lands on the upper bound
     counts = np.bincount(idx, minlength=SELECT_BUCKETS)
     first = np.cumsum(counts) - counts  # rank of each bucket's smallest value
     owner = np.searchsorted(first + counts, ranks, side="right")  # the bucket holding each rank
+    inside = (edges >= low) & (edges < high)
+    edge_bucket = np.minimum(((np.clip(edges, low, high) - low) * scale).astype(np.intp), SELECT_BUCKETS - 1)
     wanted = np.zeros(SELECT_BUCKETS, dtype=bool)
     wanted[owner] = True
+    wanted[edge_bucket[inside]] = True
     chosen = wanted[idx]
     values, buckets = x[chosen], idx[chosen]
+    at_or_below = np.where(edges < low, 0, x.size)
+    for k in np.flatnonzero(inside):
+        at_or_below[k] = first[edge_bucket[k]] + np.count_nonzero((buckets == edge_bucket[k]) & (values <= edges[k]))
+    wanted[:] = False
+    wanted[owner] = True  # from here on, the ranks' buckets only
+    if not wanted[edge_bucket[inside]].all():
+        keep = wanted[buckets]
+        values, buckets = values[keep], buckets[keep]
     out = np.empty(ranks.size)
     single = np.zeros(SELECT_BUCKETS, dtype=bool)
     if values.size > x.size // 8:  # ties fill the wanted buckets: take single-valued ones as they are
@@ -274,7 +289,7 @@ def order_statistics(x: np.ndarray, ranks: np.ndarray) -> np.ndarray:
     before = np.cumsum(kept) - kept  # sorted values of the wanted buckets below each bucket
     sort = ~single[owner]
     out[sort] = values[before[owner[sort]] + ranks[sort] - first[owner[sort]]]
-    return out
+    return out, at_or_below
 
 
 def _whole_numbers(x: np.ndarray) -> bool:
@@ -283,20 +298,25 @@ def _whole_numbers(x: np.ndarray) -> bool:
     return bool(np.array_equal(head, np.trunc(head)) and np.array_equal(x, np.trunc(x)))
 
 
-def quantiles(x: np.ndarray, levels: np.ndarray) -> np.ndarray:
-    """:func:`sorted_quantiles` of ``x`` in any order (no NaN), read off :func:`order_statistics`:
-    the same values, without sorting the whole array.
+def quantiles_and_bins(x: np.ndarray, levels: np.ndarray, edges: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`sorted_quantiles` at ``levels`` and :func:`sorted_bin_counts` for ``edges`` of ``x``
+    in any order (no NaN), read off :func:`_select`: the same values as sorting, without sorting
+    the whole array, and the bins without one comparison per value and edge (for a million
+    values and 9 edges, 3 ms of the 12 ms a numeric feature's drift took).
 
-    >>> quantiles(np.array([4.0, 1.0, 2.0]), np.array([0.0, 0.25, 0.5, 1.0])).tolist()
-    [1.0, 1.5, 2.0, 4.0]
+    >>> q, counts = quantiles_and_bins(np.array([9.0, 1.0, 0.0, 1.5]), np.array([0.0, 0.5, 1.0]), [1.0, 2.0])
+    >>> q.tolist(), counts.tolist()
+    ([0.0, 1.25, 9.0], [2, 1, 1])
     """
     pos = np.asarray(levels, dtype=float) * (x.size - 1)
     lo = np.floor(pos).astype(np.intp)
     hi = np.minimum(lo + 1, x.size - 1)
     ranks, where = np.unique(np.concatenate([lo, hi]), return_inverse=True)
-    found = order_statistics(x, ranks)[where]
+    found, at_or_below = _select(x, ranks, np.asarray(edges, dtype=float))
+    found = found[where]
     x_lo, x_hi = found[:lo.size], found[lo.size:]
-    return x_lo + (pos - lo) * (x_hi - x_lo)
+    counts = np.diff(np.concatenate(([0], at_or_below, [x.size]))).astype(np.int64)
+    return x_lo + (pos - lo) * (x_hi - x_lo), counts
 
 
 def mid_levels(n: int = N_QUANTILES) -> np.ndarray:
