@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from serein import tree_kernel, tree_tables
 from serein.demo.credit import make_credit
 from serein.workspace import Workspace
 
@@ -15,6 +18,34 @@ from serein.workspace import Workspace
 def workspace(tmp_path: Path) -> Workspace:
     """A new, empty workspace with embedded stores."""
     return Workspace.init(tmp_path / "ws")
+
+
+@pytest.fixture(params=["kernel", "numpy"])
+def scorer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Score tree tables with the compiled kernel (``serein.tree_kernel``), then with numpy."""
+    if request.param == "numpy":
+        monkeypatch.setattr(tree_tables, "kernel_for", lambda *args: None)
+    elif tree_kernel.library() is None:
+        pytest.skip("the C kernel is not built here (no C compiler when serein was installed)")
+    return str(request.param)
+
+
+def linear_frame(task: str) -> tuple[pd.DataFrame, list[str], str]:
+    """600 rows of 12 small floats and a text column with a target a linear model learns
+    (``classification``: three text classes; else a number), its float columns and the
+    estimator: a model whose float32 sums overflow on inputs near float32's limit."""
+    rng = np.random.default_rng(5)
+    n, floats = 600, [f"f{i}" for i in range(12)]
+    frame = pd.DataFrame({f: rng.normal(0, 0.1, n) for f in floats}).assign(c=rng.choice(["x", "y"], n))
+    signal = frame[floats].to_numpy() @ rng.normal(size=len(floats))
+    estimator: Any
+    if task == "classification":
+        frame["y"] = np.where(signal > 0.1, "hi", np.where(signal < -0.1, "lo", "mid"))
+        estimator = "sklearn.linear_model.LogisticRegression"
+    else:
+        frame["y"] = signal + rng.normal(0, 0.01, n)
+        estimator = "sklearn.linear_model.Ridge"
+    return frame, floats, estimator
 
 
 @pytest.fixture(scope="session")

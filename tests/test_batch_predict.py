@@ -13,6 +13,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import linear_frame
+
 from serein.batch import UNANSWERED, predict_batch
 from serein.errors import ConflictError, NotFoundError, SereinError, UsageError
 from serein.workspace import Workspace
@@ -454,16 +456,7 @@ def test_rows_that_overflow_float32_get_the_pipelines_answer_or_are_set_aside(ta
     from serein.train.recipe import Recipe
     from serein.train.trainer import train
 
-    rng = np.random.default_rng(5)
-    n, floats = 600, [f"f{i}" for i in range(12)]
-    frame = pd.DataFrame({f: rng.normal(0, 0.1, n) for f in floats}).assign(c=rng.choice(["x", "y"], n))
-    signal = frame[floats].to_numpy() @ rng.normal(size=len(floats))
-    if task == "classification":
-        frame["y"] = np.where(signal > 0.1, "hi", np.where(signal < -0.1, "lo", "mid"))
-        estimator = "sklearn.linear_model.LogisticRegression"
-    else:
-        frame["y"] = signal + rng.normal(0, 0.01, n)
-        estimator = "sklearn.linear_model.Ridge"
+    frame, floats, estimator = linear_frame(task)
     contract = suggest_contract(frame, dataset="d")
     for f in floats:  # any size passes the contract
         contract.columns[f].min = contract.columns[f].max = None

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import linear_frame
+
 from serein.data.contract import Contract
 from serein.registry.loaded import LoadedModel
 from serein.serve.models import prepare
@@ -222,29 +224,21 @@ def test_exports_fed_column_by_column_serve_what_scikit_learn_predicts(shape: st
     np.testing.assert_allclose(np.array(out.probabilities), model.predict_proba(X.iloc[:200]), atol=1e-5)
 
 
-@pytest.mark.parametrize("kernel", ["built", "missing"])
 def test_a_checked_batch_plan_serves_through_numpy_preprocessing(trained_workspace, credit_df: pd.DataFrame,
-                                                                 tmp_path: Path, monkeypatch, kernel: str) -> None:
+                                                                 tmp_path: Path, monkeypatch, scorer: str) -> None:
     """With a batch plan that checked the pipeline's preprocessing, serving computes it with numpy
     and scores the trees as look-up tables with the compiled kernel (without it: the export's
     estimator part in ONNX Runtime): the whole export's answers, and scikit-learn's within the
     float32 tolerance. The plan is worked out on first use and remembered; if request columns
     ever preprocessed differently from the checked plan, or the faster path fails to set up, the
     whole export serves."""
-    from serein import tree_kernel, tree_tables
+    from serein import tree_tables
     from serein.arrow_features import ArrowFeatures
 
-    def without_kernel() -> None:
-        monkeypatch.setattr(tree_tables, "kernel_for", lambda *args: None)
-
-    if kernel == "built" and tree_kernel.library() is None:
-        pytest.skip("the C kernel is not built here (no C compiler when serein was installed)")
-    if kernel == "missing":
-        without_kernel()
     model = trained_workspace.registry.load("credit-default")
     plan = tmp_path / "plan.json"
     fast, whole = prepare(model, threads=1, plan_file=plan), prepare(model, threads=1)
-    assert isinstance(fast.runtime, TablesRuntime if kernel == "built" else EstimatorRuntime)
+    assert isinstance(fast.runtime, TablesRuntime if scorer == "kernel" else EstimatorRuntime)
     assert isinstance(whole.runtime, OnnxRuntime)
     assert plan.exists() and fast.runtime.name == "onnx"
     sample = credit_df[model.features].iloc[:400]
@@ -267,7 +261,7 @@ def test_a_checked_batch_plan_serves_through_numpy_preprocessing(trained_workspa
         raise RuntimeError("the export's graph could not be cut")
 
     monkeypatch.undo()
-    without_kernel()  # the tables need no cut of the export
+    monkeypatch.setattr(tree_tables, "kernel_for", lambda *args: None)  # the tables need no cut of the export
     monkeypatch.setattr("serein.serve.models.estimator_model", broken)
     assert isinstance(prepare(model, threads=1, plan_file=plan).runtime, OnnxRuntime)
 
@@ -333,16 +327,7 @@ def test_outputs_that_overflow_float32_are_the_pipelines_or_refused_naming_the_f
     from serein.train.recipe import Recipe
     from serein.train.trainer import train
 
-    rng = np.random.default_rng(5)
-    n, floats = 600, [f"f{i}" for i in range(12)]
-    frame = pd.DataFrame({f: rng.normal(0, 0.1, n) for f in floats}).assign(c=rng.choice(["x", "y"], n))
-    signal = frame[floats].to_numpy() @ rng.normal(size=len(floats))
-    if task == "classification":
-        frame["y"] = np.where(signal > 0.1, "hi", np.where(signal < -0.1, "lo", "mid"))
-        estimator = "sklearn.linear_model.LogisticRegression"
-    else:
-        frame["y"] = signal + rng.normal(0, 0.01, n)
-        estimator = "sklearn.linear_model.Ridge"
+    frame, floats, estimator = linear_frame(task)
     suggest_contract(frame, dataset="d").save(workspace.datasets.contract_path("d"))
     workspace.datasets.ingest(frame, "d")
     train(workspace, Recipe.from_dict({"name": "m", "data": "d", "target": "y", "task": task,

@@ -26,21 +26,11 @@ from serein import tree_kernel, tree_tables
 from serein.tree_tables import TableTrees
 
 NUMERIC = ["age", "income", "credit_score", "term_months"]
+CATEGORICAL = ["employment", "region"]
 
 
 def _compiler() -> str | None:
     return shutil.which((sysconfig.get_config_var("CC") or "cc").split()[0]) or shutil.which("cc")
-
-
-@pytest.fixture(params=["kernel", "numpy"])
-def scorer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Score with the compiled kernel, then with numpy."""
-    if request.param == "numpy":
-        monkeypatch.setattr(tree_tables, "kernel_for", lambda *args: None)
-    elif tree_kernel.library() is None:
-        pytest.skip("the C kernel is not built here (no C compiler when serein was installed)")
-    return str(request.param)
-CATEGORICAL = ["employment", "region"]
 
 
 def _cut(credit_df: pd.DataFrame, tmp_path: Path, estimator: Any, target: pd.Series,

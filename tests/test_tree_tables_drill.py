@@ -15,16 +15,6 @@ from serein import tree_kernel, tree_tables
 from serein.tree_tables import DIGEST, TableTrees
 
 
-@pytest.fixture(params=["kernel", "numpy"])
-def scorer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Score with the compiled kernel, then with numpy."""
-    if request.param == "numpy":
-        monkeypatch.setattr(tree_tables, "kernel_for", lambda *args: None)
-    elif tree_kernel.library() is None:
-        pytest.skip("the C kernel is not built here (no C compiler when serein was installed)")
-    return str(request.param)
-
-
 @pytest.mark.usefixtures("scorer")
 def test_saved_tables_mixed_with_another_ensembles_or_changed_are_refused(credit_df: pd.DataFrame,
                                                                           tmp_path: Path) -> None:
