@@ -438,17 +438,19 @@ def _sample(profile: Mapping[str, Any], part: str, name: str | None = None) -> S
     return stored.get(name) if name is not None and stored is not None else stored
 
 
-def features_drift(profile: Mapping[str, Any], X: Any, t: Thresholds = Thresholds()) -> dict[str, dict[str, Any]]:
+def features_drift(profile: Mapping[str, Any], X: Any, t: Thresholds = Thresholds(),
+                   threads: int | None = None) -> dict[str, dict[str, Any]]:
     """Drift of every profiled feature present in ``X`` (a pandas frame or an Arrow table), tests
-    corrected together. Features are judged concurrently, one per core: the work on a column
-    (Arrow conversion, comparisons, counting, sorting a few buckets) runs mostly without the GIL."""
+    corrected together. Features are judged concurrently on ``threads`` threads (default: one per
+    core): the work on a column (Arrow conversion, comparisons, counting, sorting a few buckets)
+    runs mostly without the GIL."""
     present = set(column_names(X))
     names = [name for name in profile["features"] if name in present]
 
     def judge(name: str) -> dict[str, Any]:
         return feature_drift(profile["features"][name], X[name], t, _sample(profile, "columns", name))
 
-    with ThreadPoolExecutor(max_workers=max(1, min(len(names), os.cpu_count() or 1))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(len(names), threads or os.cpu_count() or 1))) as pool:
         out = dict(zip(names, pool.map(judge, names)))
     correct_tests(out, t)
     return out
