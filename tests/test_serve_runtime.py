@@ -494,3 +494,22 @@ def test_a_classifier_without_predict_proba_registers_and_serves_its_labels(work
     from serein.serve.protocol_v2 import model_metadata
 
     assert [o["name"] for o in model_metadata(served)["outputs"]] == ["predictions"]  # no probabilities promised
+
+
+def test_an_empty_string_is_a_category_for_the_whole_export_as_for_scikit_learn(trained_workspace,
+                                                                                credit_df: pd.DataFrame) -> None:
+    """A client's "" in a text feature is a value scikit-learn's encoder has not seen, not a
+    missing value: the whole export (whose imputers take "" as missing) is fed it as an unseen
+    category, in serving and in batch scoring, and answers as the pipeline does."""
+    from serein.batch import ChunkScorer
+
+    model = trained_workspace.registry.load("credit-default")
+    text = [name for name in model.features if model.contract.columns[name].type == "string"]
+    frame = credit_df[model.features].iloc[:200].copy()
+    frame[text[0]] = ""
+    expected = model.pipeline.predict_proba(frame)
+    runtime = make_runtime(model)
+    assert isinstance(runtime, OnnxRuntime)
+    columns = {name: list(frame[name]) if name in text else frame[name].to_numpy(dtype=float) for name in model.features}
+    np.testing.assert_allclose(runtime.predict(columns, len(frame)).probabilities, expected, atol=1e-4)
+    np.testing.assert_allclose(ChunkScorer(model, prefer_onnx=True).score(frame)[1], expected, atol=1e-4)

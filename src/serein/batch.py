@@ -476,7 +476,7 @@ class ChunkScorer:
         Python strings once, not once per row; a null becomes the exported imputers' missing value."""
         import pandas as pd
 
-        from serein.registry.onnx_export import MISSING_CATEGORY
+        from serein.registry.onnx_export import MISSING_CATEGORY, onnx_text
 
         feed = {}
         floats = []
@@ -484,7 +484,7 @@ class ChunkScorer:
             column = frame[node.name]
             if node.type == "tensor(string)":
                 codes, uniques = pd.factorize(column, use_na_sentinel=True)
-                table = np.array([str(u) for u in uniques] + [MISSING_CATEGORY], dtype=object)
+                table = np.array([onnx_text(u) for u in uniques] + [MISSING_CATEGORY], dtype=object)
                 array = table[codes]  # code -1 (null) picks the last entry
             else:
                 values = column.to_numpy(dtype=np.float64, na_value=np.nan)

@@ -30,6 +30,11 @@ if TYPE_CHECKING:
     from serein.data.contract import Contract
 
 MISSING_CATEGORY = ""
+# What a text value that is the empty string is fed to an export as: "" itself is the exported
+# imputers' missing value (MISSING_CATEGORY), so a client's "" would be imputed, where scikit-learn
+# takes it as a category (unseen by the one-hot encoder, unless it was fitted on one). No fitted
+# category is this string, so the export's encoders see an unseen category too.
+EMPTY_TEXT = "\u2400serein:empty-string"
 MIN_LABEL_AGREEMENT = 0.999  # classifiers: share of holdout rows with the same predicted label
 MAX_PROBA_DIFF = 0.05  # classifiers: largest absolute probability difference on the holdout
 MAX_RELATIVE_DIFF = 1e-3  # regressors: largest |difference| / std of the predictions
@@ -63,9 +68,19 @@ def onnx_inputs(contract: Contract, features: list[str]) -> dict[str, str]:
     return {f: "float" if contract.columns[f].numeric else "string" for f in features}
 
 
+def onnx_text(value: Any) -> str:
+    """A text feature's value as an export's string input takes it: a null as the imputers'
+    missing value, the empty string as ``EMPTY_TEXT``, anything else as its text.
+
+    >>> onnx_text(None), onnx_text("Oslo"), onnx_text("") == EMPTY_TEXT
+    ('', 'Oslo', True)
+    """
+    return MISSING_CATEGORY if value is None else (str(value) or EMPTY_TEXT)
+
+
 def onnx_feeds(X: pd.DataFrame, inputs: dict[str, str]) -> dict[str, np.ndarray]:
     """ONNX Runtime inputs for the rows of ``X``: one ``(n, 1)`` array per feature; missing
-    numbers become NaN and missing categories ``""``."""
+    numbers become NaN, and text values go through :func:`onnx_text`."""
     import pandas as pd
 
     feeds = {}
@@ -74,8 +89,8 @@ def onnx_feeds(X: pd.DataFrame, inputs: dict[str, str]) -> dict[str, np.ndarray]
         if kind == "float":
             feeds[name] = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float32, na_value=np.nan).reshape(-1, 1)
         else:
-            values = col.astype(object).where(col.notna(), MISSING_CATEGORY)
-            feeds[name] = values.astype(str).to_numpy(dtype=object).reshape(-1, 1)
+            values = col.astype(object).where(col.notna(), None)
+            feeds[name] = np.array([onnx_text(v) for v in values], dtype=object).reshape(-1, 1)
     return feeds
 
 

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from serein.registry.onnx_export import MISSING_CATEGORY, QUIET_ORT
+from serein.registry.onnx_export import QUIET_ORT, onnx_text
 
 if TYPE_CHECKING:
     from serein.arrow_features import ArrowFeatures
@@ -277,8 +277,9 @@ class OnnxRuntime:
         self.classes = _python_classes(classes)
 
     def feed(self, columns: Columns, n_rows: int) -> dict[str, np.ndarray]:
-        """Input tensors: nulls become NaN in float inputs and ``MISSING_CATEGORY`` (``""``, the
-        ``missing_values`` of the exported categorical imputers) in string inputs. (Integer and
+        """Input tensors: nulls become NaN in float inputs; text values go through
+        ``onnx_text`` (a null becomes ``""``, the ``missing_values`` of the exported categorical
+        imputers; an empty string an unseen category, as in scikit-learn). (Integer and
         boolean inputs never see a null: ``__init__`` refuses them for nullable features.)"""
         return self._feed(columns, n_rows)[0]
 
@@ -295,7 +296,7 @@ class OnnxRuntime:
         for name, dtype in self._other_inputs:
             values = columns[name]
             if dtype is np.object_:
-                array = np.array([MISSING_CATEGORY if v is None else str(v) for v in values], dtype=object)
+                array = np.array([onnx_text(v) for v in values], dtype=object)
             else:
                 array = np.array(values, dtype=dtype)
             feed[name] = array.reshape(n_rows, 1)
