@@ -314,3 +314,31 @@ def test_a_verdict_the_missing_rate_alone_decided_names_it() -> None:
     assert family["a"]["method"] == "missing_rate" and family["b"]["method"] == "ks"
     assert family["a"]["p_adjusted"] == pytest.approx(min(1.0, 2 * family["a"]["p_value"]))
     assert not family["b"]["drifted"] and family["b"]["direction"] == "below"
+
+
+def test_a_verdict_another_check_decided_names_it() -> None:
+    """A numeric feature whose PSI stays under its threshold but whose Wasserstein distance does
+    not (a few values moved far out: the top bin barely grows), and a categorical one drifted by
+    its unseen-category rate alone, name the check that decided in ``method``, ``score`` and
+    ``threshold``, so the report's drift ratio is at least 1; the primary score keeps its name."""
+    from serein.monitor.report import drift_ratio
+
+    rng = np.random.default_rng(3)
+    ref = numeric_profile(rng.normal(size=20_000))
+    current = rng.normal(size=20_000)
+    current[:400] *= 60  # 2 % of the values far out
+    out = numeric_drift(ref, current)
+    assert out["drifted"] and out["psi"] < 0.2  # PSI's threshold
+    assert out["method"] == "wasserstein" and out["score"] == out["wasserstein"] >= out["threshold"]
+    assert drift_ratio(out) >= 1 and out["reasons"] == [f"wasserstein {out['wasserstein']:.3g} >= {out['threshold']:.3g}"]
+
+    cats = np.repeat(CATS, [4000, 3000, 2000, 800, 200]).astype(object)
+    values = rng.permutation(cats)
+    values[:150] = "new"  # 1.5 % of an unseen category
+    out = categorical_drift(categorical_profile(cats), values)
+    assert out["drifted"] and out["js"] < 0.1 and out["psi"] < out["psi_threshold"]
+    assert out["method"] == "unseen_rate" and out["score"] == out["unseen_rate"] >= out["threshold"]
+    assert drift_ratio(out) >= 1
+
+    steady = numeric_drift(ref, rng.normal(size=20_000))
+    assert not steady["drifted"] and steady["method"] == "psi" and steady["score"] == steady["psi"]

@@ -330,10 +330,16 @@ def _missing_verdict(out: dict[str, Any], reasons: list[str], t: Thresholds) -> 
 
 
 def _verdict(out: dict[str, Any], checks: list[tuple[str, float, float]], warning: bool, t: Thresholds) -> dict[str, Any]:
-    """Fill ``reasons``, ``drifted`` and ``status`` from (name, value, threshold) checks and the
-    missing-rate check."""
-    _missing_verdict(out, [f"{name} {value:.3g} >= {threshold:.3g}" for name, value, threshold in checks
-                           if value >= threshold], t)
+    """Fill ``reasons``, ``drifted`` and ``status`` from (name, value, threshold) checks, the
+    primary one (``method``) first, and the missing-rate check. When another check decided
+    without the primary one (the Wasserstein distance, the unseen-category rate, a categorical
+    PSI), ``method``, ``score`` and ``threshold`` name the first that did, as for the missing
+    rate: they say why the feature drifted (the primary score stays under its own name)."""
+    fired = [(name, value, threshold) for name, value, threshold in checks if value >= threshold]
+    if fired and fired[0][0] != checks[0][0]:
+        name, value, threshold = fired[0]
+        out.update(method=name.replace(" ", "_"), score=value, threshold=threshold)
+    _missing_verdict(out, [f"{name} {value:.3g} >= {threshold:.3g}" for name, value, threshold in fired], t)
     out["status"] = "drift" if out["drifted"] else ("warning" if warning else "ok")
     return out
 
