@@ -56,6 +56,31 @@ def test_disagreement_beyond_tolerance_is_skipped(data: tuple, tmp_path: Path, m
     assert "serein.onnx.max_diff" in result.tags()
 
 
+def test_a_small_shift_of_every_row_is_a_disagreement(data: tuple, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """An export whose every probability is off by a little (as a category or a null encoded
+    differently from scikit-learn makes it), each row under the 0.05 maximum difference and the
+    labels the same: the mean difference refuses it."""
+    _, X_test, _, contract = data
+    real_session = onnx_export.session
+
+    class Shifted:
+        def __init__(self, model: bytes) -> None:
+            self.inner = real_session(model)
+
+        def run(self, names: object, feeds: dict) -> list:
+            labels, proba = self.inner.run(names, feeds)
+            proba = np.clip(np.asarray(proba) + [-0.002, 0.002], 0.0, 1.0)
+            return [labels, proba]
+
+    pipeline = _fitted(data)
+    monkeypatch.setattr(onnx_export, "session", Shifted)
+    result = export_onnx(pipeline, X_test, contract, FEATURES, "classification", tmp_path / "m.onnx")
+    assert result.path is None and result.label_agreement == 1.0
+    assert result.max_diff is not None and result.max_diff <= onnx_export.MAX_PROBA_DIFF
+    assert "mean difference 0.002" in result.reason
+
+
 def test_unconvertible_step_is_skipped_with_the_reason(data: tuple, tmp_path: Path) -> None:
     X, X_test, _, contract = data
     pipe = Pipeline([("identity", FunctionTransformer(lambda frame: frame).fit(X)), *_fitted(data).steps])

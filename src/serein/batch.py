@@ -459,7 +459,8 @@ class ChunkScorer:
     def _agrees(self, outputs: list[Any], frame: pd.DataFrame) -> bool:
         """Whether estimator ``outputs`` for ``frame`` agree with the pipeline within the
         registration tolerances (``serein.registry.onnx_export``)."""
-        from serein.registry.onnx_export import MAX_PROBA_DIFF, MAX_RELATIVE_DIFF, MIN_LABEL_AGREEMENT
+        from serein.registry.onnx_export import (MAX_MEAN_PROBA_DIFF, MAX_PROBA_DIFF, MAX_RELATIVE_DIFF,
+                                                 MIN_LABEL_AGREEMENT)
 
         if self.classes is None:
             reference = np.asarray(self.model.pipeline.predict(frame), dtype=np.float64)
@@ -467,7 +468,8 @@ class ChunkScorer:
             return bool(diff.max(initial=0.0) <= MAX_RELATIVE_DIFF * max(float(np.std(reference)), 1e-12))
         reference = np.asarray(self.model.pipeline.predict_proba(frame))
         proba = np.asarray(outputs[1])
-        return bool(np.abs(proba - reference).max(initial=0.0) <= MAX_PROBA_DIFF
+        gaps = np.abs(proba - reference)
+        return bool(gaps.max(initial=0.0) <= MAX_PROBA_DIFF and (not gaps.size or gaps.mean() <= MAX_MEAN_PROBA_DIFF)
                     and np.mean(proba.argmax(axis=1) == reference.argmax(axis=1)) >= MIN_LABEL_AGREEMENT)
 
     def _feed(self, frame: pd.DataFrame) -> tuple[dict[str, np.ndarray], list[int]]:

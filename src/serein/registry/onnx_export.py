@@ -37,6 +37,12 @@ MISSING_CATEGORY = ""
 EMPTY_TEXT = "\u2400serein:empty-string"
 MIN_LABEL_AGREEMENT = 0.999  # classifiers: share of holdout rows with the same predicted label
 MAX_PROBA_DIFF = 0.05  # classifiers: largest absolute probability difference on the holdout
+# classifiers: mean absolute probability difference on the holdout. A verified export differs from
+# scikit-learn by float32 rounding (means of 6e-9 to 3e-8 measured for boosted and random trees,
+# logistic regression and nearest neighbours on the demo data), with now and then a row whose value
+# sits on a threshold (one tree's leaf apart): far below this. An encoding mismatch of a category, a
+# null or a boolean shifts every row it touches, and passed the 0.05 maximum while off by 0.017.
+MAX_MEAN_PROBA_DIFF = 1e-4
 MAX_RELATIVE_DIFF = 1e-3  # regressors: largest |difference| / std of the predictions
 MATRIX_INPUT = "serein_matrix"  # the one input of a model converted from a single matrix
 # ONNX Runtime's log level for its sessions: fatal only. It writes its own (colour-coded, not JSON)
@@ -313,9 +319,12 @@ def export_onnx(pipeline: Any, X: pd.DataFrame, contract: Contract, features: li
     if classifier:
         labels, proba = np.asarray(outputs[0]).ravel(), np.asarray(outputs[1])
         agreement = float(np.mean(labels == np.asarray(pipeline.predict(X[features]))))
-        diff = float(np.max(np.abs(proba - pipeline.predict_proba(X[features])))) if len(X) else 0.0
-        ok = agreement >= MIN_LABEL_AGREEMENT and diff <= MAX_PROBA_DIFF
-        limits = f"label agreement >= {MIN_LABEL_AGREEMENT}, max probability difference <= {MAX_PROBA_DIFF}"
+        gaps = np.abs(proba - pipeline.predict_proba(X[features]))
+        diff = float(np.max(gaps)) if len(X) else 0.0
+        mean = float(np.mean(gaps)) if len(X) else 0.0
+        ok = agreement >= MIN_LABEL_AGREEMENT and diff <= MAX_PROBA_DIFF and mean <= MAX_MEAN_PROBA_DIFF
+        limits = (f"label agreement >= {MIN_LABEL_AGREEMENT}, max probability difference <= {MAX_PROBA_DIFF}, "
+                  f"mean <= {MAX_MEAN_PROBA_DIFF:g}")
     else:
         pred = np.asarray(outputs[0]).ravel().astype(float)
         ref = np.asarray(pipeline.predict(X[features]), dtype=float)
@@ -324,7 +333,7 @@ def export_onnx(pipeline: Any, X: pd.DataFrame, contract: Contract, features: li
         ok = diff <= MAX_RELATIVE_DIFF * max(float(np.std(ref)), 1e-12)
         limits = f"max difference <= {MAX_RELATIVE_DIFF} x std of predictions"
     if not ok:
-        shown = f"label agreement {agreement:.4f}, " if agreement is not None else ""
+        shown = f"label agreement {agreement:.4f}, mean difference {mean:.3g}, " if agreement is not None else ""
         return OnnxExport(None, f"disagrees with scikit-learn on the holdout ({shown}max difference {diff:.4g}; "
                                 f"required {limits})", inputs, agreement, diff)
     path.parent.mkdir(parents=True, exist_ok=True)
