@@ -253,9 +253,7 @@ def _select(x: np.ndarray, ranks: np.ndarray, edges: np.ndarray) -> tuple[np.nda
         at_or_below = np.where(steps < 0, 0, below[np.clip(steps, 0, below.size - 1).astype(np.intp)])
         return low + np.searchsorted(below, ranks, side="right").astype(float), at_or_below
     scale = SELECT_BUCKETS / span
-    scaled = np.subtract(x, low)
-    idx = np.multiply(scaled, scale, out=scaled).astype(np.intp)  # one temporary, not two
-    del scaled
+    idx = ((x - low) * scale).astype(np.intp)
     np.minimum(idx, SELECT_BUCKETS - 1, out=idx)  # the maximum itself lands on the upper bound
     counts = np.bincount(idx, minlength=SELECT_BUCKETS)
     first = np.cumsum(counts) - counts  # rank of each bucket's smallest value
