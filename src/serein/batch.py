@@ -51,7 +51,7 @@ import numpy as np
 from serein.arrow_features import ArrowFeatures
 from serein.batch_plan import ArrowPlan
 from serein.errors import ConflictError, NotFoundError, UsageError
-from serein.serve.runtime import FLOAT32_SAFE, _beyond_safe
+from serein.serve.runtime import FLOAT32_SAFE, beyond_safe
 from serein.tree_tables import MISSING_TRACKS, TableTrees, most_probable
 
 if TYPE_CHECKING:
@@ -390,7 +390,7 @@ class ChunkScorer:
         the ``candidate`` session, with the rows where that matrix is beyond ``FLOAT32_SAFE``."""
         def estimate(batch: pa.RecordBatch) -> tuple[list[Any], list[int]]:
             matrix = features.matrix(batch)
-            return candidate.run(None, {"X": matrix}), _beyond_safe(matrix, axis=1)
+            return candidate.run(None, {"X": matrix}), beyond_safe(matrix, axis=1)
 
         return estimate
 
@@ -495,7 +495,7 @@ class ChunkScorer:
             feed[node.name] = array.reshape(-1, 1)
             if array.dtype == np.float32:
                 floats.append(feed[node.name])
-        return feed, _beyond_safe(np.hstack(floats), axis=1) if floats else []
+        return feed, beyond_safe(np.hstack(floats), axis=1) if floats else []
 
     def _outputs(self, outputs: list[Any]) -> tuple[np.ndarray, np.ndarray | None]:
         if self.classes is None:

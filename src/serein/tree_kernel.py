@@ -17,8 +17,9 @@ hashing 8 kB). So after an edit of ``tree_kernel.c`` in an editable install, ser
 until it is rebuilt (``make install``, or ``pip install -e .``) rather than with a library built
 from the old source; ``test_kernel_is_built_where_a_compiler_is`` fails meanwhile. The reason for
 every fallback is logged at debug level; ``python -m serein.tree_kernel`` prints which path scores
-here and why. Everything the C code indexes with is checked here first (the tables may come from a
-batch plan file on disk): a damaged file is refused with ``ValueError``, never read out of bounds.
+here and why. Everything the C code indexes with is checked first, by ``TableTrees`` (the tables
+may come from a batch plan file on disk), and the inputs' shapes here: a damaged file is refused
+with ``ValueError``, never read out of bounds.
 """
 
 from __future__ import annotations
@@ -141,7 +142,8 @@ def source_hash(source: Path) -> str:
 
 
 class TreeKernel:
-    """One ensemble's tables packed for the kernel once; :meth:`scores` per batch of rows."""
+    """One ensemble's tables packed for the kernel once; :meth:`scores` per batch of rows. The
+    tables come checked by ``TableTrees`` (``_check``): everything the C code indexes with fits."""
 
     def __init__(self, lib: ctypes.CDLL, tables: Sequence[_Table], leaf_values: np.ndarray, trees: int,
                  slots: Sequence[int]) -> None:
@@ -156,10 +158,9 @@ class TreeKernel:
         # code, thresholds before the padding, number of codes, radix)
         self._inputs = [(slots[position], None if cuts is None else np.ascontiguousarray(cuts.padded, dtype=np.float32),
                          0 if cuts is None else cuts.count, size, radix)
-                        for table, masks in zip(tables, self._masks, strict=True)
-                        for position, radix, cuts, size in zip(table.inputs, table.radixes, table.cuts,
-                                                               _sizes(len(masks), table.radixes), strict=True)]
-        self._check()
+                        for table in tables
+                        for position, radix, cuts, size in zip(table.inputs, table.radixes, table.cuts, table.sizes,
+                                                               strict=True)]
         self._leaf_values = self.leaf_values.ctypes.data
         self.numbers = 1 + max((slot for slot, padded, *_ in self._inputs if padded is not None), default=-1)
         self.codes = 1 + max((slot for slot, padded, *_ in self._inputs if padded is None), default=-1)
@@ -171,19 +172,6 @@ class TreeKernel:
         self._args = (_Input * len(self._inputs))(*(
             _Input(slot, None if padded is None else padded.ctypes.data, 0 if padded is None else len(padded),
                    count, size, radix) for slot, padded, count, size, radix in self._inputs))
-
-    def _check(self) -> None:
-        """Refuse tables the C code could read out of bounds with (see the module text)."""
-        bits = 8 * self.dtype.itemsize  # leaves a mask holds
-        if self.trees < 1 or len(self.leaf_values) != self.trees * self.leaves or not 2 <= self.leaves <= bits + 1:
-            raise ValueError("the leaf values do not match the number of trees")
-        for masks in self._masks:
-            if masks.dtype != self.dtype or masks.ndim != 2 or masks.shape[1] != self.trees:
-                raise ValueError("a table's masks do not match the ensemble's trees")
-        for _, padded, count, size, _ in self._inputs:
-            if padded is not None and (len(padded) & (len(padded) + 1) or not 0 <= count <= len(padded)
-                                       or size != count + 1):
-                raise ValueError("a number input's thresholds are not padded to 2**m - 1 entries")
 
     def scores(self, numbers: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """The summed leaf values ``(rows, scores)`` for the inputs as ``TableTrees.run`` takes
@@ -208,25 +196,6 @@ class TreeKernel:
 def _steps_in_items(block: np.ndarray) -> np.ndarray:
     """``block``, copied when its strides are not whole items (the kernel counts in items)."""
     return block if all(step % block.itemsize == 0 for step in block.strides) else np.ascontiguousarray(block)
-
-
-def _sizes(codes: int, radixes: Sequence[int]) -> list[int]:
-    """How many codes each input of a table of ``codes`` rows has, from the radixes (mixed radix:
-    each radix is the product of the later inputs' sizes, the last is 1); ValueError when the
-    radixes do not describe the table.
-
-    >>> _sizes(24, [12, 3, 1])
-    [2, 4, 3]
-    """
-    sizes, above = [], codes
-    for radix in radixes:
-        if radix < 1 or above % radix:
-            raise ValueError("a table's radixes do not match its masks")
-        sizes.append(above // radix)
-        above = radix
-    if above != 1:
-        raise ValueError("a table's radixes do not match its masks")
-    return sizes
 
 
 def kernel_for(tables: Sequence[_Table], leaf_values: np.ndarray, trees: int,

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from serein.tree_kernel import _sizes, kernel_for
+from serein.tree_kernel import kernel_for
 
 BLOCK_ROWS = 4096  # rows per pass: the running masks (rows x trees) stay in the core's cache
 # Inputs are merged into one table while it stays this small: fewer tables, fewer gathers per row.
@@ -99,6 +99,24 @@ class _Table:
     radixes: list[int]
     cuts: list[_Cuts | None]  # a number input's thresholds, None for a category code
 
+    @property
+    def sizes(self) -> list[int]:
+        """How many codes each input has, from the radixes (mixed radix: each radix is the product
+        of the later inputs' sizes, the last is 1); ValueError when they do not describe the masks.
+
+        >>> _Table(np.zeros((24, 1)), [0, 1, 2], [12, 3, 1], [None] * 3).sizes
+        [2, 4, 3]
+        """
+        sizes, above = [], len(self.masks)
+        for radix in self.radixes:
+            if radix < 1 or above % radix:
+                raise ValueError("a table's radixes do not match its masks")
+            sizes.append(above // radix)
+            above = radix
+        if above != 1:
+            raise ValueError("a table's radixes do not match its masks")
+        return sizes
+
 
 class TableTrees:
     """A compiled tree ensemble: :meth:`run` takes the inputs of ``layout`` as two blocks (float32
@@ -111,10 +129,6 @@ class TableTrees:
         # each input's slot (row) in its block, the numbers' or the codes', counted in layout order
         self.slots = [sum(1 for k in self.layout[:position] if (k is None) == (kind is None))
                       for position, kind in enumerate(self.layout)]
-        for table in tables:
-            for position, cuts in zip(table.inputs, table.cuts, strict=True):
-                if not 0 <= position < len(self.layout) or (cuts is None) != (self.layout[position] is not None):
-                    raise ValueError("the tables' inputs do not match the layout")
         self.tables = tables
         self.leaf_values = ensemble.leaf_values.reshape(trees * leaves, scores)  # rows: see _leaves
         self.base = ensemble.base
@@ -122,6 +136,7 @@ class TableTrees:
         self.link = ensemble.link
         self.offsets = np.arange(trees, dtype=np.intp) * leaves
         self.ones = np.ones(trees)  # sums a row's leaf values over the trees
+        self._check()  # before any scorer indexes with them (the kernel checks nothing itself)
         self.kernel = kernel_for(tables, self.leaf_values, trees, self.slots)  # None: numpy scores (_scores)
 
     @classmethod
@@ -204,20 +219,20 @@ class TableTrees:
         ensemble = _Ensemble({}, np.asarray(arrays["leaf_values"], dtype=np.float64),
                              np.asarray(arrays["base"], dtype=np.float64), labels, link)
         trees = cls(tables, ensemble, [None if k < 0 else int(k) for k in arrays["layout"]])
-        trees._check()
         if DIGEST not in arrays or str(arrays[DIGEST]) != _digest(arrays):
             raise ValueError("the arrays' digest does not match them: damaged, or mixed with another ensemble's")
         return trees
 
     def _check(self) -> None:
-        """Raise ValueError unless the tables can be indexed as :meth:`run` does (the numpy path
-        checks nothing per row): per input, codes of its size (a number's thresholds plus one, a
-        text column's categories plus one), each input in one table at most, per-tree masks wide
-        enough for the leaves, and scores and labels that fit the link."""
+        """Raise ValueError unless the tables can be indexed as the scorers do (neither the kernel
+        nor the numpy path checks anything per row but a category code): at least one tree, per
+        input codes of its size (a number's thresholds plus one, padded to ``2**m - 1``, a text
+        column's categories plus one), each input of the layout in one table at most, per-tree
+        masks wide enough for the leaves, and scores and labels that fit the link."""
         trees, scores = len(self.offsets), self.leaf_values.shape[1]
         leaves = len(self.leaf_values) // max(trees, 1)
         dtype = self.tables[0].masks.dtype
-        if dtype not in (np.uint32, np.uint64) or not 2 <= leaves <= 8 * dtype.itemsize + 1:
+        if trees < 1 or dtype not in (np.uint32, np.uint64) or not 2 <= leaves <= 8 * dtype.itemsize + 1:
             raise ValueError("the leaf values do not fit the masks")
         classes = None if self.labels is None else len(self.labels)
         fits = {"identity": classes is None and scores == 1, "logistic": classes == 2 and scores == 1,
@@ -226,14 +241,17 @@ class TableTrees:
             raise ValueError("the scores do not fit the link and labels")
         seen: set[int] = set()
         for table in self.tables:
-            if table.masks.ndim != 2 or table.masks.shape[1] != trees:
+            if table.masks.dtype != dtype or table.masks.ndim != 2 or table.masks.shape[1] != trees:
                 raise ValueError("a table's masks do not match the ensemble's trees")
-            for position, cuts, size in zip(table.inputs, table.cuts, _sizes(len(table.masks), table.radixes),
-                                            strict=True):
-                padded = 0 if cuts is None else len(cuts.padded)
-                expected = self.layout[position] + 1 if cuts is None else cuts.count + 1  # type: ignore[operator]
-                if position in seen or size != expected or (cuts is not None and (
-                        padded & (padded + 1) or not 0 <= cuts.count <= padded)):
+            for position, cuts, size in zip(table.inputs, table.cuts, table.sizes, strict=True):
+                if cuts is not None and (len(cuts.padded) & (len(cuts.padded) + 1)
+                                         or not 0 <= cuts.count <= len(cuts.padded)):
+                    raise ValueError("a number input's thresholds are not padded to 2**m - 1 entries")
+                if not 0 <= position < len(self.layout) or position in seen:
+                    raise ValueError("a table's inputs do not match the layout")
+                categories = self.layout[position]  # None for a number
+                if (cuts is None) == (categories is None) or size != 1 + (
+                        cuts.count if cuts is not None else categories):  # type: ignore[operator]
                     raise ValueError("a table's inputs do not match the layout")
                 seen.add(position)
 

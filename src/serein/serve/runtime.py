@@ -111,7 +111,7 @@ def _non_finite(scores: list[float | None]) -> list[int]:
     return [i for i, s in enumerate(scores) if s is not None and not math.isfinite(s)]
 
 
-def _beyond_safe(values: np.ndarray, axis: int) -> list[int]:
+def beyond_safe(values: np.ndarray, axis: int) -> list[int]:
     """Rows of a float32 input holding a value beyond ``FLOAT32_SAFE`` (or clipped to float32's
     range): ONNX Runtime's answer for them may have overflowed on the way (a tree's survives, a
     linear model's or a distance's does not)."""
@@ -307,7 +307,7 @@ class OnnxRuntime:
         out = _from_outputs(self.classes, self.session.run(self._outputs, feed), n_rows)
         if self.fallback is None:
             return out
-        return finite(out, columns, self.fallback, [] if block is None else _beyond_safe(block, axis=0))
+        return finite(out, columns, self.fallback, [] if block is None else beyond_safe(block, axis=0))
 
 
 def _from_outputs(classes: list[Any] | None, outputs: list[Any], n_rows: int) -> Predictions:
@@ -356,7 +356,7 @@ class EstimatorRuntime:
         out = _from_outputs(self.classes, self.session.run(self._outputs, {"X": matrix}), n_rows)
         if self.fallback is None:
             return out
-        return finite(out, columns, self.fallback, _beyond_safe(matrix, axis=1))
+        return finite(out, columns, self.fallback, beyond_safe(matrix, axis=1))
 
 
 class TablesRuntime:
