@@ -222,18 +222,7 @@ class ArrowFeatures:
 
     def matrix(self, batch: pa.RecordBatch) -> np.ndarray:
         """The ``(rows, width)`` float32 input of the estimator for the rows of ``batch``."""
-        out = np.zeros((batch.num_rows, self.width), dtype=np.float32)
-        numbers, codes = self.inputs(batch)
-        at = i = j = 0
-        for count in self.layout:
-            if count is None:
-                out[:, at] = numbers[i]
-                at, i = at + 1, i + 1
-            else:
-                rows = np.flatnonzero(codes[j] < count)
-                out[rows, at + codes[j][rows]] = 1.0
-                at, j = at + count, j + 1
-        return out
+        return self._matrix(*self.inputs(batch))
 
     def matrix_of(self, columns: Mapping[str, np.ndarray | Sequence[Any]], n_rows: int) -> np.ndarray:
         """:meth:`matrix` for a request's validated columns (as :meth:`inputs_of` takes them).
@@ -245,26 +234,41 @@ class ArrowFeatures:
         array([[ 1. ,  1. ,  0. ,  1. ],
                [-0.5,  2. ,  0. ,  0. ]], dtype=float32)
         """
-        out = np.zeros((n_rows, self.width), dtype=np.float32)
-        at = 0
-        for block, lookups in zip(self.blocks, self._lookups, strict=True):
-            if lookups is None:
-                out[:, at:at + len(block.columns)] = self._number_block(columns, block).T
-                at += len(block.columns)
-                continue
-            assert block.categories is not None
-            rows: list[int] = []
-            hot: list[int] = []
-            for k, (name, lookup) in enumerate(zip(block.columns, lookups, strict=True)):
-                fill = lookup.get(str(block.fill[k]))
-                for i, value in enumerate(columns[name]):
-                    position = fill if value is None else lookup.get(value)
-                    if position is not None:  # an unseen category sets no column
-                        rows.append(i)
-                        hot.append(at + position)
-                at += len(block.categories[k])
-            out[rows, hot] = 1.0
+        return self._matrix(*self.inputs_of(columns, n_rows))
+
+    def _matrix(self, numbers: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """The matrix of the inputs' blocks: each run of number inputs copied as one slice, and
+        every text input's hot column set in one assignment (an unseen category's code, its
+        category count, sets none)."""
+        runs, offsets, counts = self._matrix_plan
+        out = np.zeros((numbers.shape[1], self.width), dtype=np.float32)
+        for at, first, size in runs:
+            out[:, at:at + size] = numbers[first:first + size].T
+        if len(codes):
+            hot = codes < counts[:, None]
+            inputs, rows = np.nonzero(hot)
+            out[rows, offsets[inputs] + codes[inputs, rows]] = 1.0
         return out
+
+    @cached_property
+    def _matrix_plan(self) -> tuple[list[tuple[int, int, int]], np.ndarray, np.ndarray]:
+        """Where the inputs go in the matrix: ``(matrix column, first number input, size)`` per run
+        of number inputs, and each text input's first column and category count."""
+        runs: list[tuple[int, int, int]] = []
+        offsets, counts = [], []
+        at = numbers = 0
+        for count in self.layout:
+            if count is None:
+                if runs and runs[-1][0] + runs[-1][2] == at:
+                    runs[-1] = (runs[-1][0], runs[-1][1], runs[-1][2] + 1)
+                else:
+                    runs.append((at, numbers, 1))
+                at, numbers = at + 1, numbers + 1
+            else:
+                offsets.append(at)
+                counts.append(count)
+                at += count
+        return runs, np.array(offsets, dtype=np.intp), np.array(counts, dtype=np.intp)
 
     @staticmethod
     def _number_block(columns: Mapping[str, np.ndarray | Sequence[Any]], block: _Block) -> np.ndarray:
@@ -313,6 +317,7 @@ class ArrowFeatures:
         lookup = {c: i for i, c in enumerate(categories)}
         unseen = len(categories)
         filled = lookup.get(fill, unseen)
-        positions = np.array([filled if v is None else lookup.get(v, unseen) for v in encoded.dictionary.to_pylist()] +
-                             [filled], dtype=np.intp)
+        dictionary = encoded.dictionary.to_pylist()
+        positions = np.array([filled if v is None else lookup.get(v, unseen) for v in dictionary] + [filled],
+                             dtype=np.intp)
         return positions[arrow_integers(encoded.indices, missing=len(positions) - 1)]
