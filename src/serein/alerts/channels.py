@@ -47,7 +47,8 @@ from serein.errors import UsageError
 
 logger = logging.getLogger("serein.alerts")
 LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "critical": logging.CRITICAL}
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")  # control characters (CR, LF among them), Unicode line breaks
+# control characters (CR, LF among them) and Unicode line breaks
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 SUBJECT_LENGTH = 200
 
 

@@ -53,7 +53,7 @@ def register(app: typer.Typer) -> None:
                       f"v{result.version} ({result.runtime}) in {result.seconds:.1f} s, {rate:,.0f} rows/s "
                       f"-> {result.output}{where}", highlight=False)
         if result.rows_rejected:
-            console.print(f"[yellow]{result.rows_rejected:,} row(s) were set aside in {result.rejected_to}: they "
-                          f"broke the contract or the model has no finite prediction for them[/yellow]", highlight=False)
+            console.print(f"[yellow]{result.rows_rejected:,} row(s) were set aside in {result.rejected_to}: they broke "
+                          "the contract or the model has no finite prediction for them[/yellow]", highlight=False)
             for problem, count in sorted(result.problems.items()):
                 console.print(f"  {problem}: {count:,}", highlight=False)

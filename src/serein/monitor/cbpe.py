@@ -293,9 +293,10 @@ def _draws(P: np.ndarray, ranks: list[np.ndarray | None], pred_idx: np.ndarray, 
 def estimate_performance(calibration: Mapping[str, Any], proba: Any, predictions: Sequence[Any],
                          n_draws: int = N_DRAWS, seed: int = 0) -> dict[str, Any] | None:
     """Expected accuracy, precision, recall, F1 (binary: of the positive class; multi-class:
-    macro over the classes labelled or predicted, see :func:`_macro`) and ROC AUC of a window from the model's raw ``proba`` (or binary scores) and its
-    predicted classes, each with a 95 % interval for the realized value. None for an empty
-    window or predictions outside the calibrated classes."""
+    macro over the classes labelled or predicted, see :func:`_macro`) and ROC AUC of a window
+    from the model's raw ``proba`` (or binary scores) and its predicted classes, each with a 95 %
+    interval for the realized value. None for an empty window or predictions outside the
+    calibrated classes."""
     raw = _class_scores(proba)
     names = list(calibration["classes"])
     if raw.shape[0] == 0 or raw.shape[1] != len(names):

@@ -329,7 +329,8 @@ def _missing_verdict(out: dict[str, Any], reasons: list[str], t: Thresholds) -> 
     out["drifted"] = bool(out["reasons"])
 
 
-def _verdict(out: dict[str, Any], checks: list[tuple[str, float, float]], warning: bool, t: Thresholds) -> dict[str, Any]:
+def _verdict(out: dict[str, Any], checks: list[tuple[str, float, float]], warning: bool,
+             t: Thresholds) -> dict[str, Any]:
     """Fill ``reasons``, ``drifted`` and ``status`` from (name, value, threshold) checks, the
     primary one (``method``) first, and the missing-rate check. When another check decided
     without the primary one (the Wasserstein distance, the unseen-category rate, a categorical
@@ -356,7 +357,8 @@ def _no_verdict(out: dict[str, Any], status: str, reason: str, t: Thresholds) ->
 def _insufficient(out: dict[str, Any], n_values: int, t: Thresholds) -> dict[str, Any] | None:
     if n_values >= t.min_count:
         return None
-    return _no_verdict(out, "insufficient", f"only {n_values} values (< min_count {t.min_count}): no distribution verdict", t)
+    reason = f"only {n_values} values (< min_count {t.min_count}): no distribution verdict"
+    return _no_verdict(out, "insufficient", reason, t)
 
 
 def numeric_drift(ref: Mapping[str, Any], values: Any, t: Thresholds = Thresholds(),
