@@ -226,7 +226,7 @@ def order_statistics(x: np.ndarray, ranks: np.ndarray) -> np.ndarray:
     return _select(x, ranks, np.empty(0))[0]
 
 
-def _select(x: np.ndarray, ranks: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _select(x: np.ndarray, ranks: np.ndarray, edges: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     """``np.sort(x)[ranks]`` for a float array without NaN, and how many values lie at or below
     each of ``edges``, without sorting all of ``x``.
 
@@ -260,17 +260,17 @@ def _select(x: np.ndarray, ranks: np.ndarray, edges: np.ndarray) -> tuple[np.nda
     owner = np.searchsorted(first + counts, ranks, side="right")  # the bucket holding each rank
     inside = (edges >= low) & (edges < high)
     edge_bucket = np.minimum(((np.clip(edges, low, high) - low) * scale).astype(np.intp), SELECT_BUCKETS - 1)
-    wanted = np.zeros(SELECT_BUCKETS, dtype=bool)
+    wanted = np.zeros(SELECT_BUCKETS, dtype=bool)  # the ranks' buckets
     wanted[owner] = True
-    wanted[edge_bucket[inside]] = True
-    chosen = wanted[idx]
+    gathered = wanted.copy()  # and the edges'
+    gathered[edge_bucket[inside]] = True
+    chosen = gathered[idx]
     values, buckets = x[chosen], idx[chosen]
     at_or_below = np.where(edges < low, 0, x.size)
     for k in np.flatnonzero(inside):
-        at_or_below[k] = first[edge_bucket[k]] + np.count_nonzero((buckets == edge_bucket[k]) & (values <= edges[k]))
-    wanted[:] = False
-    wanted[owner] = True  # from here on, the ranks' buckets only
-    if not wanted[edge_bucket[inside]].all():
+        in_bucket = buckets == edge_bucket[k]
+        at_or_below[k] = first[edge_bucket[k]] + np.count_nonzero(in_bucket & (values <= edges[k]))
+    if not np.array_equal(gathered, wanted):  # the ranks' buckets only, from here on
         keep = wanted[buckets]
         values, buckets = values[keep], buckets[keep]
     out = np.empty(ranks.size)
@@ -298,7 +298,8 @@ def _whole_numbers(x: np.ndarray) -> bool:
     return bool(np.array_equal(head, np.trunc(head)) and np.array_equal(x, np.trunc(x)))
 
 
-def quantiles_and_bins(x: np.ndarray, levels: np.ndarray, edges: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def quantiles_and_bins(x: np.ndarray, levels: np.ndarray,
+                       edges: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     """:func:`sorted_quantiles` at ``levels`` and :func:`sorted_bin_counts` for ``edges`` of ``x``
     in any order (no NaN), read off :func:`_select`: the same values as sorting, without sorting
     the whole array, and the bins without one comparison per value and edge (for a million
@@ -312,7 +313,7 @@ def quantiles_and_bins(x: np.ndarray, levels: np.ndarray, edges: Sequence[float]
     lo = np.floor(pos).astype(np.intp)
     hi = np.minimum(lo + 1, x.size - 1)
     ranks, where = np.unique(np.concatenate([lo, hi]), return_inverse=True)
-    found, at_or_below = _select(x, ranks, np.asarray(edges, dtype=float))
+    found, at_or_below = _select(x, ranks, edges)
     found = found[where]
     x_lo, x_hi = found[:lo.size], found[lo.size:]
     counts = np.diff(np.concatenate(([0], at_or_below, [x.size]))).astype(np.int64)
