@@ -342,3 +342,27 @@ def test_a_verdict_another_check_decided_names_it() -> None:
 
     steady = numeric_drift(ref, rng.normal(size=20_000))
     assert not steady["drifted"] and steady["method"] == "psi" and steady["score"] == steady["psi"]
+
+
+def test_a_small_window_drifted_by_its_unseen_rate_alone_names_it() -> None:
+    """A small window is judged by chi2 and the unseen-category rate. When the rate fires and the
+    test does not (a small reference: six unseen values among 500 barely move a chi2 over 11
+    categories), ``method``, ``score`` and ``threshold`` name the rate; the test's p stays in
+    ``p_adjusted``. A window where the test decides keeps ``chi2``."""
+    from serein.monitor.report import drift_ratio
+
+    names = [f"c{i}" for i in range(10)]
+    ref = categorical_profile(np.repeat(names, 100).astype(object))
+    values = np.repeat(names, 50).astype(object)
+    values[:6] = "new"
+    out = categorical_drift(ref, values)
+    assert out["test"] == "chi2" and out["p_adjusted"] >= 0.01, "the test alone would not fire"
+    assert out["drifted"] and out["method"] == "unseen_rate" and out["threshold"] == 0.01
+    assert out["score"] == out["unseen_rate"] == 6 / 500 and "direction" not in out and drift_ratio(out) >= 1
+    assert out["reasons"] == ["unseen rate 0.012 >= 0.01"]
+
+    values[:100] = "c0"  # c0 takes a fifth of the window: the test fires too
+    values[:6] = "new"
+    out = categorical_drift(ref, values)
+    assert out["drifted"] and out["method"] == "chi2" and out["score"] == out["p_adjusted"] < out["threshold"]
+    assert out["direction"] == "below" and out["reasons"][0].startswith("chi2 p ")

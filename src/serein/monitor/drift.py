@@ -252,25 +252,38 @@ def correct_p_values(p_values: Sequence[float], method: str = "bonferroni") -> l
 
 def correct_tests(results: Mapping[str, dict[str, Any]], t: Thresholds = Thresholds()) -> None:
     """Correct the p-values of the results judged by a test (``test`` ``ks`` or ``chi2``) for
-    their number, in place, and redo their verdicts at ``t.test_alpha``."""
+    their number, in place, and redo their verdicts at ``t.test_alpha``, with the checks that stay
+    valid on small windows (``_window_checks``). When one of those decided without the test,
+    ``method``, ``score`` and ``threshold`` name it, as ``_verdict`` does."""
     tested = [r for r in results.values() if r.get("test") is not None and r.get("p_value") is not None]
     for r, adjusted in zip(tested, correct_p_values([r["p_value"] for r in tested], t.p_correction)):
         test = r["test"]
         r.update(method=test, p_adjusted=adjusted, score=adjusted, threshold=t.test_alpha, direction="below")
-        reasons = [x for x in r["reasons"] if not x.startswith((f"{test} p ", _missing_reason(r)))]
+        fired = [(name, value, threshold) for name, value, threshold in _window_checks(r, t) if value >= threshold]
+        reasons = [f"{name} {value:.3g} >= {threshold:.3g}" for name, value, threshold in fired]
         if adjusted < t.test_alpha:
             reasons.insert(0, f"{test} p {adjusted:.3g} < {t.test_alpha:.3g} ({t.p_correction}, {len(tested)} tested)")
+        elif fired:
+            name, value, threshold = fired[0]
+            r.update(method=name.replace(" ", "_"), score=value, threshold=threshold)
+            del r["direction"]  # a rate drifts above its threshold
         _missing_verdict(r, reasons, t)
         r["status"] = "drift" if r["drifted"] else "ok"
 
 
-def _use_test(out: dict[str, Any], method: str, statistic: float, p_value: float, t: Thresholds,
-              checks: list[tuple[str, float, float]] | None = None) -> None:
-    """Make a small window's verdict rest on a test (plus ``checks`` that stay valid on small
-    windows, such as the unseen rate), corrected later for the family by ``correct_tests``."""
-    out.update(test=method, method=method, statistic=statistic, p_value=p_value, threshold=t.test_alpha,
-               direction="below")
-    _verdict(out, checks or [], warning=False, t=t)
+def _window_checks(out: Mapping[str, Any], t: Thresholds) -> list[tuple[str, float, float]]:
+    """The (name, value, threshold) checks of a feature's result besides its distances that stay
+    valid on a small window: the unseen-category rate, once enough such values were seen (and
+    the reference kept every category, or the rate would only be an upper bound)."""
+    if out.get("unseen_approximate") is False and out["unseen_count"] >= t.unseen_min_count:
+        return [("unseen rate", out["unseen_rate"], t.unseen_rate)]
+    return []
+
+
+def _use_test(out: dict[str, Any], method: str, statistic: float, p_value: float, t: Thresholds) -> None:
+    """Make a small window's verdict rest on a test (and ``_window_checks``), corrected later for
+    the family by ``correct_tests``."""
+    out.update(test=method, statistic=statistic, p_value=p_value)
     correct_tests({"_": out}, t)
 
 
@@ -422,13 +435,10 @@ def categorical_drift(ref: Mapping[str, Any], values: Any, t: Thresholds = Thres
     out["unseen_rate"] = unseen_count / n_values
     out["unseen_examples"] = sorted(outside, key=outside.__getitem__, reverse=True)[:5]
     out["unseen_approximate"] = approximate
-    checks = [("js", out["js"], out["threshold"]), ("psi", out["psi"], out["psi_threshold"])]
-    unseen = not approximate and unseen_count >= t.unseen_min_count
-    if unseen:
-        checks.append(("unseen rate", out["unseen_rate"], t.unseen_rate))
     if n_values < t.test_below:
-        _use_test(out, "chi2", *chi2_test(ref_counts, counts), t, checks=checks[2:])
+        _use_test(out, "chi2", *chi2_test(ref_counts, counts), t)
         return out
+    checks = [("js", out["js"], out["threshold"]), ("psi", out["psi"], out["psi_threshold"]), *_window_checks(out, t)]
     return _verdict(out, checks, warning=out["psi"] >= max(t.psi_warning, floor), t=t)
 
 
