@@ -7,16 +7,16 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test install clean bench-batch bench-detection bench-monitor-window bench-drift bench-serving bench-protocols bench-estimation bench-shipper
 
-# Reinstalling (pip install -e) rebuilds src/serein/libtreekernel.so from tree_kernel.c (hatch_build.py);
-# serein does not use a library built from other source than the tree_kernel.c beside it, so after an
-# edit of the C source the kernel stays unused (numpy scores) until the next make install/test/demo.
-$(STAMP): pyproject.toml hatch_build.py src/serein/tree_kernel.c
+# Reinstalling (pip install -e) rebuilds src/serein/lib*.so from their C sources (hatch_build.py);
+# serein does not use a library built from other source than the one beside it, so after an edit of a
+# C source its kernel stays unused (Python does its work) until the next make install/test/demo.
+$(STAMP): pyproject.toml hatch_build.py src/serein/tree_kernel.c src/serein/json_rows.c
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "serein needs Python >= 3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[test]"
-# pip -q hides the build hook's warning: say whether the compiled kernel or numpy scores tree tables
-	$(BIN)/python -m serein.tree_kernel
+# pip -q hides the build hook's warning: say whether the compiled kernels are used
+	$(BIN)/python -m serein.native
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,17 +1,17 @@
-"""Build hook: compiles serein's C kernel (``src/serein/tree_kernel.c``) into ``libtreekernel.so``
-whenever serein is installed: beside the source for ``pip install -e .``, into the wheel for
-``pip install .`` (built in a temporary folder: the source tree is not written to, and may be
-read-only).
+"""Build hook: compiles serein's C kernels (``src/serein/NAME.c``, each into ``libNAME.so``, the
+underscores dropped) whenever serein is installed: beside the source for ``pip install -e .``, into
+the wheel for ``pip install .`` (built in a temporary folder: the source tree is not written to,
+and may be read-only).
 
-The library is loaded with ctypes (``serein.tree_kernel``), so it needs no Python headers, only a
+The libraries are loaded with ctypes (``serein.native``), so they need no Python headers, only a
 C compiler: ``$CC`` when set, else the first on the PATH of the one Python was built with, ``cc``,
-``gcc`` and ``clang``. Without one, serein installs anyway and scores tree tables with numpy (about
-2.8x more CPU for batch scoring and monitoring); the reason is shown as a warning, which pip shows
-only with ``-v`` (``python -m serein.tree_kernel`` tells afterwards). A wheel holding the library
-is tagged ``py3-none-<platform>``: any Python 3, this platform only.
+``gcc`` and ``clang``. Without one, serein installs anyway and does their work in Python (see
+``KERNELS``); the reason is shown as a warning, which pip shows only with ``-v``
+(``python -m serein.native`` tells afterwards). A wheel holding a library is tagged
+``py3-none-<platform>``: any Python 3, this platform only.
 
-The library records the SHA-256 of the source it was built from, and serein uses it only while the
-``tree_kernel.c`` beside it is the same: after editing the C source, reinstall (``make install``)."""
+Each library records the SHA-256 of the source it was built from, and serein uses it only while
+the source beside it is the same: after editing a C source, reinstall (``make install``)."""
 
 from __future__ import annotations
 
@@ -31,24 +31,33 @@ try:
 except ImportError:  # imported without hatchling, by serein's tests of the functions below
     BuildHookInterface = object  # type: ignore[misc,assignment]
 
-SOURCE = Path("src/serein/tree_kernel.c")
-LIBRARY = SOURCE.with_name("libtreekernel.so")
+KERNELS = {  # each C source, and what serein does without its library
+    Path("src/serein/tree_kernel.c"): "scores tree ensembles with numpy, with about 2.8x more CPU for batch "
+                                      "scoring and monitoring",
+    Path("src/serein/json_rows.c"): "reads predict bodies with orjson, with about 1.5x more CPU for a "
+                                    "100-row request",
+}
 FLAGS = ["-O3", "-std=c99", "-shared", "-fPIC"]  # no -march: the library runs on any CPU of the platform
 
 
+def library_path(source: Path) -> Path:
+    """The library built from ``source`` (``serein.native.library_path``, which the loader uses)."""
+    return source.with_name(f"lib{source.stem.replace('_', '')}.so")
+
+
 def source_hash(source: Path) -> str:
-    """The SHA-256 of the C source (``serein.tree_kernel.source_hash``, which the loader compares)."""
+    """The SHA-256 of the C source (``serein.native.source_hash``, which the loader compares)."""
     return hashlib.sha256(source.read_bytes()).hexdigest()
 
 
 def compile_kernel(compiler: list[str], source: Path, library: Path) -> None:
-    """``source`` compiled into ``library`` with ``serein_tree_kernel_source()``, the hash of the
-    source, beside its functions: serein uses the library only while the source beside it is the
+    """``source`` compiled into ``library`` with ``serein_NAME_source()`` (``NAME.c``), the hash of
+    the source, beside its functions: serein uses the library only while the source beside it is the
     same. The library is replaced in one step (a process holding the old one keeps it). Raises
     ``OSError`` or ``subprocess.SubprocessError`` when the compiler is missing or fails."""
     with tempfile.TemporaryDirectory() as scratch:
         stamp = Path(scratch, "source_hash.c")
-        stamp.write_text(f'const char *serein_tree_kernel_source(void) {{ return "{source_hash(source)}"; }}\n')
+        stamp.write_text(f'const char *serein_{source.stem}_source(void) {{ return "{source_hash(source)}"; }}\n')
         built = Path(scratch, library.name)
         subprocess.run([*compiler, *FLAGS, "-o", str(built), str(source), str(stamp)], check=True,
                        capture_output=True, text=True, timeout=300)
@@ -86,36 +95,35 @@ def platform_tag() -> str:
 
 
 class KernelBuildHook(BuildHookInterface):  # type: ignore[type-arg]
-    """Compiles the kernel before the wheel (or the editable wheel) is assembled: for an editable
-    install into the source tree, where serein loads it; for a wheel into a temporary folder, so
+    """Compiles the kernels before the wheel (or the editable wheel) is assembled: for an editable
+    install into the source tree, where serein loads them; for a wheel into a temporary folder, so
     that building never writes into (or needs to write into) the source tree."""
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
-        source = Path(self.root) / SOURCE
-        if version == "editable":
-            library = Path(self.root) / LIBRARY
-        else:
+        if version != "editable":
             self._scratch = tempfile.mkdtemp(prefix="serein-kernel-")
-            library = Path(self._scratch) / LIBRARY.name
         command = compiler()
-        try:
-            if command is None:
-                raise OSError("no C compiler: $CC is not set, and none of cc, gcc, clang is on the PATH")
-            compile_kernel(command, source, library)
-        except (OSError, subprocess.SubprocessError) as exc:
-            detail = (getattr(exc, "stderr", None) or str(exc)).strip()[:500]
-            self.app.display_warning(
-                f"serein: the C kernel was not built ({detail}). serein works without it and scores tree "
-                "ensembles with numpy, with about 2.8x more CPU. For the kernel, install a C compiler (or set "
-                "CC) and reinstall serein with pip's --force-reinstall --no-cache-dir (a plain reinstall may "
-                "reuse the wheel pip cached from this build); `python -m serein.tree_kernel` tells which is used")
-            if version == "editable":
-                library.unlink(missing_ok=True)  # never leave a library built from other source
-            return
-        if version != "editable":  # a wheel carrying a native library is for this platform only
-            build_data["pure_python"] = False
-            build_data["tag"] = platform_tag()
-            build_data["force_include"][str(library)] = f"serein/{LIBRARY.name}"
+        for relative, without in KERNELS.items():
+            source = Path(self.root) / relative
+            library = library_path(source) if version == "editable" else Path(self._scratch) / library_path(source).name
+            try:
+                if command is None:
+                    raise OSError("no C compiler: $CC is not set, and none of cc, gcc, clang is on the PATH")
+                compile_kernel(command, source, library)
+            except (OSError, subprocess.SubprocessError) as exc:
+                detail = (getattr(exc, "stderr", None) or str(exc)).strip()[:500]
+                self.app.display_warning(
+                    f"serein: the C kernel {source.name} was not built ({detail}). serein works without it and "
+                    f"{without}. For the kernel, install a C compiler (or set CC) and reinstall serein with pip's "
+                    "--force-reinstall --no-cache-dir (a plain reinstall may reuse the wheel pip cached from this "
+                    "build); `python -m serein.native` tells which are used")
+                if version == "editable":
+                    library.unlink(missing_ok=True)  # never leave a library built from other source
+                continue
+            if version != "editable":  # a wheel carrying a native library is for this platform only
+                build_data["pure_python"] = False
+                build_data["tag"] = platform_tag()
+                build_data["force_include"][str(library)] = f"serein/{library.name}"
 
     def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
         scratch = getattr(self, "_scratch", None)

@@ -10,10 +10,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import orjson
 import pandas as pd
 import pytest
 
 from serein import tree_kernel
+from serein.serve import json_rows
 from serein.serve.app import create_app
 from serein.serve.server import bind
 from serein.workspace import Workspace
@@ -174,6 +176,36 @@ def test_predict_logs_every_acknowledged_row(service) -> None:
 
     generated = predict(url, rows[:1]).json()["request_id"]
     assert len(generated) == 32 and len(shipped(ws, MODEL, [generated])) == 1
+
+
+def test_a_body_read_by_the_compiled_reader_is_answered_and_logged_alike(service) -> None:
+    """40 rows (past ``READ_MIN_BYTES``) go through the compiled reader where it is built: the same
+    answer as orjson's path (``SEREIN_JSON_ROWS=0``'s), the same logged inputs; a field given twice
+    in a row, which orjson would take silently (the last one), is refused naming the row and field."""
+    from serein.serve.models import READ_MIN_BYTES
+
+    url, ws, rows = service
+    rows = rows * 2
+    body = orjson.dumps({"instances": rows})
+    assert len(body) >= READ_MIN_BYTES
+    answer = httpx.post(f"{url}/v1/models/{MODEL}/predict", content=body,
+                        headers={"content-type": "application/json", "x-request-id": "reader-0001"})
+    assert answer.status_code == 200, answer.text
+    one_by_one = [predict(url, [row]).json() for row in rows[:3]]
+    assert [a["predictions"][0] for a in one_by_one] == answer.json()["predictions"][:3]
+    for alone, together in zip(one_by_one, answer.json()["probabilities"][:3]):
+        assert alone["probabilities"][0] == pytest.approx(together, abs=1e-6)
+    assert [r["inputs"] for r in shipped(ws, MODEL, ["reader-0001"])] == rows
+
+    name = next(iter(rows[3]))
+    texts = [orjson.dumps(row) for row in rows]
+    texts[3] = texts[3][:-1] + b', "' + name.encode() + b'": 1}'  # the 4th row gives its first field again
+    twice = b'{"instances": [' + b",".join(texts) + b"]}"
+    refused = httpx.post(f"{url}/v1/models/{MODEL}/predict", content=twice, headers={"content-type": "application/json"})
+    if json_rows.library() is None:
+        pytest.skip("the JSON rows reader is not built here: orjson keeps the last value")
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["details"] == [{"row": 3, "field": name, "problem": "field given more than once"}]
 
 
 def test_suspicious_values_are_served_and_flagged(service) -> None:

@@ -24,7 +24,7 @@ from serein.store import PREDICTION_COLUMNS, OperationalStore, prediction_table_
 
 def record(rid: str, rows: int = 1, shadow: bool = False) -> dict:
     """A request record of ``rows`` rows (row i: input x=i, prediction i % 2, score i / 10)."""
-    return request_record(request_id=rid, model="m", version=1, inputs=[{"x": i} for i in range(rows)],
+    return request_record(request_id=rid, model="m", version=1, inputs={"x": list(range(rows))},
                           predictions=[i % 2 for i in range(rows)],
                           probabilities=[[1 - i / 10, i / 10] for i in range(rows)],
                           scores=[i / 10 for i in range(rows)], latency_ms=0.1, shadow=shadow)
@@ -233,7 +233,7 @@ log.start()                                                   # holds the record
 
 async def main():
     for i in range(30):
-        await log.write(request_record(request_id=f"k{i}", model="m", version=1, inputs=[{}], predictions=[0],
+        await log.write(request_record(request_id=f"k{i}", model="m", version=1, inputs={"x": [i]}, predictions=[0],
                                        probabilities=None, scores=[None], latency_ms=None, ts=1.0))
     print("acknowledged", flush=True)
     os.kill(os.getpid(), signal.SIGKILL)

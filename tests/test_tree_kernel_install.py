@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from serein import tree_kernel
+from serein import native, tree_kernel
+from serein.serve import json_rows
 
 
 def _compiler() -> str | None:
@@ -126,17 +127,23 @@ def built(tmp_path: Path, fresh_loader: pytest.MonkeyPatch) -> tuple[Path, Path]
     return source, library
 
 
-def test_hook_and_loader_hash_the_source_alike(tmp_path: Path) -> None:
+def test_hook_and_loader_hash_and_name_alike(tmp_path: Path) -> None:
     source = tmp_path / "tree_kernel.c"
     source.write_bytes(b"int x;\r\n")
-    assert _hook().source_hash(source) == tree_kernel.source_hash(source)
+    hook = _hook()
+    assert hook.source_hash(source) == native.source_hash(source)
+    for kernel in hook.KERNELS:
+        assert hook.library_path(kernel) == native.library_path(kernel)
+    assert {native.library_path(module.SOURCE) for module in (tree_kernel, json_rows)} == \
+        {module.LIBRARY for module in (tree_kernel, json_rows)}
+    assert {kernel.name for kernel in hook.KERNELS} == {module.SOURCE.name for module in (tree_kernel, json_rows)}
 
 
 def test_library_built_from_the_source_beside_it_loads(built: tuple[Path, Path]) -> None:
     source, _ = built
     lib = tree_kernel.library()
     assert lib is not None
-    assert lib.serein_tree_kernel_source() == tree_kernel.source_hash(source).encode()
+    assert lib.serein_tree_kernel_source() == native.source_hash(source).encode()
 
 
 def test_library_built_from_other_source_is_not_used(built: tuple[Path, Path],
@@ -166,7 +173,7 @@ def test_library_that_does_not_record_its_source_is_not_used(fresh_loader: pytes
 
 
 def test_status_says_which_path_scores(fresh_loader: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """``python -m serein.tree_kernel`` (the install's warning is hidden by pip without -v)."""
+    """``python -m serein.native`` (the install's warning is hidden by pip without -v)."""
     fresh_loader.setattr(tree_kernel, "LIBRARY", tmp_path / "libtreekernel.so")
     assert "is not built" in tree_kernel._load()[1]
     fresh_loader.setenv("SEREIN_TREE_KERNEL", "0")
@@ -214,7 +221,8 @@ def _run_hook(root: Path, version: str) -> tuple[dict, _App, object]:  # type: i
 def _project(tmp_path: Path) -> Path:
     root = tmp_path / "project"
     (root / "src" / "serein").mkdir(parents=True)
-    shutil.copyfile(Path(tree_kernel.__file__).with_name("tree_kernel.c"), root / "src" / "serein" / "tree_kernel.c")
+    for module in (tree_kernel, json_rows):
+        shutil.copyfile(module.SOURCE, root / "src" / "serein" / module.SOURCE.name)
     return root
 
 
@@ -235,13 +243,14 @@ def test_hook_builds_a_wheel_without_writing_to_the_source_tree(tmp_path: Path) 
         (root / "src" / "serein").chmod(0o755)
     assert sorted(root.rglob("*")) == before
     assert not app.warnings
-    [(built, target)] = build_data["force_include"].items()
-    assert target == "serein/libtreekernel.so" and Path(built).stat().st_size > 0
+    included = build_data["force_include"]
+    assert sorted(included.values()) == ["serein/libjsonrows.so", "serein/libtreekernel.so"]
+    assert all(Path(built).stat().st_size > 0 for built in included)
     assert not build_data["pure_python"] and build_data["tag"].startswith("py3-none-")
     assert not build_data["tag"].endswith("-any")
     assert stale.read_bytes() == b""
     hook.finalize("standard", build_data, "")
-    assert not Path(built).exists()
+    assert not any(Path(built).exists() for built in included)
 
 
 def test_hook_without_a_compiler_warns_and_builds_a_pure_wheel(tmp_path: Path,
@@ -249,14 +258,16 @@ def test_hook_without_a_compiler_warns_and_builds_a_pure_wheel(tmp_path: Path,
     monkeypatch.setenv("CC", str(tmp_path / "nonexistent-cc"))
     root = _project(tmp_path)
     for version in ("standard", "editable"):
-        library = root / "src" / "serein" / "libtreekernel.so"
-        library.write_bytes(b"old")
+        libraries = [root / "src" / "serein" / name for name in ("libtreekernel.so", "libjsonrows.so")]
+        for library in libraries:
+            library.write_bytes(b"old")
         build_data, app, hook = _run_hook(root, version)
         assert build_data == {"pure_python": True, "infer_tag": False, "force_include": {}}
-        [warning] = app.warnings
-        assert "nonexistent-cc" in warning and "numpy" in warning and "--no-cache-dir" in warning
-        # an editable install's old library goes (built from other source); a wheel build leaves the tree alone
-        assert library.exists() == (version == "standard")
+        trees, reader = app.warnings
+        assert all("nonexistent-cc" in warning and "--no-cache-dir" in warning for warning in (trees, reader))
+        assert "tree_kernel.c" in trees and "numpy" in trees and "json_rows.c" in reader and "orjson" in reader
+        # an editable install's old libraries go (built from other source); a wheel build leaves the tree alone
+        assert all(library.exists() == (version == "standard") for library in libraries)
         hook.finalize(version, build_data, "")
 
 
@@ -269,6 +280,9 @@ def test_hook_builds_an_editable_install_beside_the_source(tmp_path: Path, fresh
     fresh_loader.setattr(tree_kernel, "LIBRARY", root / "src" / "serein" / "libtreekernel.so")
     fresh_loader.setattr(tree_kernel, "SOURCE", root / "src" / "serein" / "tree_kernel.c")
     assert tree_kernel.library() is not None
+    fresh_loader.setattr(json_rows, "LIBRARY", root / "src" / "serein" / "libjsonrows.so")
+    fresh_loader.setattr(json_rows, "SOURCE", root / "src" / "serein" / "json_rows.c")
+    assert json_rows._load()[0] is not None
 
 
 
@@ -278,8 +292,8 @@ def test_truncated_library_is_refused_without_a_crash(built: tuple[Path, Path], 
     Loaded in a child process, so that a regression fails this test instead of killing pytest."""
     _, library = built
     whole = library.read_bytes()
-    assert tree_kernel._elf_damage(whole) is None
-    assert all(tree_kernel._elf_damage(whole[:size]) for size in range(4, len(whole)))
+    assert native.elf_damage(whole) is None
+    assert all(native.elf_damage(whole[:size]) for size in range(4, len(whole)))
     cuts = tmp_path / "cuts"
     cuts.mkdir()
     for size in range(0, len(whole), max(1, len(whole) // 40)):
@@ -296,3 +310,13 @@ def test_truncated_library_is_refused_without_a_crash(built: tuple[Path, Path], 
         "print('refused all')\n")
     done = subprocess.run([sys.executable, "-c", script, str(cuts)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "refused all" in done.stdout, (done.returncode, done.stderr[-2000:])
+
+
+def test_the_json_rows_reader_can_be_turned_off_and_the_status_names_both_kernels(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEREIN_JSON_ROWS", "0")
+    assert json_rows._load() == (None, "not used (SEREIN_JSON_ROWS=0): reading predict bodies with orjson")
+    monkeypatch.delenv("SEREIN_JSON_ROWS")
+    status = subprocess.run([sys.executable, "-m", "serein.native"], capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0 and status.stdout.startswith("tree kernel: ")
+    assert "\nJSON rows reader: " in status.stdout

@@ -9,14 +9,9 @@ same scores.
 
 Where no compiler was found at install time the library is missing, :func:`kernel_for` gives
 None and ``TableTrees`` scores with numpy; ``SEREIN_TREE_KERNEL=0`` in the environment asks for
-numpy too. The library is used only when it matches this module and the source beside it: its
-``serein_tree_kernel_abi()`` must be :data:`ABI` (bump both when the interface changes), and
-``serein_tree_kernel_source()``, the SHA-256 of ``tree_kernel.c`` that ``hatch_build.py`` compiles
-into it, must be the hash of the ``tree_kernel.c`` installed beside it (checked once, on first use:
-hashing 8 kB). So after an edit of ``tree_kernel.c`` in an editable install, serein scores with numpy
-until it is rebuilt (``make install``, or ``pip install -e .``) rather than with a library built
-from the old source; ``test_kernel_is_built_where_a_compiler_is`` fails meanwhile. The reason for
-every fallback is logged at debug level; ``python -m serein.tree_kernel`` prints which path scores
+numpy too, and so does a library of another ABI or built from another ``tree_kernel.c``
+(:mod:`serein.native`); ``test_kernel_is_built_where_a_compiler_is`` fails meanwhile. The reason for
+every fallback is logged at debug level; ``python -m serein.native`` prints which path scores
 here and why. Everything the C code indexes with is checked first, by ``TableTrees`` (the tables
 may come from a batch plan file on disk), and the inputs' shapes here: a damaged file is refused
 with ``ValueError``, never read out of bounds.
@@ -25,10 +20,8 @@ with ``ValueError``, never read out of bounds.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import logging
 import os
-import struct
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -36,11 +29,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from serein.native import library_path, load
+
 if TYPE_CHECKING:
     from serein.tree_tables import _Table
 
-LIBRARY = Path(__file__).with_name("libtreekernel.so")
-SOURCE = LIBRARY.with_name("tree_kernel.c")
+SOURCE = Path(__file__).with_name("tree_kernel.c")
+LIBRARY = library_path(SOURCE)
 log = logging.getLogger(__name__)
 ABI = 3  # SEREIN_TREE_KERNEL_ABI in tree_kernel.c: a library built from other source is not used
 # 64 kB of masks at most on a thread's stack (``alive`` in tree_kernel.c): glibc threads get 8 MB,
@@ -77,68 +72,18 @@ def _load() -> tuple[ctypes.CDLL | None, str]:
     """The kernel (or None) and what was found."""
     if os.environ.get("SEREIN_TREE_KERNEL", "1") == "0":
         return None, "not used (SEREIN_TREE_KERNEL=0): scoring with numpy"
-    if not LIBRARY.is_file():
-        return None, f"{LIBRARY} is not built (no C compiler when serein was installed): scoring with numpy"
+    lib, why = load(LIBRARY, SOURCE, ABI, "scoring with numpy")
+    if lib is None:
+        return None, why
     try:
-        damage = _elf_damage(LIBRARY.read_bytes())
-        if damage:
-            return None, f"{LIBRARY} is damaged ({damage}): scoring with numpy until serein is reinstalled"
-        lib = ctypes.CDLL(str(LIBRARY))
-        lib.serein_tree_kernel_abi.restype = _int64
-        abi = lib.serein_tree_kernel_abi()
-        if abi != ABI:
-            return None, (f"{LIBRARY} has ABI {abi}, this module needs {ABI} (built from other source): scoring "
-                          "with numpy until serein is reinstalled")
-        built_from = getattr(lib, "serein_tree_kernel_source", None)  # hatch_build.py adds it
-        if built_from is None:
-            return None, (f"{LIBRARY} does not say which source it was built from (built before serein recorded "
-                          "it): scoring with numpy until serein is reinstalled")
-        built_from.restype = ctypes.c_char_p
-        if SOURCE.is_file() and built_from() != source_hash(SOURCE).encode():
-            return None, (f"{LIBRARY} was built from another {SOURCE.name} (edited since serein was installed): "
-                          "scoring with numpy until serein is reinstalled (make install, or pip install -e .)")
         for name in ("serein_tree_scores32", "serein_tree_scores64"):
             function = getattr(lib, name)
             function.restype = _int64
             function.argtypes = [_int64, ctypes.POINTER(_Block), _int64, _int64, _int64,
                                  ctypes.POINTER(_TableArgs), ctypes.POINTER(_Input), _pointer, _int64, _pointer]
-    except (OSError, AttributeError) as exc:  # not a library for this machine (damaged, empty), or a symbol missing
+    except AttributeError as exc:  # a scoring function missing
         return None, f"{LIBRARY} is not usable ({exc}): scoring with numpy"
-    return lib, f"{LIBRARY} is used"
-
-
-def _elf_damage(data: bytes) -> str | None:
-    """What makes this ELF library shorter than its headers say (None when nothing does, or when
-    it is not ELF: the loader judges other formats). The dynamic loader maps a truncated library's
-    segments past the end of the file and the process dies of SIGBUS on the first read, where an
-    empty or non-library file only gives ``OSError``; reading the headers first costs microseconds.
-
-    >>> _elf_damage(b"\\x7fELF\\x02\\x01" + bytes(58))
-    >>> _elf_damage(b"\\x7fELF\\x02\\x01")
-    'its header is cut off'
-    """
-    if not data.startswith(b"\x7fELF"):
-        return None
-    wide, order = data[4:5] == b"\x02", "<" if data[5:6] == b"\x01" else ">"
-    layout = (f"{order}QQ6xHHHH", 0x20, 64) if wide else (f"{order}II6xHHHH", 0x1C, 52)
-    if len(data) < layout[2]:
-        return "its header is cut off"
-    phoff, shoff, phentsize, phnum, shentsize, shnum = struct.unpack_from(layout[0], data, layout[1])
-    if phoff + phnum * phentsize > len(data) or shoff + shnum * shentsize > len(data):
-        return f"{len(data)} bytes, shorter than its header tables"
-    segment = f"{order}I4xQ16xQ" if wide else f"{order}II8xI"  # p_type, p_offset, p_filesz
-    if phnum and phentsize < struct.calcsize(segment):
-        return "its program headers are too short"
-    for k in range(phnum):
-        kind, offset, size = struct.unpack_from(segment, data, phoff + k * phentsize)
-        if kind == 1 and offset + size > len(data):  # PT_LOAD
-            return f"{len(data)} bytes, shorter than its segments ({offset + size})"
-    return None
-
-
-def source_hash(source: Path) -> str:
-    """The SHA-256 of the C source, as ``hatch_build.py`` records it in the library it builds."""
-    return hashlib.sha256(source.read_bytes()).hexdigest()
+    return lib, why
 
 
 class TreeKernel:
@@ -205,7 +150,3 @@ def kernel_for(tables: Sequence[_Table], leaf_values: np.ndarray, trees: int,
     tree on the calling thread's stack)."""
     lib = library()
     return None if lib is None or trees > MAX_TREES else TreeKernel(lib, tables, leaf_values, trees, slots)
-
-
-if __name__ == "__main__":  # python -m serein.tree_kernel: which scores tree tables here, and why
-    print(f"tree kernel: {_load()[1]}")

@@ -47,7 +47,7 @@ from serein.serve.feedback import feedback_entries, feedback_items
 from serein.serve.logs import AccessLogMiddleware, access_log, note
 from serein.serve.metrics import MetricsMiddleware, ServeMetrics
 from serein.serve.models import BatchSettings, ModelSet, ServedModel
-from serein.serve.payloads import read_json, request_id
+from serein.serve.payloads import JsonInstances, read_json, request_id
 from serein.serve.predlog import PredictionLog, request_record
 from serein.serve.protocol_mlflow import chosen_model, register_mlflow
 from serein.serve.protocol_v2 import register_v2
@@ -82,15 +82,13 @@ def _error_body(exc: SereinError) -> dict[str, Any]:
     return body
 
 
-def log_record(served: ServedModel, rid: str, rows: list[dict[str, Any]], out: Predictions,
+def log_record(served: ServedModel, rid: str, batch: ValidatedBatch, out: Predictions,
                latency_ms: float, shadow: bool = False) -> dict[str, Any]:
-    """The prediction-log record of one request (all its rows), stamped with the prediction time.
-    ``latency_ms`` runs from the request's arrival to its predictions (the log write itself is
-    not included); ``shadow`` marks a challenger's predictions that were not returned."""
-    features = served.validator.features
-    if served.model.contract.unknown_fields != "reject":  # ignored fields stay out of the log
-        rows = [{f: row[f] for f in features} for row in rows]
-    return request_record(request_id=rid, model=served.name, version=served.version, inputs=rows,
+    """The prediction-log record of one request (all its rows, as the validated columns: fields
+    the contract ignores stay out of the log), stamped with the prediction time. ``latency_ms``
+    runs from the request's arrival to its predictions (the log write itself is not included);
+    ``shadow`` marks a challenger's predictions that were not returned."""
+    return request_record(request_id=rid, model=served.name, version=served.version, inputs=batch.columns,
                           predictions=out.labels, probabilities=out.probabilities, scores=out.scores,
                           latency_ms=latency_ms, shadow=shadow)
 
@@ -207,7 +205,7 @@ def create_app(ws: Workspace) -> FastAPI:
                                   **({"share": models.canary_share} if models.challenger_mode == "canary" else {})}
         return json_response(info)
 
-    async def score(served: ServedModel, rows: list[Any], rid: str, start: float,
+    async def score(served: ServedModel, rows: list[Any] | JsonInstances, rid: str, start: float,
                     claimed: bool) -> tuple[ValidatedBatch, Predictions]:
         """Validate, predict and log decoded rows: the one path every protocol's predict route
         takes. ``claimed``: ``rid`` came from the client, so it must not have been used before."""
@@ -220,7 +218,7 @@ def create_app(ws: Workspace) -> FastAPI:
         with predlog.serving():  # counted until its record is durable
             batch, out = await served.predict(rows)
             latency_ms = (time.perf_counter() - start) * 1000.0
-            await predlog.write(log_record(served, rid, rows, out, latency_ms))
+            await predlog.write(log_record(served, rid, batch, out, latency_ms))
         metrics.predicted(served.name, served.version, batch)
         metrics.log_pending.set(predlog.pending)
         challenger = models.challenger(served.name) if models.challenger_mode == "shadow" else None
@@ -230,13 +228,13 @@ def create_app(ws: Workspace) -> FastAPI:
             task.add_done_callback(shadows.discard)
         return batch, out
 
-    async def shadow(challenger: ServedModel, rows: list[Any], rid: str, start: float) -> None:
+    async def shadow(challenger: ServedModel, rows: list[Any] | JsonInstances, rid: str, start: float) -> None:
         """Score the rows with the challenger too and log them as shadow predictions (never
         returned; a failure here never touches the answer already sent)."""
         try:
-            _, out = await challenger.predict(rows)
+            batch, out = await challenger.predict(rows)
             latency_ms = (time.perf_counter() - start) * 1000.0
-            await predlog.write(log_record(challenger, rid, rows, out, latency_ms, shadow=True))
+            await predlog.write(log_record(challenger, rid, batch, out, latency_ms, shadow=True))
         except SereinError as exc:
             log.warning("shadow scoring of request %s by %s v%d skipped: %s", rid, challenger.name,
                         challenger.version, exc.message)

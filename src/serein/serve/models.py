@@ -34,6 +34,7 @@ import numpy as np
 from serein.batch import ChunkScorer, estimator_model, plan_path
 from serein.errors import NotFoundError, SereinError, ValidationFailed
 from serein.serve.batching import INLINE_ROWS, MicroBatcher
+from serein.serve.payloads import THREADED_DECODE_BYTES, JsonInstances
 from serein.serve.runtime import (
     EstimatorRuntime,
     NonFiniteOutput,
@@ -55,6 +56,7 @@ log = logging.getLogger(__name__)
 # A version that failed to load is tried again only after this many seconds (or when the
 # champion moves), so a broken artifact is not reloaded and logged every reload interval.
 RETRY_FAILED_AFTER = 60.0
+READ_MIN_BYTES = 4096  # smaller JSON bodies (about a dozen rows of 20 fields) take orjson: the reader costs more
 
 
 class ModelsLoading(SereinError):
@@ -122,18 +124,34 @@ class ServedModel:
         except (ValueError, TypeError) as exc:
             raise self._refused(batch, exc) from None
 
-    async def predict(self, rows: list[Any]) -> tuple[ValidatedBatch, Predictions]:
+    async def predict(self, rows: list[Any] | JsonInstances) -> tuple[ValidatedBatch, Predictions]:
         """``score`` for the event loop: the rows are validated (in a worker thread when more
         than ``INLINE_ROWS``: ~1.3 µs per row, so the loop is never held long), then predicted
-        through the micro-batcher, together with concurrent requests."""
-        if len(rows) <= INLINE_ROWS:
-            batch = self.validator.validate(rows)
-        else:
-            batch = await anyio.to_thread.run_sync(self.validator.validate, rows)
+        through the micro-batcher, together with concurrent requests. A JSON body not decoded
+        yet is read by the compiled reader where it can (``RowValidator.validate_body``), else
+        decoded and validated as rows."""
+        batch = await self._read(rows) if isinstance(rows, JsonInstances) else None
+        if batch is None:
+            if isinstance(rows, JsonInstances):
+                rows = await rows.rows()
+            if len(rows) <= INLINE_ROWS:
+                batch = self.validator.validate(rows)
+            else:
+                batch = await anyio.to_thread.run_sync(self.validator.validate, rows)
         try:
             return batch, await self.batcher.predict(batch.columns, batch.n_rows)
         except (ValueError, TypeError) as exc:
             raise self._refused(batch, exc) from None
+
+    async def _read(self, body: JsonInstances) -> ValidatedBatch | None:
+        """``RowValidator.validate_body`` of a body of at least ``READ_MIN_BYTES`` (in a worker
+        thread past ``THREADED_DECODE_BYTES``, as orjson is), else None."""
+        size = len(body.body)
+        if size < READ_MIN_BYTES:
+            return None
+        if size > THREADED_DECODE_BYTES:
+            return await anyio.to_thread.run_sync(self.validator.validate_body, body.body, body.max_rows)
+        return self.validator.validate_body(body.body, body.max_rows)
 
     def _refused(self, batch: ValidatedBatch, exc: Exception) -> ValidationFailed:
         if isinstance(exc, NonFiniteOutput):

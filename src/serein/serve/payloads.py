@@ -106,6 +106,22 @@ def instances(body: Any, max_rows: int) -> list[Any]:
     return rows
 
 
+class JsonInstances:
+    """A ``/v1`` JSON predict body, not decoded yet: each model that scores it reads it into
+    columns itself where it can (``RowValidator.validate_body``), and ``rows`` decodes it (once)
+    for the general path."""
+
+    def __init__(self, body: bytes | bytearray, max_rows: int) -> None:
+        self.body, self.max_rows = body, max_rows
+        self._rows: list[Any] | None = None
+
+    async def rows(self) -> list[Any]:
+        """The body's ``instances`` (``instances``); 400, 413 or 422 when it is not a predict body."""
+        if self._rows is None:
+            self._rows = instances(await decode_json(self.body), self.max_rows)
+        return self._rows
+
+
 def new_request_id() -> str:
     """A new request id: 32 hex digits, the milliseconds since the epoch (12) then 80 random
     bits (20), as UUIDv7 orders them. Ids made later sort later, so the store's ``request_id``

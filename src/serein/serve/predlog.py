@@ -1,8 +1,9 @@
 """The prediction log: group-committed appends to a local segment file, shipped to the store.
 
 A request hands ``PredictionLog.write`` one *request record* (``request_record``: its id, model
-version and timing, and its rows' inputs and outputs as lists), serialised once, on the event
-loop, into one line (``predlog_shipper.record_line``: a 100-row request is one line, not 100).
+version and timing, its rows' validated inputs as columns and its outputs as lists), serialised
+once, on the event loop, into one line (``predlog_shipper.record_line``: a 100-row request is one
+line, not 100).
 Once per turn of the event loop, the lines of every request that turn are appended to the
 current *segment* (``.serein/predlog/*.jsonl``) with one ``write`` (into the page cache:
 microseconds), and a *syncer process* (``serein.serve.predlog_syncer``) makes them durable with
@@ -142,11 +143,12 @@ class _Entry:
     loop: asyncio.AbstractEventLoop | None = None
 
 
-def request_record(*, request_id: str, model: str, version: int, inputs: Sequence[Mapping[str, Any]],
+def request_record(*, request_id: str, model: str, version: int, inputs: Mapping[str, Sequence[Any]],
                    predictions: Sequence[Any], probabilities: Sequence[Any] | None, scores: Sequence[Any],
                    latency_ms: float | None, shadow: bool = False, ts: float | None = None) -> dict[str, Any]:
-    """One request's prediction-log record: its rows' ``inputs``, ``predictions``,
-    ``probabilities`` (None when the model gives none) and ``scores``, aligned by row."""
+    """One request's prediction-log record: its rows' ``inputs`` as columns (feature -> one value
+    per row, as validated: numpy arrays or lists), ``predictions``, ``probabilities`` (None when
+    the model gives none) and ``scores``, aligned by row."""
     return {"request_id": request_id, "model": model, "version": version,
             "ts": time.time() if ts is None else ts, "latency_ms": latency_ms, "shadow": shadow,
             "inputs": inputs, "predictions": predictions, "probabilities": probabilities, "scores": scores}

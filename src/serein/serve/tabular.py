@@ -37,14 +37,7 @@ import orjson
 
 from serein.data.readers import other_separator, separator_problem
 from serein.errors import UsageError, ValidationFailed
-from serein.serve.payloads import (
-    HttpError,
-    instances,
-    is_json,
-    media_type,
-    read_body,
-    read_json,
-)
+from serein.serve.payloads import HttpError, JsonInstances, is_json, media_type, read_body
 from serein.serve.validation import MAX_PROBLEMS, RequestInvalid, ValidatedBatch
 from serein.serve.validation import _field_name as field_name
 
@@ -267,9 +260,11 @@ def _json_numbers(texts: Sequence[str]) -> list[Any] | None:
     return [next(found) if text else None for text in texts]
 
 
-async def predict_rows(request: Request, contract: Contract, max_bytes: int, max_rows: int) -> list[Any]:
-    """The rows of a ``/v1`` predict body: ``{"instances": [...]}`` as JSON, or CSV with a header
-    row (``Content-Type: text/csv``); any other content type is refused with 415."""
+async def predict_rows(request: Request, contract: Contract, max_bytes: int,
+                       max_rows: int) -> list[Any] | JsonInstances:
+    """The rows of a ``/v1`` predict body: ``{"instances": [...]}`` as JSON (read, not decoded yet:
+    ``JsonInstances``), or CSV with a header row (``Content-Type: text/csv``); any other content
+    type is refused with 415."""
     media = media_type(request)
     if media == CSV_MEDIA:
         check_charset(request)
@@ -277,7 +272,7 @@ async def predict_rows(request: Request, contract: Contract, max_bytes: int, max
     if not is_json(media):
         raise HttpError(415, f"content type must be application/json or text/csv, got {media[:60] or 'none'!r}",
                         hint='send {"instances": [...]} as application/json, or CSV with a header row as text/csv')
-    return instances(await read_json(request, max_bytes), max_rows)
+    return JsonInstances(await read_body(request, max_bytes), max_rows)
 
 
 def check_charset(request: Request) -> None:

@@ -54,6 +54,7 @@ import numpy as np
 
 from serein.data.contract import ColumnSpec, Contract, Rule
 from serein.errors import ValidationFailed
+from serein.serve.json_rows import GivenTwice, RowReader
 
 MAX_PROBLEMS = 20
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -66,6 +67,7 @@ _OK_TYPES: dict[str, set[type]] = {
     "integer": {int, float}, "float": {int, float}, "string": {str}, "boolean": {bool}, "datetime": {str},
 }
 _NUMERIC_KINDS = {int, float, NoneType}
+_READABLE_TYPES = {"integer", "float", "string", "datetime"}  # what the compiled reader reads (booleans: orjson)
 # From this many rows on, the checks run vectorised (numpy's per-call overhead, about a
 # microsecond, would make a one-row request slower than checking its few values one by one).
 VECTORISE_ROWS = 8
@@ -309,23 +311,32 @@ class _NumericBlock:
             block = np.array(raw, dtype=np.float64)  # None becomes NaN
         except OverflowError:  # an integer beyond float64
             return None
-        finite = np.isfinite(block)
+        nulls = ~np.isfinite(block)
+        if nulls.any():  # every non-finite value must be a null, not NaN or infinity
+            per_column = nulls.sum(axis=1)
+            if NoneType not in kinds or any(raw[j].count(None) != per_column[j] for j in np.flatnonzero(per_column)):
+                return None
+        return self.checked(block, nulls)
+
+    def checked(self, block: np.ndarray, nulls: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
+        """The numeric columns of a block of numbers (NaN where ``nulls``) and the block, or None
+        when a null is not allowed or an integer column holds a fraction."""
         with_nulls: list[int] = []
-        if not finite.all():  # every non-finite value must be an allowed null, not NaN or infinity
-            per_column = (~finite).sum(axis=1)
-            if NoneType not in kinds or (per_column.astype(bool) & ~self._nullable).any():
+        if nulls.any():
+            per_column = nulls.any(axis=1)
+            if (per_column & ~self._nullable).any():
                 return None
             with_nulls = np.flatnonzero(per_column).tolist()
-            for j in with_nulls:
-                if raw[j].count(None) != per_column[j] or np.isinf(block[j]).any():
-                    return None
         if self._integer.any():
             whole = block[self._integer]
             exact = (whole == np.floor(whole)) & (np.abs(whole) < _EXACT_FLOAT_INT)
             if with_nulls:
-                exact |= ~finite[self._integer]
+                exact |= nulls[self._integer]
             if not exact.all():
                 return None
+            for j in with_nulls:  # an integer column with nulls stays float64: -0.0 is the integer 0
+                if self._integer[j]:
+                    block[j] += 0.0
         return self._split(block, with_nulls), block
 
     def assemble(self, columns: dict[str, Any]) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -424,6 +435,9 @@ class RowValidator:
         self._unseen = [(column, frozenset(column.spec.allowed)) for column in self._columns
                         if column.spec.allowed is not None and column.spec.unseen == "flag"]
         self._values = _getter(self.features)
+        readable = all(column.spec.type in _READABLE_TYPES for column in self._columns)
+        self._reader = RowReader(self.features, [not column.spec.numeric for column in self._columns]) \
+            if readable and RowReader.built() else None
 
     def validate(self, rows: Sequence[Any]) -> ValidatedBatch:
         """Check decoded JSON rows; raise ``RequestInvalid`` listing the first problems (in row
@@ -449,6 +463,35 @@ class RowValidator:
             numeric, block = self._block.assemble(columns)
             columns.update(numeric)  # same keys: the contract order stays
         return ValidatedBatch(columns, self._flag(columns, block, n_rows), n_rows)
+
+    def validate_body(self, body: bytes | bytearray, max_rows: int) -> ValidatedBatch | None:
+        """Read and check a ``/v1`` JSON body with the compiled reader (``serein.serve.json_rows``),
+        without decoding it into rows; None when the reader does not judge it or something is
+        wrong (``validate`` on the decoded rows then names the problems). Raises
+        ``RequestInvalid`` for a field given twice in a row."""
+        try:
+            read = None if self._reader is None else self._reader.read(body, max_rows)
+        except GivenTwice as twice:
+            raise RequestInvalid([{"row": twice.row, "field": twice.field, "problem": "field given more than once"}]) \
+                from None
+        if read is None:
+            return None
+        numeric: dict[str, np.ndarray] = {}
+        block = None
+        if self._block is not None:
+            if (checked := self._block.checked(read.numbers, np.isnan(read.numbers))) is None:
+                return None
+            numeric, block = checked
+        texts = iter(read.texts)
+        columns: dict[str, np.ndarray | list[Any]] = {}
+        for column in self._columns:
+            if column.spec.numeric:
+                columns[column.name] = numeric[column.name]
+                continue
+            columns[column.name], found = column.convert(next(texts), read.n_rows >= VECTORISE_ROWS)
+            if found:
+                return None
+        return ValidatedBatch(columns, self._flag(columns, block, read.n_rows), read.n_rows)
 
     def _gather(self, rows: Sequence[Any]) -> tuple[list[tuple[Any, ...]], list[Problem]]:
         """The rows' values in contract order (one tuple per row) and the structural problems

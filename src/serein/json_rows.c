@@ -1,0 +1,237 @@
+/* Serving's fast reader of a predict body: {"instances": [{...}, ...]} straight into columns.
+ *
+ * serein.serve.json_rows calls it through ctypes (which releases the GIL). It reads the common
+ * body (one object per row holding exactly the contract's fields once each, numbers in numeric
+ * fields, strings without escapes or null elsewhere) into a float64 block (NaN for a null) and,
+ * for each text field, the byte span of every value, with the row of its first equal value, so
+ * that Python decodes each distinct text once. Anything else is not judged here: the body is
+ * handed back (-1) to the general path (orjson, then the validator), which names what is wrong.
+ * Only a field given twice in a row is refused here (-2): orjson keeps the last, silently.
+ *
+ * It never reads outside [body, body + size): every step checks the end first.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+
+#define SEREIN_JSON_ROWS_ABI 1
+#define NOT_HANDLED (-1)
+#define GIVEN_TWICE (-2)
+#define MAX_NUMBER_CHARS 40
+#define MAX_COLUMNS 4096
+
+int64_t serein_json_rows_abi(void) { return SEREIN_JSON_ROWS_ABI; }
+
+typedef struct {
+    const unsigned char *at, *end;
+} cursor;
+
+static void skip_space(cursor *c) {
+    while (c->at < c->end && (*c->at == ' ' || *c->at == '\n' || *c->at == '\r' || *c->at == '\t')) c->at++;
+}
+
+/* The next non-space byte is ch: step past it. */
+static int expect(cursor *c, unsigned char ch) {
+    skip_space(c);
+    if (c->at < c->end && *c->at == ch) {
+        c->at++;
+        return 1;
+    }
+    return 0;
+}
+
+/* A string without escapes or control characters: its contents' span (the quotes excluded). */
+static int plain_string(cursor *c, const unsigned char **start, int64_t *length) {
+    if (c->at >= c->end || *c->at != '"') return 0;
+    const unsigned char *p = ++c->at;
+    while (p < c->end && *p != '"') {
+        if (*p == '\\' || *p < 0x20) return 0;
+        p++;
+    }
+    if (p >= c->end) return 0;
+    *start = c->at;
+    *length = p - c->at;
+    c->at = p + 1;
+    return 1;
+}
+
+static int is_digit(const unsigned char *p, const unsigned char *end) { return p < end && *p >= '0' && *p <= '9'; }
+
+static const double POWERS_OF_TEN[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                       1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* A JSON number (RFC 8259's grammar exactly), as the nearest double. Most take Clinger's fast
+ * path: at most 19 digits, whose value m is at most 2^53, times or divided by 10^k, k <= 22 (both
+ * exact doubles, so the one rounded operation gives the nearest double); the rest go to strtod
+ * (about 100 ns each). An integer of more than 15 digits is not handled: float64 may not hold it,
+ * and the validator decides what it means. */
+static int number(cursor *c, double *out) {
+    const unsigned char *p = c->at, *end = c->end;
+    int negative = 0, fraction_or_exponent = 0;
+    uint64_t mantissa = 0;
+    int64_t digits = 0, scale = 0, exponent = 0;
+    if (p < end && *p == '-') {
+        negative = 1;
+        p++;
+    }
+    const unsigned char *integer = p;
+    if (!is_digit(p, end)) return 0;
+    if (*p == '0') p++;
+    else while (is_digit(p, end)) {
+        if (digits < 19) mantissa = mantissa * 10 + (uint64_t)(*p - '0');
+        digits++;
+        p++;
+    }
+    int64_t integer_digits = p - integer;
+    if (p < end && *p == '.') {
+        p++;
+        if (!is_digit(p, end)) return 0;
+        while (is_digit(p, end)) {
+            if (digits < 19) {
+                mantissa = mantissa * 10 + (uint64_t)(*p - '0');
+                scale--;
+                if (mantissa) digits++;
+            } else {
+                digits++;
+            }
+            p++;
+        }
+        fraction_or_exponent = 1;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        int exponent_negative = 0;
+        if (p < end && (*p == '+' || *p == '-')) exponent_negative = *p++ == '-';
+        if (!is_digit(p, end)) return 0;
+        while (is_digit(p, end)) {
+            if (exponent < 100000) exponent = exponent * 10 + (*p - '0');
+            p++;
+        }
+        if (exponent_negative) exponent = -exponent;
+        fraction_or_exponent = 1;
+    }
+    int64_t n = p - c->at;
+    if (!fraction_or_exponent && integer_digits > 15) return 0;
+    int64_t k = scale + exponent;
+    double value;
+    if (digits <= 19 && mantissa <= (1ULL << 53) && k >= -22 && k <= 22) {
+        value = (double)mantissa;
+        value = k >= 0 ? value * POWERS_OF_TEN[k] : value / POWERS_OF_TEN[-k];
+        if (negative && (mantissa || fraction_or_exponent)) value = -value;  /* -0 is the integer 0 */
+    } else {
+        if (n >= MAX_NUMBER_CHARS) return 0;
+        char text[MAX_NUMBER_CHARS];
+        memcpy(text, c->at, (size_t)n);
+        text[n] = '\0';
+        char *stop;
+        value = strtod(text, &stop);
+        if (stop != text + n) return 0;
+    }
+    if (!isfinite(value)) return 0;
+    *out = value;
+    c->at = p;
+    return 1;
+}
+
+static int literal(cursor *c, const char *word, int64_t n) {
+    if (c->end - c->at >= n && memcmp(c->at, word, (size_t)n) == 0) {
+        c->at += n;
+        return 1;
+    }
+    return 0;
+}
+
+static uint64_t text_hash(const unsigned char *p, int64_t n) {
+    uint64_t h = 1469598103934665603ULL;  /* FNV-1a */
+    for (int64_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* Reads body[0, size) as {"instances": [row, ...]}.
+ *
+ * names/name_sizes: the contract's fields (UTF-8); text[k]: field k holds text, else a number;
+ * numbers[slot * capacity + row]: the k-th number field's values (slot: its rank among number
+ * fields), NaN for null; starts/sizes[slot * capacity + row]: the k-th text field's spans (offset
+ * in the body and length, length -1 for null); firsts[slot * capacity + row]: the row of the
+ * first value equal to it (-1 for null). table: 2 * capacity int64 of scratch space.
+ * Returns the number of rows (at least 1), NOT_HANDLED, or GIVEN_TWICE with where[0] the row and
+ * where[1] the field. More than capacity rows is NOT_HANDLED (the caller counts before). */
+int64_t serein_json_rows(const unsigned char *body, int64_t size, const char *const *names,
+                         const int64_t *name_sizes, const uint8_t *text, int64_t n_fields, int64_t capacity,
+                         double *numbers, int64_t *starts, int64_t *sizes, int64_t *firsts, int64_t *table,
+                         int64_t *where) {
+    if (n_fields < 1 || n_fields > MAX_COLUMNS || capacity < 1) return NOT_HANDLED;
+    int64_t slot[MAX_COLUMNS];
+    int64_t n_numbers = 0, n_texts = 0;
+    for (int64_t k = 0; k < n_fields; k++) slot[k] = text[k] ? n_texts++ : n_numbers++;
+    uint8_t seen[MAX_COLUMNS];
+    cursor c = {body, body + size};
+    const unsigned char *key;
+    int64_t key_size;
+    if (!expect(&c, '{')) return NOT_HANDLED;
+    skip_space(&c);
+    if (!plain_string(&c, &key, &key_size) || key_size != 9 || memcmp(key, "instances", 9) != 0) return NOT_HANDLED;
+    if (!expect(&c, ':') || !expect(&c, '[')) return NOT_HANDLED;
+    int64_t rows = 0;
+    do {
+        if (rows == capacity || !expect(&c, '{')) return NOT_HANDLED;
+        memset(seen, 0, (size_t)n_fields);
+        int64_t found = 0, k = n_fields - 1;
+        do {
+            skip_space(&c);
+            if (!plain_string(&c, &key, &key_size)) return NOT_HANDLED;
+            /* fields come in the contract's order in most bodies: try the one after the last first */
+            int64_t tries = 0;
+            do {
+                k = k + 1 == n_fields ? 0 : k + 1;
+            } while (++tries <= n_fields && (name_sizes[k] != key_size || memcmp(names[k], key, (size_t)key_size) != 0));
+            if (tries > n_fields) return NOT_HANDLED;  /* a field the contract does not have */
+            if (seen[k]) {
+                where[0] = rows;
+                where[1] = k;
+                return GIVEN_TWICE;
+            }
+            seen[k] = 1;
+            found++;
+            if (!expect(&c, ':')) return NOT_HANDLED;
+            skip_space(&c);
+            int64_t at = slot[k] * capacity + rows;
+            if (literal(&c, "null", 4)) {
+                if (text[k]) sizes[at] = -1;
+                else numbers[at] = NAN;
+            } else if (text[k]) {
+                const unsigned char *value;
+                if (!plain_string(&c, &value, &sizes[at])) return NOT_HANDLED;
+                starts[at] = value - body;
+            } else if (!number(&c, &numbers[at])) {
+                return NOT_HANDLED;
+            }
+        } while (expect(&c, ','));
+        if (!expect(&c, '}') || found != n_fields) return NOT_HANDLED;
+        rows++;
+    } while (expect(&c, ','));
+    if (!expect(&c, ']') || !expect(&c, '}')) return NOT_HANDLED;
+    skip_space(&c);
+    if (c.at != c.end) return NOT_HANDLED;
+    /* each text value's first equal value: open addressing over a table of 2 * capacity rows */
+    int64_t buckets = 2 * capacity;
+    for (int64_t s = 0; s < n_texts; s++) {
+        int64_t *first = firsts + s * capacity;
+        const int64_t *start = starts + s * capacity, *length = sizes + s * capacity;
+        for (int64_t b = 0; b < buckets; b++) table[b] = -1;
+        for (int64_t i = 0; i < rows; i++) {
+            if (length[i] < 0) {
+                first[i] = -1;
+                continue;
+            }
+            uint64_t b = text_hash(body + start[i], length[i]) % (uint64_t)buckets;
+            while (table[b] >= 0 && (length[table[b]] != length[i] ||
+                                     memcmp(body + start[table[b]], body + start[i], (size_t)length[i]) != 0))
+                b = b + 1 == (uint64_t)buckets ? 0 : b + 1;
+            if (table[b] < 0) table[b] = i;
+            first[i] = table[b];
+        }
+    }
+    return rows;
+}

@@ -1,0 +1,148 @@
+"""Reading a ``/v1`` predict body straight into columns with the compiled reader (``json_rows.c``).
+
+orjson turns a 100-row body into 100 dicts and 2,000 Python values, which the validator then walks
+into columns; the reader writes the numbers into one float64 block and finds each text value's
+bytes, and Python decodes each distinct text once (a categorical column of 100 rows holds a handful).
+It reads only the common body: ``{"instances": [...]}`` whose every row holds exactly the given
+fields, once each, numbers in numeric fields, strings without escapes or null in the others. For
+anything else it answers None and the body takes the general path (orjson, then the validator),
+which names what is wrong; only a field given twice in one row is refused here, as orjson would
+silently keep the last value.
+
+Without the library (no compiler at install, or built from other source: :mod:`serein.native`,
+whose ``python -m serein.native`` tells; ``SEREIN_JSON_ROWS=0`` turns it off) every body takes
+the general path.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from serein.native import INT64, POINTER, library_path, load
+
+SOURCE = Path(__file__).parents[1] / "json_rows.c"
+LIBRARY = library_path(SOURCE)
+ABI = 1  # SEREIN_JSON_ROWS_ABI in json_rows.c
+GIVEN_TWICE = -2
+log = logging.getLogger(__name__)
+
+
+@cache
+def library() -> ctypes.CDLL | None:
+    """The built reader, or None (the reason is logged at debug level)."""
+    lib, why = _load()
+    log.debug("JSON rows reader: %s", why)
+    return lib
+
+
+def _load() -> tuple[ctypes.CDLL | None, str]:
+    if os.environ.get("SEREIN_JSON_ROWS", "1") == "0":
+        return None, "not used (SEREIN_JSON_ROWS=0): reading predict bodies with orjson"
+    lib, why = load(LIBRARY, SOURCE, ABI, "reading predict bodies with orjson")
+    if lib is None:
+        return None, why
+    try:
+        lib.serein_json_rows.restype = INT64
+        lib.serein_json_rows.argtypes = [ctypes.c_char_p, INT64, POINTER, POINTER, POINTER, INT64, INT64,
+                                         POINTER, POINTER, POINTER, POINTER, POINTER, POINTER]
+    except AttributeError as exc:
+        return None, f"{LIBRARY} is not usable ({exc}): reading predict bodies with orjson"
+    return lib, why
+
+
+class GivenTwice(ValueError):
+    """A field given twice in one row (``row``, ``field``): refused, as JSON leaves the meaning open."""
+
+    def __init__(self, row: int, field: str) -> None:
+        super().__init__(f"row {row} gives field {field!r} more than once")
+        self.row, self.field = row, field
+
+
+class Columns(NamedTuple):
+    """A body's rows read as columns: ``numbers`` (numeric fields in order, one row of the block
+    each, NaN for a null) and ``texts`` (the other fields in order: a list of str or None each)."""
+
+    numbers: np.ndarray
+    texts: list[list[str | None]]
+    n_rows: int
+
+
+class RowReader:
+    """The compiled reader set up for one contract's ``fields`` (``text[k]``: field k holds text,
+    else a number).
+
+    >>> reader = RowReader(["age", "city"], [False, True])
+    >>> read = reader.read(b'{"instances": [{"age": 41, "city": "Oslo"}, {"city": null, "age": 7}]}', 10)
+    >>> read is None or (read.numbers.tolist(), read.texts) == ([[41.0, 7.0]], [["Oslo", None]])
+    True
+    >>> reader.read(b'{"instances": [{"age": "41", "city": "Oslo"}]}', 10) is None  # the general path names it
+    True
+    """
+
+    def __init__(self, fields: Sequence[str], text: Sequence[bool]) -> None:
+        self.fields = list(fields)
+        self._lib = library()
+        names = [name.encode() for name in self.fields]
+        self._names = (ctypes.c_char_p * len(names))(*names)  # kept: the reader points into them
+        self._name_sizes = np.array([len(name) for name in names], dtype=np.int64)
+        self._text = np.array(text, dtype=np.uint8)
+        self._addresses = (ctypes.addressof(self._names), self._name_sizes.ctypes.data, self._text.ctypes.data)
+        self._n_texts = int(self._text.sum())
+        self._n_numbers = len(self.fields) - self._n_texts
+
+    @staticmethod
+    def built() -> bool:
+        """Whether the compiled reader is here (else every body takes the general path)."""
+        return library() is not None
+
+    def read(self, body: bytes | bytearray, max_rows: int) -> Columns | None:
+        """The body's rows as columns, or None when the reader does not judge this body (or is
+        not built). Raises ``GivenTwice`` for the first field given twice in a row."""
+        if self._lib is None or not self.fields:
+            return None
+        capacity = min(body.count(b"{") - 1, max_rows)  # every row opens one object
+        if capacity < 1:
+            return None
+        # one buffer: the numbers' block, each text value's start, size and first equal row, the
+        # reader's hash table, and where a field was given twice
+        n_numbers, n_spans = self._n_numbers * capacity, 3 * self._n_texts * capacity
+        scratch = np.empty(n_numbers + n_spans + 2 * capacity + 2, dtype=np.int64)
+        base = scratch.ctypes.data
+        starts, step = base + 8 * n_numbers, 8 * self._n_texts * capacity
+        rows = self._lib.serein_json_rows(bytes(body), len(body), *self._addresses, len(self.fields), capacity, base,
+                                          starts, starts + step, starts + 2 * step, starts + 3 * step,
+                                          base + 8 * (len(scratch) - 2))
+        if rows == GIVEN_TWICE:
+            row, field = scratch[-2:].tolist()
+            raise GivenTwice(row, self.fields[field])
+        if rows < 1:
+            return None
+        spans = scratch[n_numbers:n_numbers + n_spans].reshape(3, self._n_texts, capacity)
+        texts = self._texts(body, spans, rows)
+        if texts is None:
+            return None
+        return Columns(scratch[:n_numbers].view(np.float64).reshape(self._n_numbers, capacity)[:, :rows], texts, rows)
+
+    def _texts(self, body: bytes | bytearray, spans: np.ndarray, rows: int) -> list[list[str | None]] | None:
+        """Each text field's values: each distinct one decoded once (None when one is not UTF-8:
+        the general path refuses the body)."""
+        starts, sizes, firsts = spans[0, :, :rows].tolist(), spans[1, :, :rows].tolist(), spans[2, :, :rows].tolist()
+        out = []
+        for start, size, first in zip(starts, sizes, firsts, strict=True):
+            decoded: dict[int, str | None] = {-1: None}
+            try:
+                for i in set(first):
+                    if i >= 0:
+                        decoded[i] = body[start[i]:start[i] + size[i]].decode()
+            except UnicodeDecodeError:
+                return None
+            out.append(list(map(decoded.__getitem__, first)))
+        return out

@@ -1,0 +1,152 @@
+"""The compiled reader of predict bodies (``serein.serve.json_rows``) against the general path
+(orjson, then the validator): whatever the body, the reader either gives exactly the columns and
+flags the general path gives, or leaves the body to it; it never accepts what the general path
+refuses. Bodies are written by hand, so that spacing, key order and number spellings vary."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from serein.data.contract import Contract
+from serein.serve import json_rows
+from serein.serve.payloads import instances
+from serein.serve.validation import RequestInvalid, RowValidator
+
+pytestmark = pytest.mark.skipif(json_rows.library() is None, reason="the JSON rows reader is not built here")
+
+CONTRACT = Contract.from_dict({"columns": {
+    "age": {"type": "integer", "nullable": False, "min": 18, "max": 99},
+    "income": {"type": "float", "nullable": True, "non_negative": True},
+    "term": {"type": "integer", "nullable": True},
+    "city": {"type": "string", "nullable": True, "allowed": ["Lyon", "Oslo", "Zoë ☃"], "unseen": "flag"},
+    "code": {"type": "string", "nullable": False, "allowed": ["a", "b"], "unseen": "reject"},
+    "note": {"type": "string", "nullable": True},
+    "seen": {"type": "datetime", "nullable": True},
+}})
+NUMBERS = ["0", "-0", "-0.0", "7", "41", "17", "100", "3.0", "3.5", "-2.25", "1e2", "1E-3", "2.5e+1", "0.1",
+           "123456789012345", "1234567890123456789", "9007199254740993.0", "1e400", "5e-324", "1.7976931348623157e308"]
+TEXTS = ['"Lyon"', '"Oslo"', '"Zoë ☃"', '"Paris"', '""', '"a"', '"b"', '"c"', '"tab\\there"', '"quote \\" x"',
+         '"2024-05-01T10:00:00Z"', '"not a date"', '"\\u00e9"']
+ODD = ['"12"', "true", "false", "[1]", '{"x": 1}', "NaN", "01", "1.", "+1", "Infinity"]
+
+
+def _value(rng: random.Random, name: str, clean: bool) -> str:
+    """A value for field ``name``: any spelling (``clean``: one the contract accepts, mostly)."""
+    kind = rng.random()
+    if clean:
+        if name == "age":
+            return rng.choice(["17", "41", "30.0", "1e1", "99", "100"])  # 17 and 100 are flagged, not refused
+        if name in ("income", "term"):
+            return rng.choice(["null", "0", "-0", "-0.0", "7", "2.5e+1", "1E-3" if name == "income" else "3.0",
+                               "-2.25" if name == "income" else "-2", repr(round(rng.uniform(0, 1e5), 2))])
+        if name == "code":
+            return rng.choice(['"a"', '"b"'])
+        if name == "seen":
+            return rng.choice(["null", '"2024-05-01T10:00:00Z"', '"2024-05-01"'])
+        return rng.choice(["null", '"Lyon"', '"Oslo"', '"Zoë ☃"', '"Paris"', '""'])
+    if kind < 0.08:
+        return "null"
+    if kind < 0.2:
+        return rng.choice(ODD)
+    if name in ("age", "income", "term"):
+        return rng.choice(NUMBERS) if kind < 0.5 else repr(round(rng.uniform(-5, 120), rng.randint(0, 6)))
+    if name == "code":
+        return rng.choice(['"a"', '"b"', '"a"', '"c"'])
+    return rng.choice(TEXTS)
+
+
+def _body(rng: random.Random, n_rows: int) -> bytes:
+    """A predict body spelled by hand: random spacing, key order and, now and then, a field missing,
+    an unknown field or one given twice; half of the bodies hold values the contract accepts only."""
+    space = lambda: rng.choice(["", "", " ", "\n  ", "\t"])  # noqa: E731
+    clean = rng.random() < 0.5
+    rows = []
+    for _ in range(n_rows):
+        names = list(CONTRACT.columns)
+        if rng.random() < 0.5:
+            rng.shuffle(names)
+        if rng.random() < 0.02:
+            names.pop()
+        if rng.random() < 0.02:
+            names.append(rng.choice(["extra", "age"]))
+        fields = [f'{space()}"{name}"{space()}:{space()}{_value(rng, name, clean)}' for name in names]
+        rows.append("{" + ",".join(fields) + space() + "}")
+    return f'{space()}{{"instances":{space()}[{",".join(rows)}]{space()}}}{space()}'.encode()
+
+
+def _general(validator: RowValidator, body: bytes) -> Any:
+    """What the general path gives: the validated batch, or the kind of refusal."""
+    try:
+        return validator.validate(instances(orjson.loads(body), 10_000))
+    except orjson.JSONDecodeError:
+        return "not JSON"
+    except RequestInvalid:
+        return "invalid"
+
+
+def _same(read: Any, general: Any) -> None:
+    assert list(read.columns) == list(general.columns) and read.flags == general.flags
+    for name, values in read.columns.items():
+        expected = general.columns[name]
+        if isinstance(expected, np.ndarray):
+            assert values.dtype == expected.dtype and np.array_equal(values, expected, equal_nan=True), name
+            assert np.array_equal(np.signbit(values), np.signbit(expected)), name
+        else:
+            assert values == expected and [type(v) for v in values] == [type(v) for v in expected], name
+
+
+def test_the_reader_gives_what_the_general_path_gives_or_leaves_the_body_to_it() -> None:
+    validator = RowValidator(CONTRACT)
+    rng = random.Random(7)
+    read_count = 0
+    for trial in range(3000):
+        body = _body(rng, rng.choice([1, 2, 3, 20, 60]))
+        general = _general(validator, body)
+        try:
+            read = validator.validate_body(body, 10_000)
+        except RequestInvalid as exc:  # only a field given twice, which orjson lets through
+            [problem] = exc.problems
+            assert problem["problem"] == "field given more than once", (trial, body)
+            continue
+        if read is not None:
+            read_count += 1
+            assert not isinstance(general, str), (trial, body, general)
+            _same(read, general)
+    assert read_count > 600, "the bodies the contract accepts are read, but for a few spellings (escapes)"
+
+
+def test_a_field_given_twice_is_named() -> None:
+    body = b'{"instances": [{"age": 30, "income": 1.5, "term": 3, "city": "Lyon", "code": "a", "note": null,' \
+           b' "seen": null}, {"age": 30, "income": 1.5, "term": 3, "city": "Lyon", "code": "a", "note": null,' \
+           b' "seen": null, "term": 4}]}'
+    with pytest.raises(RequestInvalid) as refused:
+        RowValidator(CONTRACT).validate_body(body, 10)
+    assert refused.value.problems == [{"row": 1, "field": "term", "problem": "field given more than once"}]
+
+
+@pytest.mark.parametrize("body", [
+    b'{"instances": []}', b'{"instances": [{}]}', b'[{"age": 1}]', b'{"rows": [{"age": 1}]}', b"",
+    b'{"instances": [{"age": 30}]} x', b'{"instances": [{"age": 30', b'\xef\xbb\xbf{"instances": []}',
+    b'{"instances": [{"age": 30, "income": 1, "term": 1, "city": "\xff", "code": "a", "note": null, "seen": null}]}',
+    b'{"instances": [{"age": 30, "income": 1, "term": 1, "city": "\x01", "code": "a", "note": null, "seen": null}]}',
+], ids=["empty", "empty-row", "list", "other-key", "nothing", "trailing", "cut", "bom", "not-utf8", "control"])
+def test_bodies_the_reader_does_not_judge_go_to_the_general_path(body: bytes) -> None:
+    assert RowValidator(CONTRACT).validate_body(body, 10) is None
+
+
+def test_more_rows_than_allowed_go_to_the_general_path() -> None:
+    row = b'{"age": 30, "income": 1, "term": 1, "city": "Lyon", "code": "a", "note": null, "seen": null}'
+    body = b'{"instances": [' + b",".join([row] * 3) + b"]}"
+    validator = RowValidator(CONTRACT)
+    assert validator.validate_body(body, 3).n_rows == 3
+    assert validator.validate_body(body, 2) is None  # instances() then answers 413
+
+
+def test_a_contract_with_a_boolean_field_is_read_by_the_general_path() -> None:
+    validator = RowValidator(Contract.from_dict({"columns": {"ok": {"type": "boolean"}, "x": {"type": "float"}}}))
+    assert validator.validate_body(b'{"instances": [{"ok": true, "x": 1}]}', 10) is None
