@@ -180,8 +180,9 @@ def test_predict_logs_every_acknowledged_row(service) -> None:
 
 def test_a_body_read_by_the_compiled_reader_is_answered_and_logged_alike(service) -> None:
     """40 rows (past ``READ_MIN_BYTES``) go through the compiled reader where it is built: the same
-    answer as orjson's path (``SEREIN_JSON_ROWS=0``'s), the same logged inputs; a field given twice
-    in a row, which orjson would take silently (the last one), is refused naming the row and field."""
+    answers as one row at a time (orjson's path), the same logged inputs. A field given twice in a
+    row, which orjson would take silently (the last one), is refused naming the row and field, in
+    a small body too."""
     from serein.serve.models import READ_MIN_BYTES
 
     url, ws, rows = service
@@ -206,6 +207,10 @@ def test_a_body_read_by_the_compiled_reader_is_answered_and_logged_alike(service
         pytest.skip("the JSON rows reader is not built here: orjson keeps the last value")
     assert refused.status_code == 422, refused.text
     assert refused.json()["details"] == [{"row": 3, "field": name, "problem": "field given more than once"}]
+    small = b'{"instances": [' + texts[3] + b"]}"  # below READ_MIN_BYTES: orjson decodes it, after the check
+    refused = httpx.post(f"{url}/v1/models/{MODEL}/predict", content=small, headers={"content-type": "application/json"})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["details"] == [{"row": 0, "field": name, "problem": "field given more than once"}]
 
 
 def test_suspicious_values_are_served_and_flagged(service) -> None:

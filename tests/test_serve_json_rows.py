@@ -124,9 +124,12 @@ def test_a_field_given_twice_is_named() -> None:
     body = b'{"instances": [{"age": 30, "income": 1.5, "term": 3, "city": "Lyon", "code": "a", "note": null,' \
            b' "seen": null}, {"age": 30, "income": 1.5, "term": 3, "city": "Lyon", "code": "a", "note": null,' \
            b' "seen": null, "term": 4}]}'
-    with pytest.raises(RequestInvalid) as refused:
-        RowValidator(CONTRACT).validate_body(body, 10)
-    assert refused.value.problems == [{"row": 1, "field": "term", "problem": "field given more than once"}]
+    validator = RowValidator(CONTRACT)
+    for check in (validator.validate_body, validator.refuse_fields_given_twice):
+        with pytest.raises(RequestInvalid) as refused:
+            check(body, 10)
+        assert refused.value.problems == [{"row": 1, "field": "term", "problem": "field given more than once"}]
+    assert validator.refuse_fields_given_twice(body.replace(b', "term": 4', b""), 10) is None
 
 
 @pytest.mark.parametrize("body", [

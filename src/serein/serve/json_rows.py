@@ -103,9 +103,10 @@ class RowReader:
         """Whether the compiled reader is here (else every body takes the general path)."""
         return library() is not None
 
-    def read(self, body: bytes | bytearray, max_rows: int) -> Columns | None:
+    def read(self, body: bytes | bytearray, max_rows: int, columns: bool = True) -> Columns | None:
         """The body's rows as columns, or None when the reader does not judge this body (or is
-        not built). Raises ``GivenTwice`` for the first field given twice in a row."""
+        not built). Raises ``GivenTwice`` for the first field given twice in a row. ``columns``
+        False: that check alone (nothing is decoded; None)."""
         if self._lib is None or not self.fields:
             return None
         capacity = min(body.count(b"{") - 1, max_rows)  # every row opens one object
@@ -123,7 +124,7 @@ class RowReader:
         if rows == GIVEN_TWICE:
             row, field = scratch[-2:].tolist()
             raise GivenTwice(row, self.fields[field])
-        if rows < 1:
+        if rows < 1 or not columns:
             return None
         spans = scratch[n_numbers:n_numbers + n_spans].reshape(3, self._n_texts, capacity)
         texts = self._texts(body, spans, rows)

@@ -145,9 +145,11 @@ class ServedModel:
 
     async def _read(self, body: JsonInstances) -> ValidatedBatch | None:
         """``RowValidator.validate_body`` of a body of at least ``READ_MIN_BYTES`` (in a worker
-        thread past ``THREADED_DECODE_BYTES``, as orjson is), else None."""
+        thread past ``THREADED_DECODE_BYTES``, as orjson is), else None once a smaller body is
+        known to give no field twice."""
         size = len(body.body)
         if size < READ_MIN_BYTES:
+            self.validator.refuse_fields_given_twice(body.body, body.max_rows)
             return None
         if size > THREADED_DECODE_BYTES:
             return await anyio.to_thread.run_sync(self.validator.validate_body, body.body, body.max_rows)
