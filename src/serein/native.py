@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import os
 import struct
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 INT64 = ctypes.c_int64
 POINTER = ctypes.c_void_p
@@ -32,9 +35,14 @@ def library_path(source: Path) -> Path:
     return source.with_name(f"lib{source.stem.replace('_', '')}.so")
 
 
-def load(library: Path, source: Path, abi: int, fallback: str) -> tuple[ctypes.CDLL | None, str]:
-    """The library built from ``source`` (or None) and what was found; ``fallback`` says what is
-    done without it (``"scoring with numpy"``)."""
+def load(library: Path, source: Path, abi: int, *, switch: str, fallback: str,
+         functions: Mapping[str, Sequence[Any]]) -> tuple[ctypes.CDLL | None, str]:
+    """The library built from ``source`` (or None) and what was found. ``switch``: the
+    environment variable that turns it off (``=0``); ``fallback``: what is done without it
+    (``"scoring with numpy"``); ``functions``: the argument types of each function it must have
+    (each returns an int64)."""
+    if os.environ.get(switch, "1") == "0":
+        return None, f"not used ({switch}=0): {fallback}"
     if not library.is_file():
         return None, f"{library} is not built (no C compiler when serein was installed): {fallback}"
     stem = source.stem
@@ -56,6 +64,10 @@ def load(library: Path, source: Path, abi: int, fallback: str) -> tuple[ctypes.C
         if source.is_file() and built_from() != source_hash(source).encode():
             return None, (f"{library} was built from another {source.name} (edited since serein was installed): "
                           f"{fallback} until serein is reinstalled (make install, or pip install -e .)")
+        for name, argtypes in functions.items():
+            function = getattr(lib, name)
+            function.restype = INT64
+            function.argtypes = list(argtypes)
     except (OSError, AttributeError) as exc:  # not a library for this machine (damaged, empty), or a symbol missing
         return None, f"{library} is not usable ({exc}): {fallback}"
     return lib, f"{library} is used"

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import os
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -70,20 +69,10 @@ def library() -> ctypes.CDLL | None:
 
 def _load() -> tuple[ctypes.CDLL | None, str]:
     """The kernel (or None) and what was found."""
-    if os.environ.get("SEREIN_TREE_KERNEL", "1") == "0":
-        return None, "not used (SEREIN_TREE_KERNEL=0): scoring with numpy"
-    lib, why = load(LIBRARY, SOURCE, ABI, "scoring with numpy")
-    if lib is None:
-        return None, why
-    try:
-        for name in ("serein_tree_scores32", "serein_tree_scores64"):
-            function = getattr(lib, name)
-            function.restype = _int64
-            function.argtypes = [_int64, ctypes.POINTER(_Block), _int64, _int64, _int64,
-                                 ctypes.POINTER(_TableArgs), ctypes.POINTER(_Input), _pointer, _int64, _pointer]
-    except AttributeError as exc:  # a scoring function missing
-        return None, f"{LIBRARY} is not usable ({exc}): scoring with numpy"
-    return lib, why
+    arguments = [_int64, ctypes.POINTER(_Block), _int64, _int64, _int64, ctypes.POINTER(_TableArgs),
+                 ctypes.POINTER(_Input), _pointer, _int64, _pointer]
+    return load(LIBRARY, SOURCE, ABI, switch="SEREIN_TREE_KERNEL", fallback="scoring with numpy",
+                functions={"serein_tree_scores32": arguments, "serein_tree_scores64": arguments})
 
 
 class TreeKernel:

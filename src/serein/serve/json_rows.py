@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import os
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -44,18 +43,10 @@ def library() -> ctypes.CDLL | None:
 
 
 def _load() -> tuple[ctypes.CDLL | None, str]:
-    if os.environ.get("SEREIN_JSON_ROWS", "1") == "0":
-        return None, "not used (SEREIN_JSON_ROWS=0): reading predict bodies with orjson"
-    lib, why = load(LIBRARY, SOURCE, ABI, "reading predict bodies with orjson")
-    if lib is None:
-        return None, why
-    try:
-        lib.serein_json_rows.restype = INT64
-        lib.serein_json_rows.argtypes = [ctypes.c_char_p, INT64, POINTER, POINTER, POINTER, INT64, INT64,
-                                         POINTER, POINTER, POINTER, POINTER, POINTER, POINTER]
-    except AttributeError as exc:
-        return None, f"{LIBRARY} is not usable ({exc}): reading predict bodies with orjson"
-    return lib, why
+    """The reader (or None) and what was found."""
+    return load(LIBRARY, SOURCE, ABI, switch="SEREIN_JSON_ROWS", fallback="reading predict bodies with orjson",
+                functions={"serein_json_rows": [ctypes.c_char_p, INT64, POINTER, POINTER, POINTER, INT64, INT64,
+                                                POINTER, POINTER, POINTER, POINTER, POINTER, POINTER]})
 
 
 class GivenTwice(ValueError):
