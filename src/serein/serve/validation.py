@@ -22,6 +22,11 @@ Two kinds of finding:
 
 Messages name the row and field and what was expected; they never echo the submitted values.
 
+A ``/v1`` JSON body can also be checked without being decoded into rows (``validate_body``): the
+compiled reader (``serein.serve.json_rows``) reads it into the same columns, which go through the
+same column checks; a body it does not judge, or one with a problem, goes to ``validate`` on the
+decoded rows, which names the problems.
+
 >>> from serein.data.contract import Contract
 >>> v = RowValidator(Contract.from_dict({"columns": {
 ...     "age": {"type": "integer", "nullable": False, "min": 18},
