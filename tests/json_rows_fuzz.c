@@ -37,8 +37,8 @@ static int check(const unsigned char *data, int64_t size) {
     for (int64_t capacity = 1; capacity <= 4; capacity++) {
         double numbers[2 * 4];
         int64_t starts[4], sizes[4], firsts[4], table[8], where[2] = {-7, -7};
-        int64_t rows = serein_json_rows(body, size, NAMES, NAME_SIZES, TEXT, 3, capacity, numbers, starts, sizes,
-                                        firsts, table, where);
+        int64_t rows = serein_json_rows(body, size, "instances", 9, NAMES, NAME_SIZES, TEXT, 3, capacity, numbers,
+                                        starts, sizes, firsts, table, where);
         if (rows > capacity || rows < -2 || rows == 0) return fprintf(stderr, "rows %lld\n", (long long)rows), 1;
         if (rows == -2 && (where[0] < 0 || where[0] >= capacity || where[1] < 0 || where[1] >= 3))
             return fprintf(stderr, "where %lld %lld\n", (long long)where[0], (long long)where[1]), 1;

@@ -212,6 +212,16 @@ def test_a_body_read_by_the_compiled_reader_is_answered_and_logged_alike(service
     assert refused.status_code == 422, refused.text
     assert refused.json()["details"] == [{"row": 0, "field": name, "problem": "field given more than once"}]
 
+    # MLflow's /invocations: its records go through the reader too, and its errors are 400s
+    mlflow = httpx.post(f"{url}/invocations", content=orjson.dumps({"dataframe_records": rows}),
+                        headers={"content-type": "application/json"})
+    assert mlflow.status_code == 200, mlflow.text
+    assert mlflow.json()["predictions"] == answer.json()["predictions"]
+    for records in (twice.replace(b'"instances"', b'"dataframe_records"'), small.replace(b'"instances"', b'"inputs"')):
+        refused = httpx.post(f"{url}/invocations", content=records, headers={"content-type": "application/json"})
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["details"][0]["problem"] == "field given more than once"
+
 
 def test_suspicious_values_are_served_and_flagged(service) -> None:
     url, ws, rows = service

@@ -153,3 +153,14 @@ def test_more_rows_than_allowed_go_to_the_general_path() -> None:
 def test_a_contract_with_a_boolean_field_is_read_by_the_general_path() -> None:
     validator = RowValidator(Contract.from_dict({"columns": {"ok": {"type": "boolean"}, "x": {"type": "float"}}}))
     assert validator.validate_body(b'{"instances": [{"ok": true, "x": 1}]}', 10) is None
+
+
+def test_the_rows_may_sit_under_another_key() -> None:
+    """MLflow's ``/invocations`` names its list of rows ``dataframe_records`` (or ``instances``,
+    ``inputs``): the reader reads the key it is given, and no other."""
+    row = b'{"age": 30, "income": 1, "term": 1, "city": "Lyon", "code": "a", "note": null, "seen": null}'
+    validator = RowValidator(CONTRACT)
+    records = b'{"dataframe_records": [' + row + b"]}"
+    assert validator.validate_body(records, 10, b"dataframe_records").n_rows == 1
+    assert validator.validate_body(records, 10) is None
+    assert validator.validate_body(b'{"instances": [' + row + b"]}", 10, b"dataframe_records") is None

@@ -1,4 +1,5 @@
-/* Serving's fast reader of a predict body: {"instances": [{...}, ...]} straight into columns.
+/* Serving's fast reader of a predict body, {"instances": [{...}, ...]} (or another key: MLflow's
+ * "dataframe_records"), straight into columns.
  *
  * serein.serve.json_rows calls it through ctypes (which releases the GIL). It reads the common
  * body (one object per row holding exactly the contract's fields once each, numbers in numeric
@@ -15,7 +16,7 @@
 #include <string.h>
 #include <math.h>
 
-#define SEREIN_JSON_ROWS_ABI 1
+#define SEREIN_JSON_ROWS_ABI 2
 #define NOT_HANDLED (-1)
 #define GIVEN_TWICE (-2)
 #define MAX_NUMBER_CHARS 40
@@ -148,7 +149,7 @@ static uint64_t text_hash(const unsigned char *p, int64_t n) {
     return h;
 }
 
-/* Reads body[0, size) as {"instances": [row, ...]}.
+/* Reads body[0, size) as {KEY: [row, ...]}, KEY given by key/key_size ("instances").
  *
  * names/name_sizes: the contract's fields (UTF-8); text[k]: field k holds text, else a number;
  * numbers[slot * capacity + row]: the k-th number field's values (slot: its rank among number
@@ -157,7 +158,8 @@ static uint64_t text_hash(const unsigned char *p, int64_t n) {
  * first value equal to it (-1 for null). table: 2 * capacity int64 of scratch space.
  * Returns the number of rows (at least 1), NOT_HANDLED, or GIVEN_TWICE with where[0] the row and
  * where[1] the field. More than capacity rows is NOT_HANDLED (the caller counts before). */
-int64_t serein_json_rows(const unsigned char *body, int64_t size, const char *const *names,
+int64_t serein_json_rows(const unsigned char *body, int64_t size, const char *key_name, int64_t key_name_size,
+                         const char *const *names,
                          const int64_t *name_sizes, const uint8_t *text, int64_t n_fields, int64_t capacity,
                          double *numbers, int64_t *starts, int64_t *sizes, int64_t *firsts, int64_t *table,
                          int64_t *where) {
@@ -171,7 +173,8 @@ int64_t serein_json_rows(const unsigned char *body, int64_t size, const char *co
     int64_t key_size;
     if (!expect(&c, '{')) return NOT_HANDLED;
     skip_space(&c);
-    if (!plain_string(&c, &key, &key_size) || key_size != 9 || memcmp(key, "instances", 9) != 0) return NOT_HANDLED;
+    if (!plain_string(&c, &key, &key_size) || key_size != key_name_size || memcmp(key, key_name, (size_t)key_size) != 0)
+        return NOT_HANDLED;
     if (!expect(&c, ':') || !expect(&c, '[')) return NOT_HANDLED;
     int64_t rows = 0;
     do {

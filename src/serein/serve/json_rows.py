@@ -1,9 +1,10 @@
-"""Reading a ``/v1`` predict body straight into columns with the compiled reader (``json_rows.c``).
+"""Reading a predict body straight into columns with the compiled reader (``json_rows.c``).
 
 orjson turns a 100-row body into 100 dicts and 2,000 Python values, which the validator then walks
 into columns; the reader writes the numbers into one float64 block and finds each text value's
 bytes, and Python decodes each distinct text once (a categorical column of 100 rows holds a handful).
-It reads only the common body: ``{"instances": [...]}`` whose every row holds exactly the given
+It reads only the common body: ``{"instances": [...]}`` (``/v1``; MLflow's ``/invocations`` names
+its rows ``dataframe_records``, ``instances`` or ``inputs``) whose every row holds exactly the given
 fields, once each, numbers in numeric fields, strings without escapes or null in the others. For
 anything else it answers None and the body takes the general path (orjson, then the validator),
 which names what is wrong; only a field given twice in one row is refused here, as orjson would
@@ -29,7 +30,7 @@ from serein.native import INT64, POINTER, library_path, load
 
 SOURCE = Path(__file__).parents[1] / "json_rows.c"
 LIBRARY = library_path(SOURCE)
-ABI = 1  # SEREIN_JSON_ROWS_ABI in json_rows.c
+ABI = 2  # SEREIN_JSON_ROWS_ABI in json_rows.c
 GIVEN_TWICE = -2
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,9 @@ def library() -> ctypes.CDLL | None:
 def _load() -> tuple[ctypes.CDLL | None, str]:
     """The reader (or None) and what was found."""
     return load(LIBRARY, SOURCE, ABI, switch="SEREIN_JSON_ROWS", fallback="reading predict bodies with orjson",
-                functions={"serein_json_rows": [ctypes.c_char_p, INT64, POINTER, POINTER, POINTER, INT64, INT64,
-                                                POINTER, POINTER, POINTER, POINTER, POINTER, POINTER]})
+                functions={"serein_json_rows": [ctypes.c_char_p, INT64, ctypes.c_char_p, INT64, POINTER, POINTER,
+                                                POINTER, INT64, INT64, POINTER, POINTER, POINTER, POINTER, POINTER,
+                                                POINTER]})
 
 
 class GivenTwice(ValueError):
@@ -94,10 +96,11 @@ class RowReader:
         """Whether the compiled reader is here (else every body takes the general path)."""
         return library() is not None
 
-    def read(self, body: bytes | bytearray, max_rows: int, columns: bool = True) -> Columns | None:
-        """The body's rows as columns, or None when the reader does not judge this body (or is
-        not built). Raises ``GivenTwice`` for the first field given twice in a row. ``columns``
-        False: that check alone (nothing is decoded; None)."""
+    def read(self, body: bytes | bytearray, max_rows: int, columns: bool = True,
+             key: bytes = b"instances") -> Columns | None:
+        """The rows of ``{key: [...]}`` as columns, or None when the reader does not judge this
+        body (or is not built). Raises ``GivenTwice`` for the first field given twice in a row.
+        ``columns`` False: that check alone (nothing is decoded; None)."""
         if self._lib is None or not self.fields:
             return None
         capacity = min(body.count(b"{") - 1, max_rows)  # every row opens one object
@@ -109,8 +112,8 @@ class RowReader:
         scratch = np.empty(n_numbers + n_spans + 2 * capacity + 2, dtype=np.int64)
         base = scratch.ctypes.data
         starts, step = base + 8 * n_numbers, 8 * self._n_texts * capacity
-        rows = self._lib.serein_json_rows(bytes(body), len(body), *self._addresses, len(self.fields), capacity, base,
-                                          starts, starts + step, starts + 2 * step, starts + 3 * step,
+        rows = self._lib.serein_json_rows(bytes(body), len(body), key, len(key), *self._addresses, len(self.fields),
+                                          capacity, base, starts, starts + step, starts + 2 * step, starts + 3 * step,
                                           base + 8 * (len(scratch) - 2))
         if rows == GIVEN_TWICE:
             row, field = scratch[-2:].tolist()

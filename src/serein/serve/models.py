@@ -149,11 +149,11 @@ class ServedModel:
         known to give no field twice."""
         size = len(body.body)
         if size < READ_MIN_BYTES:
-            self.validator.refuse_fields_given_twice(body.body, body.max_rows)
+            self.validator.refuse_fields_given_twice(body.body, body.max_rows, body.key)
             return None
         if size > THREADED_DECODE_BYTES:
-            return await anyio.to_thread.run_sync(self.validator.validate_body, body.body, body.max_rows)
-        return self.validator.validate_body(body.body, body.max_rows)
+            return await anyio.to_thread.run_sync(self.validator.validate_body, body.body, body.max_rows, body.key)
+        return self.validator.validate_body(body.body, body.max_rows, body.key)
 
     def _refused(self, batch: ValidatedBatch, exc: Exception) -> ValidationFailed:
         if isinstance(exc, NonFiniteOutput):

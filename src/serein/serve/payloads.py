@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio.to_thread
@@ -107,19 +108,27 @@ def instances(body: Any, max_rows: int) -> list[Any]:
 
 
 class JsonInstances:
-    """A ``/v1`` JSON predict body, not decoded yet: each model that scores it reads it into
-    columns itself where it can (``RowValidator.validate_body``), and ``rows`` decodes it (once)
-    for the general path."""
+    """A JSON predict body of rows under ``key`` (``{"instances": [...]}`` for ``/v1``), not
+    decoded yet: each model that scores it reads it into columns itself where it can
+    (``RowValidator.validate_body``), and ``rows`` decodes it (once) for the general path, with
+    ``decode(body, max_rows)`` (``/v1``'s by default)."""
 
-    def __init__(self, body: bytes | bytearray, max_rows: int) -> None:
-        self.body, self.max_rows = body, max_rows
+    def __init__(self, body: bytes | bytearray, max_rows: int, key: bytes = b"instances",
+                 decode: Callable[[bytes | bytearray, int], Awaitable[list[Any]]] | None = None) -> None:
+        self.body, self.max_rows, self.key = body, max_rows, key
+        self._decode = decode or _instances_of
         self._rows: list[Any] | None = None
 
     async def rows(self) -> list[Any]:
-        """The body's ``instances`` (``instances``); 400, 413 or 422 when it is not a predict body."""
+        """The body's rows; 400, 413 or 422 when it is not a predict body."""
         if self._rows is None:
-            self._rows = instances(await decode_json(self.body), self.max_rows)
+            self._rows = await self._decode(self.body, self.max_rows)
         return self._rows
+
+
+async def _instances_of(body: bytes | bytearray, max_rows: int) -> list[Any]:
+    """The ``instances`` of a ``/v1`` JSON body (``instances``)."""
+    return instances(await decode_json(body), max_rows)
 
 
 def new_request_id() -> str:

@@ -34,6 +34,7 @@ serein.errors.UsageError: the body holds 2 input formats ('dataframe_records', '
 from __future__ import annotations
 
 import json
+import re
 import time
 from importlib.metadata import version as installed_version
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,7 @@ from serein.serve.asgi_routes import RequestRoute
 from serein.serve.payloads import (
     THREADED_DECODE_BYTES,
     HttpError,
+    JsonInstances,
     media_type,
     read_body,
     request_id,
@@ -74,6 +76,9 @@ SPLIT_KEYS = frozenset({"columns", "data", "index"})
 ERROR_CODES = {400: "BAD_REQUEST", 404: "RESOURCE_DOES_NOT_EXIST", 409: "RESOURCE_ALREADY_EXISTS",
                413: "REQUEST_LIMIT_EXCEEDED", 415: "BAD_REQUEST", 503: "TEMPORARILY_UNAVAILABLE"}
 SETTING = "invocations_model"
+# a body that starts as a list of row objects under one of the formats: a JsonInstances, which the
+# compiled reader reads where the whole body is that one list (serein.serve.json_rows)
+RECORDS = re.compile(rb'[ \t\n\r]*\{[ \t\n\r]*"(dataframe_records|instances|inputs)"[ \t\n\r]*:[ \t\n\r]*\[')
 
 
 def mlflow_error(exc: SereinError) -> Response:
@@ -127,6 +132,13 @@ def _rows_of(value: Any, key: str, max_rows: int) -> list[Any]:
         raise UsageError(f"'{key}' must be a list of row objects", hint=f'send {{"{key}": [{{"column": value, ...}}, ...]}}')
     check_row_count(len(value), max_rows)
     return value
+
+
+async def decoded_rows(body: bytes | bytearray, max_rows: int) -> list[Any]:
+    """The rows of a JSON ``/invocations`` body, decoded (in a worker thread when large)."""
+    if len(body) > THREADED_DECODE_BYTES:  # megabytes take milliseconds: not on the event loop
+        return invocation_rows(await anyio.to_thread.run_sync(loads_with_nan, body), max_rows)
+    return invocation_rows(loads_with_nan(body), max_rows)
 
 
 def invocation_rows(body: Any, max_rows: int) -> list[Any]:
@@ -235,12 +247,13 @@ def register_mlflow(app: FastAPI, models: ModelSet, score: ScoreRows, settings: 
             rid = request_id(request)
             media = _check_content_type(request)
             body = await read_body(request, settings.max_body_bytes)
+            rows: list[Any] | JsonInstances
             if media == CSV_MEDIA:
                 rows = csv_rows(body, served.model.contract, settings.max_rows)
-            elif len(body) > THREADED_DECODE_BYTES:  # megabytes take milliseconds: not on the event loop
-                rows = invocation_rows(await anyio.to_thread.run_sync(loads_with_nan, body), settings.max_rows)
+            elif (records := RECORDS.match(body)) is not None:  # rows as objects: the compiled reader's shape
+                rows = JsonInstances(body, settings.max_rows, records.group(1), decoded_rows)
             else:
-                rows = invocation_rows(loads_with_nan(body), settings.max_rows)
+                rows = await decoded_rows(body, settings.max_rows)
             _, out = await score(served, rows, rid, start, "x-request-id" in request.headers)
         except SereinError as exc:
             return mlflow_error(exc)

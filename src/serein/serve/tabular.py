@@ -55,11 +55,12 @@ _BOOLEANS = {"true": True, "false": False}
 
 
 class ScoreRows(Protocol):
-    """The ``/v1`` predict path every protocol hands its decoded rows to (``score`` in
-    ``serve.app.create_app``): validate, predict, log, then return. ``claimed``: the request id
-    came from the client, so it must not have been used before."""
+    """The ``/v1`` predict path every protocol hands its rows to (``score`` in
+    ``serve.app.create_app``), decoded or as a ``JsonInstances`` body: validate, predict, log,
+    then return. ``claimed``: the request id came from the client, so it must not have been used
+    before."""
 
-    def __call__(self, served: ServedModel, rows: list[Any], rid: str, start: float,
+    def __call__(self, served: ServedModel, rows: list[Any] | JsonInstances, rid: str, start: float,
                  claimed: bool) -> Awaitable[tuple[ValidatedBatch, Predictions]]: ...
 
 

@@ -22,7 +22,7 @@ Two kinds of finding:
 
 Messages name the row and field and what was expected; they never echo the submitted values.
 
-A ``/v1`` JSON body can also be checked without being decoded into rows (``validate_body``): the
+A JSON body of rows can also be checked without being decoded into rows (``validate_body``): the
 compiled reader (``serein.serve.json_rows``) reads it into the same columns, which go through the
 same column checks; a body it does not judge, or one with a problem, goes to ``validate`` on the
 decoded rows, which names the problems.
@@ -469,12 +469,12 @@ class RowValidator:
             columns.update(numeric)  # same keys: the contract order stays
         return ValidatedBatch(columns, self._flag(columns, block, n_rows), n_rows)
 
-    def validate_body(self, body: bytes | bytearray, max_rows: int) -> ValidatedBatch | None:
-        """Read and check a ``/v1`` JSON body with the compiled reader (``serein.serve.json_rows``),
-        without decoding it into rows; None when the reader does not judge it or something is
-        wrong (``validate`` on the decoded rows then names the problems). Raises
-        ``RequestInvalid`` for a field given twice in a row."""
-        read = self._read(body, max_rows, columns=True)
+    def validate_body(self, body: bytes | bytearray, max_rows: int, key: bytes = b"instances") -> ValidatedBatch | None:
+        """Read and check a JSON body ``{key: [rows]}`` with the compiled reader
+        (``serein.serve.json_rows``), without decoding it into rows; None when the reader does not
+        judge it or something is wrong (``validate`` on the decoded rows then names the problems).
+        Raises ``RequestInvalid`` for a field given twice in a row."""
+        read = self._read(body, max_rows, True, key)
         if read is None:
             return None
         numeric: dict[str, np.ndarray] = {}
@@ -494,18 +494,18 @@ class RowValidator:
                 return None
         return ValidatedBatch(columns, self._flag(columns, block, read.n_rows), read.n_rows)
 
-    def refuse_fields_given_twice(self, body: bytes | bytearray, max_rows: int) -> None:
-        """Raise ``RequestInvalid`` when a row of a ``/v1`` JSON body gives a field twice, which
-        orjson would let through (keeping the last value): the compiled reader's check alone, for
-        bodies too small to be worth reading into columns (a few microseconds)."""
-        self._read(body, max_rows, columns=False)
+    def refuse_fields_given_twice(self, body: bytes | bytearray, max_rows: int, key: bytes = b"instances") -> None:
+        """Raise ``RequestInvalid`` when a row of a JSON body ``{key: [rows]}`` gives a field twice,
+        which orjson would let through (keeping the last value): the compiled reader's check
+        alone, for bodies too small to be worth reading into columns (a few microseconds)."""
+        self._read(body, max_rows, False, key)
 
-    def _read(self, body: bytes | bytearray, max_rows: int, columns: bool) -> Columns | None:
+    def _read(self, body: bytes | bytearray, max_rows: int, columns: bool, key: bytes) -> Columns | None:
         """``RowReader.read``, a field given twice refused with ``RequestInvalid``."""
         if self._reader is None:
             return None
         try:
-            return self._reader.read(body, max_rows, columns)
+            return self._reader.read(body, max_rows, columns, key)
         except GivenTwice as twice:
             raise RequestInvalid([{"row": twice.row, "field": twice.field, "problem": "field given more than once"}]) \
                 from None
