@@ -15,7 +15,7 @@ the source beside it is the same: after editing a C source, reinstall (``make in
 
 from __future__ import annotations
 
-import hashlib
+import importlib.util
 import os
 import shlex
 import shutil
@@ -24,6 +24,7 @@ import sys
 import sysconfig
 import tempfile
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 try:
@@ -40,14 +41,18 @@ KERNELS = {  # each C source, and what serein does without its library
 FLAGS = ["-O3", "-std=c99", "-shared", "-fPIC"]  # no -march: the library runs on any CPU of the platform
 
 
-def library_path(source: Path) -> Path:
-    """The library built from ``source`` (``serein.native.library_path``, which the loader uses)."""
-    return source.with_name(f"lib{source.stem.replace('_', '')}.so")
+def _native() -> ModuleType:
+    """``serein.native`` loaded from its file (standard library only): the build environment has
+    no serein to import, and the libraries must be named and stamped as its loader expects."""
+    spec = importlib.util.spec_from_file_location("_serein_native", Path(__file__).parent / "src/serein/native.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def source_hash(source: Path) -> str:
-    """The SHA-256 of the C source (``serein.native.source_hash``, which the loader compares)."""
-    return hashlib.sha256(source.read_bytes()).hexdigest()
+NATIVE = _native()
+library_path, source_hash = NATIVE.library_path, NATIVE.source_hash
 
 
 def compile_kernel(compiler: list[str], source: Path, library: Path) -> None:

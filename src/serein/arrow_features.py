@@ -41,6 +41,18 @@ class _Block:
         return len(self.columns) if self.categories is None else sum(map(len, self.categories))
 
 
+def _scaled(values: np.ndarray, block: _Block, at: Any) -> np.ndarray:
+    """``values`` (imputed, float64) scaled in place by the block's scaler at index ``at`` (a
+    column's position, or ``np.s_[:, None]`` for the whole block), then clipped to float32's range,
+    as the export does: a value scaled past float64's range is clipped too, without a warning."""
+    with np.errstate(over="ignore"):
+        if block.mean is not None:
+            values -= block.mean[at]
+        if block.scale is not None:
+            values /= block.scale[at]
+    return np.clip(values, -FLOAT32_MAX, FLOAT32_MAX, out=values)
+
+
 def _block(trans: Any, columns: list[str], kinds: dict[str, str]) -> _Block | None:
     """A :class:`_Block` for a fitted ColumnTransformer branch made of a SimpleImputer followed by
     an optional StandardScaler (numbers) or a OneHotEncoder ignoring unknown categories (one text
@@ -278,12 +290,7 @@ class ArrowFeatures:
         missing = np.isnan(values)
         if missing.any():
             values[missing] = np.broadcast_to(block.fill[:, None], values.shape)[missing]
-        with np.errstate(over="ignore"):  # a value scaled past float64's range is clipped below, as the export does
-            if block.mean is not None:
-                values -= block.mean[:, None]
-            if block.scale is not None:
-                values /= block.scale[:, None]
-        return np.clip(values, -FLOAT32_MAX, FLOAT32_MAX, out=values)
+        return _scaled(values, block, np.s_[:, None])
 
     @cached_property
     def _lookups(self) -> list[list[dict[str, int]] | None]:
@@ -297,12 +304,7 @@ class ArrowFeatures:
         stored as float32 in the numbers block, as the whole export does)."""
         values = arrow_floats(column)  # from the buffers: pyarrow's to_numpy would import pandas
         values = np.where(np.isnan(values), block.fill[k], values)  # a new array: the column stays as it is
-        with np.errstate(over="ignore"):  # as in _number_block
-            if block.mean is not None:
-                values -= block.mean[k]
-            if block.scale is not None:
-                values /= block.scale[k]
-        return np.clip(values, -FLOAT32_MAX, FLOAT32_MAX, out=values)
+        return _scaled(values, block, k)
 
     @staticmethod
     def _codes(column: pa.Array, categories: list[str], fill: str) -> np.ndarray:

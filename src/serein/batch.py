@@ -459,18 +459,15 @@ class ChunkScorer:
     def _agrees(self, outputs: list[Any], frame: pd.DataFrame) -> bool:
         """Whether estimator ``outputs`` for ``frame`` agree with the pipeline within the
         registration tolerances (``serein.registry.onnx_export``)."""
-        from serein.registry.onnx_export import (MAX_MEAN_PROBA_DIFF, MAX_PROBA_DIFF, MAX_RELATIVE_DIFF,
-                                                 MIN_LABEL_AGREEMENT)
+        from serein.registry.onnx_export import classifier_agrees, regressor_agrees
 
         if self.classes is None:
             reference = np.asarray(self.model.pipeline.predict(frame), dtype=np.float64)
-            diff = np.abs(np.asarray(outputs[0], dtype=np.float64).ravel() - reference)
-            return bool(diff.max(initial=0.0) <= MAX_RELATIVE_DIFF * max(float(np.std(reference)), 1e-12))
+            return regressor_agrees(np.abs(np.asarray(outputs[0], dtype=np.float64).ravel() - reference), reference)
         reference = np.asarray(self.model.pipeline.predict_proba(frame))
         proba = np.asarray(outputs[1])
-        gaps = np.abs(proba - reference)
-        return bool(gaps.max(initial=0.0) <= MAX_PROBA_DIFF and (not gaps.size or gaps.mean() <= MAX_MEAN_PROBA_DIFF)
-                    and np.mean(proba.argmax(axis=1) == reference.argmax(axis=1)) >= MIN_LABEL_AGREEMENT)
+        return classifier_agrees(float(np.mean(proba.argmax(axis=1) == reference.argmax(axis=1))),
+                                 np.abs(proba - reference))
 
     def _feed(self, frame: pd.DataFrame) -> tuple[dict[str, np.ndarray], list[int]]:
         """One ``(n, 1)`` tensor per ONNX input, and the rows with a float input beyond

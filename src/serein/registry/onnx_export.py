@@ -84,6 +84,20 @@ def onnx_text(value: Any) -> str:
     return MISSING_CATEGORY if value is None else (str(value) or EMPTY_TEXT)
 
 
+def classifier_agrees(agreement: float, gaps: np.ndarray) -> bool:
+    """Whether a classifier's export (or a part of it) agrees with scikit-learn within the
+    registration's limits: the share of rows given the same label (``agreement``), and the largest
+    and the mean of the absolute probability differences ``gaps``."""
+    return bool(agreement >= MIN_LABEL_AGREEMENT and gaps.max(initial=0.0) <= MAX_PROBA_DIFF
+                and (not gaps.size or gaps.mean() <= MAX_MEAN_PROBA_DIFF))
+
+
+def regressor_agrees(differences: np.ndarray, reference: np.ndarray) -> bool:
+    """Whether a regressor's export (or a part of it) agrees with scikit-learn's predictions
+    ``reference``: the largest absolute difference within ``MAX_RELATIVE_DIFF`` of their spread."""
+    return bool(differences.max(initial=0.0) <= MAX_RELATIVE_DIFF * max(float(np.std(reference)), 1e-12))
+
+
 def onnx_feeds(X: pd.DataFrame, inputs: dict[str, str]) -> dict[str, np.ndarray]:
     """ONNX Runtime inputs for the rows of ``X``: one ``(n, 1)`` array per feature; missing
     numbers become NaN, and text values go through :func:`onnx_text`."""
@@ -322,7 +336,7 @@ def export_onnx(pipeline: Any, X: pd.DataFrame, contract: Contract, features: li
         gaps = np.abs(proba - pipeline.predict_proba(X[features]))
         diff = float(np.max(gaps)) if len(X) else 0.0
         mean = float(np.mean(gaps)) if len(X) else 0.0
-        ok = agreement >= MIN_LABEL_AGREEMENT and diff <= MAX_PROBA_DIFF and mean <= MAX_MEAN_PROBA_DIFF
+        ok = classifier_agrees(agreement, gaps)
         limits = (f"label agreement >= {MIN_LABEL_AGREEMENT}, max probability difference <= {MAX_PROBA_DIFF}, "
                   f"mean <= {MAX_MEAN_PROBA_DIFF:g}")
     else:
@@ -330,7 +344,7 @@ def export_onnx(pipeline: Any, X: pd.DataFrame, contract: Contract, features: li
         ref = np.asarray(pipeline.predict(X[features]), dtype=float)
         agreement = None
         diff = float(np.max(np.abs(pred - ref))) if len(X) else 0.0
-        ok = diff <= MAX_RELATIVE_DIFF * max(float(np.std(ref)), 1e-12)
+        ok = regressor_agrees(np.abs(pred - ref), ref)
         limits = f"max difference <= {MAX_RELATIVE_DIFF} x std of predictions"
     if not ok:
         shown = f"label agreement {agreement:.4f}, mean difference {mean:.3g}, " if agreement is not None else ""
