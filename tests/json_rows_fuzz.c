@@ -17,6 +17,7 @@ static const char *SEEDS[] = {
     "{\"instances\":[{\"age\":1,\"city\":\"a\",\"x\":2},{\"age\":1,\"city\":\"b\",\"x\":2},{\"age\":1,\"city\":\"a\",\"x\":2}]}",
     " { \"instances\" : [ { \"city\" : \"Zo\xc3\xab\" , \"x\" : 0.000123 , \"age\" : 123456789012345 } ] } ",
     "{\"instances\": [{\"age\": 1, \"age\": 2, \"city\": \"a\", \"x\": 3}]}",
+    "{\"instances\": [{\"city\": \"Zo\\u00eb \\\"q\\\\\", \"age\": 2, \"x\": 3}, {\"city\": \"\\\\\", \"age\": 2, \"x\": 3}]}",
 };
 static const char INSERTS[] = "{}[],:\"\\0123456789eE+-. \n\tnulltrue\x00\xff\x80";
 static const char *NAMES[] = {"age", "city", "x"};

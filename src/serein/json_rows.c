@@ -2,10 +2,11 @@
  * "dataframe_records"), straight into columns.
  *
  * serein.serve.json_rows calls it through ctypes (which releases the GIL). It reads the common
- * body (one object per row holding exactly the contract's fields once each, numbers in numeric
- * fields, strings without escapes or null elsewhere) into a float64 block (NaN for a null) and,
+ * body (one object per row holding exactly the contract's fields once each, named without escapes,
+ * numbers in numeric fields, strings or null elsewhere) into a float64 block (NaN for a null) and,
  * for each text field, the byte span of every value, with the row of its first equal value, so
- * that Python decodes each distinct text once. Anything else is not judged here: the body is
+ * that Python decodes each distinct text once (a span holding a backslash is unescaped there:
+ * Python's json.dumps escapes every non-ASCII character by default). Anything else is not judged here: the body is
  * handed back (-1) to the general path (orjson, then the validator), which names what is wrong.
  * Only a field given twice in a row is refused here (-2): orjson keeps the last, silently.
  *
@@ -16,7 +17,7 @@
 #include <string.h>
 #include <math.h>
 
-#define SEREIN_JSON_ROWS_ABI 2
+#define SEREIN_JSON_ROWS_ABI 3
 #define NOT_HANDLED (-1)
 #define GIVEN_TWICE (-2)
 #define MAX_NUMBER_CHARS 40
@@ -42,12 +43,18 @@ static int expect(cursor *c, unsigned char ch) {
     return 0;
 }
 
-/* A string without escapes or control characters: its contents' span (the quotes excluded). */
-static int plain_string(cursor *c, const unsigned char **start, int64_t *length) {
+/* A string without control characters: its contents' span (the quotes excluded). With escapes 0,
+ * one holding a backslash is not judged; else a backslash and the byte after it are stepped over
+ * (whether the escape is well formed is for the code that unescapes the span). */
+static int string_span(cursor *c, const unsigned char **start, int64_t *length, int escapes) {
     if (c->at >= c->end || *c->at != '"') return 0;
     const unsigned char *p = ++c->at;
     while (p < c->end && *p != '"') {
-        if (*p == '\\' || *p < 0x20) return 0;
+        if (*p < 0x20) return 0;
+        if (*p == '\\') {
+            if (!escapes || c->end - p < 2) return 0;
+            p++;
+        }
         p++;
     }
     if (p >= c->end) return 0;
@@ -173,7 +180,7 @@ int64_t serein_json_rows(const unsigned char *body, int64_t size, const char *ke
     int64_t key_size;
     if (!expect(&c, '{')) return NOT_HANDLED;
     skip_space(&c);
-    if (!plain_string(&c, &key, &key_size) || key_size != key_name_size || memcmp(key, key_name, (size_t)key_size) != 0)
+    if (!string_span(&c, &key, &key_size, 0) || key_size != key_name_size || memcmp(key, key_name, (size_t)key_size) != 0)
         return NOT_HANDLED;
     if (!expect(&c, ':') || !expect(&c, '[')) return NOT_HANDLED;
     int64_t rows = 0;
@@ -183,7 +190,7 @@ int64_t serein_json_rows(const unsigned char *body, int64_t size, const char *ke
         int64_t found = 0, k = n_fields - 1;
         do {
             skip_space(&c);
-            if (!plain_string(&c, &key, &key_size)) return NOT_HANDLED;
+            if (!string_span(&c, &key, &key_size, 0)) return NOT_HANDLED;
             /* fields come in the contract's order in most bodies: try the one after the last first */
             int64_t tries = 0;
             do {
@@ -205,7 +212,7 @@ int64_t serein_json_rows(const unsigned char *body, int64_t size, const char *ke
                 else numbers[at] = NAN;
             } else if (text[k]) {
                 const unsigned char *value;
-                if (!plain_string(&c, &value, &sizes[at])) return NOT_HANDLED;
+                if (!string_span(&c, &value, &sizes[at], 1)) return NOT_HANDLED;
                 starts[at] = value - body;
             } else if (!number(&c, &numbers[at])) {
                 return NOT_HANDLED;

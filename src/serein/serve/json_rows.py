@@ -5,7 +5,9 @@ into columns; the reader writes the numbers into one float64 block and finds eac
 bytes, and Python decodes each distinct text once (a categorical column of 100 rows holds a handful).
 It reads only the common body: ``{"instances": [...]}`` (``/v1``; MLflow's ``/invocations`` names
 its rows ``dataframe_records``, ``instances`` or ``inputs``) whose every row holds exactly the given
-fields, once each, numbers in numeric fields, strings without escapes or null in the others. For
+fields, once each, named without escapes, numbers in numeric fields, strings or null in the others
+(a text holding an escape, as Python's ``json.dumps`` writes every non-ASCII character, is
+unescaped by orjson, once per distinct spelling). For
 anything else it answers None and the body takes the general path (orjson, then the validator),
 which names what is wrong; only a field given twice in one row is refused here, as orjson would
 silently keep the last value.
@@ -25,12 +27,13 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import orjson
 
 from serein.native import INT64, POINTER, library_path, load
 
 SOURCE = Path(__file__).parents[1] / "json_rows.c"
 LIBRARY = library_path(SOURCE)
-ABI = 2  # SEREIN_JSON_ROWS_ABI in json_rows.c
+ABI = 3  # SEREIN_JSON_ROWS_ABI in json_rows.c
 GIVEN_TWICE = -2
 log = logging.getLogger(__name__)
 
@@ -127,8 +130,8 @@ class RowReader:
         return Columns(scratch[:n_numbers].view(np.float64).reshape(self._n_numbers, capacity)[:, :rows], texts, rows)
 
     def _texts(self, body: bytes | bytearray, spans: np.ndarray, rows: int) -> list[list[str | None]] | None:
-        """Each text field's values: each distinct one decoded once (None when one is not UTF-8:
-        the general path refuses the body)."""
+        """Each text field's values: each distinct spelling decoded once (None when one is not
+        UTF-8 or holds a malformed escape: the general path refuses the body)."""
         starts, sizes, firsts = spans[0, :, :rows].tolist(), spans[1, :, :rows].tolist(), spans[2, :, :rows].tolist()
         out = []
         for start, size, first in zip(starts, sizes, firsts, strict=True):
@@ -136,8 +139,9 @@ class RowReader:
             try:
                 for i in set(first):
                     if i >= 0:
-                        decoded[i] = body[start[i]:start[i] + size[i]].decode()
-            except UnicodeDecodeError:
+                        text = body[start[i]:start[i] + size[i]]
+                        decoded[i] = orjson.loads(b'"%s"' % text) if b"\\" in text else text.decode()
+            except (UnicodeDecodeError, orjson.JSONDecodeError):
                 return None
             out.append(list(map(decoded.__getitem__, first)))
         return out
