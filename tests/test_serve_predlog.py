@@ -111,6 +111,30 @@ def test_a_store_outage_loses_nothing_and_back_pressure_answers_503(store: Opera
     assert "refused" not in store.request_rows(["refused"])
 
 
+@pytest.mark.parametrize("bounds, written", [({"max_pending": 1_000_000, "max_pending_requests": 4}, 4),
+                                              ({"max_pending": 30, "max_pending_requests": 100}, 3)],
+                         ids=["requests", "rows"])
+def test_back_pressure_bounds_both_the_requests_and_the_rows_waiting(store: OperationalStore, tmp_path: Path,
+                                                                    bounds: dict, written: int) -> None:
+    """Requests (memory while unshipped) and rows (disk) are bounded apart: four 10-row requests
+    fit a bound of 1M rows but not one of 4 requests, and a bound of 30 rows takes three."""
+    log = PredictionLog(store, tmp_path / "predlog", ship_interval=0.05, **bounds)
+    log.start()
+    predictions.drop(store.engine)  # nothing is shipped meanwhile
+
+    async def main() -> None:
+        for i in range(written):
+            await log.write(record(f"kept{i}", rows=10))
+        with pytest.raises(LogBusy, match=f"{10 * written} rows of {written} requests"):
+            await log.write(record("refused", rows=10))
+
+    asyncio.run(main())
+    predictions.create(store.engine)
+    assert log.flush(10)
+    log.close()
+    assert store.count_predictions("m") == 10 * written
+
+
 def test_write_before_start_is_refused(store: OperationalStore, tmp_path: Path) -> None:
     log = PredictionLog(store, tmp_path / "predlog")
     with pytest.raises(LogUnavailable, match="not running"):

@@ -129,7 +129,8 @@ def create_app(ws: Workspace) -> FastAPI:
                       on_load=metrics.model_loaded)
     predlog = PredictionLog(ws.store, ws.state_dir / "predlog", durability=settings.durability,
                             max_pending=settings.log_max_pending, ship_interval=settings.log_ship_interval,
-                            commit_delay=settings.log_commit_delay_ms / 1000)
+                            commit_delay=settings.log_commit_delay_ms / 1000,
+                            max_pending_requests=settings.log_max_pending_requests)
     shadows: set[asyncio.Task[None]] = set()  # held so running shadow scorings are not collected
 
     @asynccontextmanager

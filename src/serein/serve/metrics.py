@@ -11,7 +11,8 @@
   concurrent requests' rows into one call);
 * ``serein_model_load_seconds{model, version}``: how long loading and warming a version took;
 * ``serein_prediction_log_pending_records``: records queued or written but not yet in the store
-  (the log's queue depth; predictions get a 503 at ``serve.log_max_pending``);
+  (the log's queue depth; predictions get a 503 at ``serve.log_max_pending`` rows
+  or ``serve.log_max_pending_requests`` requests);
 * ``serein_flagged_values_total{model, field}``: values accepted but flagged by the contract (out of
   range, unseen category), the earliest sign of drift.
 
