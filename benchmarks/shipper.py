@@ -17,8 +17,13 @@ ships the same batches (``--requests`` requests each) into its own store:
 * ``shipper, whole-record lines``: the shipper's own path (``predlog_shipper.span_rows``, then
   ``OperationalStore.log_prediction_rows``) on those lines, into a store this serein creates
   (``SQLITE_PAGE_SIZE`` pages): every row's inputs parsed and serialised again;
-* ``shipper, record_line lines``: the same on lines as the server writes them now
-  (``predlog_shipper.record_line``: each row's inputs already the store's JSON text).
+* ``record_line lines, read back``: lines as the server writes them now
+  (``predlog_shipper.record_line``: the inputs as a list per feature), each read back by orjson
+  and its record converted in Python (``table_rows``), as the shipper does without the compiled
+  reader;
+* ``record_line lines, shipper (cut)``: the shipper's own path on the same lines: each row's
+  inputs object, prediction and probabilities cut from the line's bytes by the compiled reader
+  (``json_rows.record_rows``).
 
 Methods alternate within each of ``--runs`` rounds; CPU is this process's user + system time
 (``getrusage``), so the commits' ``fdatasync`` waits do not count but the kernel's copying does.
@@ -43,7 +48,7 @@ import orjson
 
 from benchmarks.serving import benchmark_frame
 from serein.serve.predlog import request_record
-from serein.serve.predlog_shipper import record_line, span_rows
+from serein.serve.predlog_shipper import record_line, span_rows, table_rows
 from serein.store import OperationalStore
 
 Span = tuple[int, int]
@@ -62,15 +67,17 @@ def whole_record_line(record: dict[str, Any]) -> bytes:
 
 
 def write_segment(path: Path, rows: list[dict[str, Any]], requests: int, line: Callable[[dict[str, Any]], bytes],
-                  seed: int = 0) -> list[Span]:
+                  seed: int = 0, columns: bool = False) -> list[Span]:
     """Write ``requests`` request records to ``path``, one ``line(record)`` each (the server
-    writes ``record_line``); returns each line's byte span."""
+    writes ``record_line``), their inputs as ``rows`` or (``columns``) as a list per feature (as
+    the server writes them); returns each line's byte span."""
+    inputs: Any = {name: [row[name] for row in rows] for name in rows[0]} if columns else rows
     rng = np.random.default_rng(seed)
     spans, offset = [], 0
     with open(path, "wb") as segment:
         for _ in range(requests):
             p = rng.random(len(rows))
-            record = request_record(request_id=uuid.uuid4().hex, model="credit-default", version=1, inputs=rows,
+            record = request_record(request_id=uuid.uuid4().hex, model="credit-default", version=1, inputs=inputs,
                                     predictions=(p > 0.5).astype(int).tolist(),
                                     probabilities=np.column_stack([1 - p, p]).tolist(), scores=p.tolist(),
                                     latency_ms=1.5)
@@ -120,6 +127,15 @@ def shipper(store: OperationalStore, segment: Path, start: int, end: int) -> int
     return store.log_prediction_rows(span_rows(segment, start, end))
 
 
+def read_back(store: OperationalStore, segment: Path, start: int, end: int) -> int:
+    """The shipper's work without the compiled reader: each line read back by orjson and its
+    record converted in Python (``table_rows``)."""
+    with open(segment, "rb") as f:
+        f.seek(start)
+        data = f.read(end - start)
+    return store.log_prediction_rows([row for line in data.splitlines() for row in table_rows(orjson.loads(line))])
+
+
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -138,12 +154,14 @@ def main() -> None:
         root = Path(tmp)
         rows, requests = request_rows(args.rows), args.runs * args.batches * args.requests
         segments = {}
-        for kind, line in (("whole", whole_record_line), ("lines", record_line)):
-            segments[kind] = (root / f"{kind}.log", write_segment(root / f"{kind}.log", rows, requests, line))
+        for kind, line, columns in (("whole", whole_record_line, False), ("lines", record_line, True)):
+            segments[kind] = (root / f"{kind}.log", write_segment(root / f"{kind}.log", rows, requests, line,
+                                                                  columns=columns))
         methods: dict[str, tuple[OperationalStore, tuple[Path, list[Span]], Callable[[OperationalStore, Path, int, int], int]]] = {
             "plain (dict per row, 4 KiB store)": (earlier_store(root / "plain.db"), segments["whole"], plain),
             "shipper, whole-record lines": (OperationalStore(f"sqlite:///{root / 'whole.db'}"), segments["whole"], shipper),
-            "shipper, record_line lines": (OperationalStore(f"sqlite:///{root / 'lines.db'}"), segments["lines"], shipper),
+            "record_line lines, read back": (OperationalStore(f"sqlite:///{root / 'back.db'}"), segments["lines"], read_back),
+            "record_line lines, shipper (cut)": (OperationalStore(f"sqlite:///{root / 'lines.db'}"), segments["lines"], shipper),
         }
         for store, (segment, spans), _ in methods.values():
             prefill(store, segment, spans, args.prefill)

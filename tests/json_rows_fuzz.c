@@ -3,7 +3,8 @@
  * mutations (bytes flipped, JSON's structural characters, digits, escapes, NUL and invalid UTF-8
  * inserted or overwritten), each in a buffer of exactly its size, so that any read past the body
  * stops the run. Every answer must be in range: a row count within the capacity, spans inside the
- * body, first-equal rows before their own. Built and run by tests/test_json_rows_fuzz.py.
+ * body, first-equal rows before their own; and the shipper's reader of record lines
+ * (serein_record_rows) never writes past its output, declining when it is too small. Built and run by tests/test_json_rows_fuzz.py.
  * Usage: json_rows_fuzz ITERATIONS SEED */
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +19,9 @@ static const char *SEEDS[] = {
     " { \"instances\" : [ { \"city\" : \"Zo\xc3\xab\" , \"x\" : 0.000123 , \"age\" : 123456789012345 } ] } ",
     "{\"instances\": [{\"age\": 1, \"age\": 2, \"city\": \"a\", \"x\": 3}]}",
     "{\"instances\": [{\"city\": \"Zo\\u00eb \\\"q\\\\\", \"age\": 2, \"x\": 3}, {\"city\": \"\\\\\", \"age\": 2, \"x\": 3}]}",
+    "{\"request_id\":\"r\",\"inputs\":{\"age\":[41,-0.0],\"c\\\"ity\":[\"a,}\\\"\",null]},\"predictions\":[1,\"no\"],"
+    "\"probabilities\":[[0.1,0.9],[0.5,0.5]],\"scores\":[0.9,0.5],\"shadow\":false}",
+    "{\"inputs\":{\"x\":[[1,{\"a\":\"]\"}],true]},\"predictions\":[0,1],\"probabilities\":null}",
 };
 static const char INSERTS[] = "{}[],:\"\\0123456789eE+-. \n\tnulltrue\x00\xff\x80";
 static const char *NAMES[] = {"age", "city", "x"};
@@ -25,6 +29,7 @@ static const int64_t NAME_SIZES[] = {3, 4, 1};
 static const uint8_t TEXT[] = {0, 1, 0};
 
 static uint64_t state;
+static long record_reads;  /* record lines read whole: the fuzz reaches the reader's end */
 static uint64_t next_random(void) {
     state ^= state << 13;
     state ^= state >> 7;
@@ -47,6 +52,21 @@ static int check(const unsigned char *data, int64_t size) {
             if (sizes[i] >= 0 && (starts[i] < 0 || starts[i] + sizes[i] > size)) return fprintf(stderr, "span\n"), 1;
             if (firsts[i] < -1 || firsts[i] > i || (sizes[i] < 0) != (firsts[i] == -1))
                 return fprintf(stderr, "first\n"), 1;
+        }
+    }
+    for (int64_t n_rows = 1; n_rows <= 3; n_rows++) {  /* the shipper's reader of record lines */
+        for (int64_t n_columns = 1; n_columns <= 2; n_columns++) {
+            int64_t scratch[2 * 2 * 4 + 4 * 3], offsets[3 * 3 + 1];
+            int64_t out_size = n_columns == 1 ? size / 2 : 2 * size + 16;  /* too small, or not: decline, never overflow */
+            unsigned char *out = malloc(out_size ? (size_t)out_size : 1);
+            int64_t pieces = serein_record_rows(body, size, n_rows, n_columns, scratch, out, out_size, offsets);
+            if (pieces != -1 && pieces != 2 * n_rows && pieces != 3 * n_rows)
+                return fprintf(stderr, "pieces %lld\n", (long long)pieces), 1;
+            record_reads += pieces > 0;
+            for (int64_t k = 0; k < pieces; k++)
+                if (offsets[k] < 0 || offsets[k] > offsets[k + 1] || offsets[k + 1] > out_size)
+                    return fprintf(stderr, "offsets\n"), 1;
+            free(out);
         }
     }
     free(body);
@@ -88,6 +108,7 @@ int main(int argc, char **argv) {
         }
         if (check(buffer, size)) return 1;
     }
+    if (record_reads == 0) return fprintf(stderr, "no record line was read whole\n"), 1;
     printf("ok %ld\n", iterations);
     return 0;
 }

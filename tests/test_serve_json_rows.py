@@ -1,7 +1,8 @@
 """The compiled reader of predict bodies (``serein.serve.json_rows``) against the general path
 (orjson, then the validator): whatever the body, the reader either gives exactly the columns and
 flags the general path gives, or leaves the body to it; it never accepts what the general path
-refuses. Bodies are written by hand, so that spacing, key order and number spellings vary."""
+refuses. Bodies are written by hand, so that spacing, key order and number spellings vary. The
+same for the prediction-log records it cuts into the store's rows."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import pytest
 from serein.data.contract import Contract
 from serein.serve import json_rows
 from serein.serve.payloads import instances
+from serein.serve.predlog import request_record
+from serein.serve.predlog_shipper import line_rows, record_line, table_rows
 from serein.serve.validation import RequestInvalid, RowValidator
 
 pytestmark = pytest.mark.skipif(json_rows.library() is None, reason="the JSON rows reader is not built here")
@@ -181,3 +184,55 @@ def test_the_rows_may_sit_under_another_key() -> None:
     assert validator.validate_body(records, 10, b"dataframe_records").n_rows == 1
     assert validator.validate_body(records, 10) is None
     assert validator.validate_body(b'{"instances": [' + row + b"]}", 10, b"dataframe_records") is None
+
+
+NASTY_TEXTS = ["Lyon", "", "Zoë ☃", 'say "hi"', "a,}{", "tab\there", "new\nline", "back\\slash", "},{\"x\":1}", "\x00"]
+
+
+def _record(rng: random.Random, n_rows: int) -> dict[str, Any]:
+    """A request record as ``predlog.request_record`` makes it, of random columns (numpy arrays and
+    lists, as validated), outputs and spellings."""
+    names = rng.sample(["age", "income", "city", "Zoë", 'q"uote', "x,y", "n", "flag", "when"], rng.randint(1, 9))
+    inputs: dict[str, Any] = {}
+    for name in names:
+        kind = rng.random()
+        if kind < 0.3:
+            values = np.array([rng.choice([0.0, -0.0, 1e-300, 1.5e300, rng.gauss(0, 1e3), float("nan"), 3.0])
+                               for _ in range(n_rows)])
+            inputs[name] = values if rng.random() < 0.5 else np.clip(values, -1e30, 1e30).astype(np.float32)
+        elif kind < 0.5:
+            inputs[name] = np.array([rng.randint(-2**40, 2**40) for _ in range(n_rows)])
+        elif kind < 0.85:
+            inputs[name] = [rng.choice([*NASTY_TEXTS, None]) for _ in range(n_rows)]
+        else:
+            inputs[name] = [rng.choice([True, False, None]) for _ in range(n_rows)]
+    k = rng.choice([1, 2, 3])
+    labels = [rng.choice([0, 1, "yes", "no ☃", True, 2.5, "a,}"]) for _ in range(n_rows)]
+    probabilities = None if rng.random() < 0.3 else [[rng.random() for _ in range(k)] for _ in range(n_rows)]
+    return request_record(request_id=f"r{rng.randint(0, 9)}", model=rng.choice(["m", "mé,}"]), version=3,
+                          inputs=inputs, predictions=labels, probabilities=probabilities,
+                          scores=[rng.random() for _ in range(n_rows)], latency_ms=1.25, shadow=rng.random() < 0.2)
+
+
+def test_the_shippers_rows_cut_from_a_line_are_those_of_the_record_read_back() -> None:
+    """``predlog_shipper.line_rows`` cuts each row's inputs, prediction and probabilities from a
+    record line with the compiled reader: the store gets exactly the rows that converting the
+    record read back by orjson gives, whatever the values' spelling."""
+    rng = random.Random(11)
+    for trial in range(600):
+        line = record_line(_record(rng, rng.choice([1, 2, 5, 40])))[:-1]
+        record = orjson.loads(line)
+        assert json_rows.record_rows(line, len(record["predictions"]), list(record["inputs"])) is not None, line
+        assert line_rows(line) == table_rows(record), (trial, line)
+
+
+@pytest.mark.parametrize("line", [
+    b'{"inputs":[{"x":1}],"predictions":[0],"probabilities":null}',  # an earlier serein's rows
+    b'{"inputs":{"x":[1,2]},"predictions":[0],"probabilities":null}',  # a column longer than the predictions
+    b'{"inputs":{"x":[1]},"predictions":[0,1],"probabilities":null}',  # shorter
+    b'{"inputs":{"x":[1],"y":[2]},"predictions":[0],"probabilities":null}',  # more columns than named
+    b'{"inputs":{"x":[1]},"probabilities":null}',  # no predictions
+    b'{"inputs":{"x":[1]},"predictions":[0],"probabilities":[[0.5],[0.5]]}',  # probabilities for two rows
+], ids=["rows", "longer", "shorter", "columns", "no-predictions", "probabilities"])
+def test_a_line_the_reader_does_not_cut_is_left_to_python(line: bytes) -> None:
+    assert json_rows.record_rows(line, 1, ["x"]) is None

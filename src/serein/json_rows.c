@@ -1,14 +1,16 @@
 /* Serving's fast reader of a predict body, {"instances": [{...}, ...]} (or another key: MLflow's
- * "dataframe_records"), straight into columns.
+ * "dataframe_records"), straight into columns; and the prediction-log shipper's reader of a
+ * request record's line, cut into the store's rows (serein_record_rows, at the end).
  *
  * serein.serve.json_rows calls it through ctypes (which releases the GIL). It reads the common
- * body (one object per row holding exactly the contract's fields once each, named without escapes,
- * numbers in numeric fields, strings or null elsewhere) into a float64 block (NaN for a null) and,
- * for each text field, the byte span of every value, with the row of its first equal value, so
- * that Python decodes each distinct text once (a span holding a backslash is unescaped there:
- * Python's json.dumps escapes every non-ASCII character by default). Anything else is not judged here: the body is
- * handed back (-1) to the general path (orjson, then the validator), which names what is wrong.
- * Only a field given twice in a row is refused here (-2): orjson keeps the last, silently.
+ * body (one object per row holding exactly the contract's fields once each, named without
+ * escapes, numbers in numeric fields, strings or null elsewhere) into a float64 block (NaN for a
+ * null) and, for each text field, the byte span of every value, with the row of its first equal
+ * value, so that Python decodes each distinct text once (a span holding a backslash is unescaped
+ * there: Python's json.dumps escapes every non-ASCII character by default). Anything else is not
+ * judged here: the body is handed back (-1) to the general path (orjson, then the validator),
+ * which names what is wrong. Only a field given twice in a row is refused here (-2): orjson keeps
+ * the last, silently.
  *
  * It never reads outside [body, body + size): every step checks the end first.
  */
@@ -244,4 +246,144 @@ int64_t serein_json_rows(const unsigned char *body, int64_t size, const char *ke
         }
     }
     return rows;
+}
+
+/* ---- The prediction log's shipper: a request record's columns expanded into row objects ---- */
+
+#define MAX_DEPTH 64
+
+/* The bytes that end a number or literal: a delimiter or white space. */
+static const unsigned char ENDS_SCALAR[256] = {[','] = 1, [']'] = 1, ['}'] = 1, [' '] = 1, ['\n'] = 1, ['\r'] = 1,
+                                               ['\t'] = 1};
+
+/* Steps over one JSON value, which the caller knows to be well formed (orjson read it first): a
+ * string (escapes stepped over), an array or object (strings inside stepped over, brackets
+ * counted to MAX_DEPTH), or a number or literal (up to the next delimiter). 0 when the body ends
+ * first: whatever the bytes, nothing outside [body, end) is read. */
+static int skip_value(cursor *c) {
+    const unsigned char *s;
+    int64_t n;
+    if (c->at >= c->end) return 0;
+    if (*c->at == '"') return string_span(c, &s, &n, 1);
+    if (*c->at == '[' || *c->at == '{') {
+        int64_t depth = 0;
+        while (c->at < c->end) {
+            unsigned char ch = *c->at;
+            if (ch == '"') {
+                if (!string_span(c, &s, &n, 1)) return 0;
+                continue;
+            }
+            c->at++;
+            if (ch == '[' || ch == '{') {
+                if (++depth > MAX_DEPTH) return 0;
+            } else if (ch == ']' || ch == '}') {
+                if (--depth == 0) return 1;
+            }
+        }
+        return 0;
+    }
+    const unsigned char *start = c->at;
+    while (c->at < c->end && !ENDS_SCALAR[*c->at]) c->at++;
+    return c->at > start;
+}
+
+/* The next element of an array whose cursor is at an element: its span, and the cursor moved past
+ * the delimiter after it, which must be ',' unless last (then ']'). */
+static int next_element(cursor *c, int last, int64_t *start, int64_t *end, const unsigned char *base) {
+    skip_space(c);
+    *start = c->at - base;
+    if (!skip_value(c)) return 0;
+    *end = c->at - base;
+    return expect(c, last ? ']' : ',');
+}
+
+/* The spans of the n elements of the array at the cursor ('[' next): spans[2i], spans[2i + 1]. */
+static int element_spans(cursor *c, int64_t n, int64_t *spans, const unsigned char *base) {
+    if (!expect(c, '[')) return 0;
+    for (int64_t i = 0; i < n; i++)
+        if (!next_element(c, i == n - 1, &spans[2 * i], &spans[2 * i + 1], base)) return 0;
+    return 1;
+}
+
+/* Appends line[start, end) to out[*written, out_size): 0 when it does not fit. */
+static int append(unsigned char *out, int64_t out_size, int64_t *written, const unsigned char *line, int64_t start,
+                  int64_t end) {
+    if (end - start > out_size - *written) return 0;
+    memcpy(out + *written, line + start, (size_t)(end - start));
+    *written += end - start;
+    return 1;
+}
+
+/* Reads a prediction-log record line (predlog_shipper.record_line, without its newline, which
+ * orjson has read already): {..., "inputs": {NAME: [value per row], ...}, "predictions": [...],
+ * "probabilities": [...] or null, ...} with n_rows rows and n_columns inputs, and writes into
+ * out[0, out_size), one after another: each row's inputs as one JSON object ({NAME:value,...},
+ * the names' and values' bytes as the line holds them: what orjson.dumps makes of the row read
+ * back), then each prediction, then each row's probabilities (unless null), as the line holds
+ * them. Piece k is out[offsets[k], offsets[k + 1]). scratch: 2 * n_columns * (n_rows + 1) + 4 * n_rows
+ * int64 (each name's span, each column's values' spans: the line is read once, then the
+ * predictions' and probabilities' spans). Returns the number
+ * of pieces (2 or 3 times n_rows), or NOT_HANDLED when the line is not such a record (an earlier
+ * serein's) or out is too small: the caller converts it in Python. */
+int64_t serein_record_rows(const unsigned char *line, int64_t size, int64_t n_rows, int64_t n_columns,
+                           int64_t *scratch, unsigned char *out, int64_t out_size, int64_t *offsets) {
+    if (n_rows < 1 || n_columns < 1) return NOT_HANDLED;
+    cursor c = {line, line + size};
+    const unsigned char *key;
+    int64_t key_size, found = 0, pieces = 2 * n_rows;
+    /* names[2j], names[2j + 1]: column j's name (quotes included); values: column j's values' spans
+     * from 2 * j * n_rows; then the predictions' spans, then the probabilities' */
+    int64_t *names = scratch, *values = scratch + 2 * n_columns, *labels = values + 2 * n_columns * n_rows,
+            *probabilities = labels + 2 * n_rows;
+    if (!expect(&c, '{')) return NOT_HANDLED;
+    do {
+        skip_space(&c);
+        if (!string_span(&c, &key, &key_size, 1) || !expect(&c, ':')) return NOT_HANDLED;
+        skip_space(&c);
+        if (key_size == 6 && memcmp(key, "inputs", 6) == 0) {
+            if (!expect(&c, '{')) return NOT_HANDLED;
+            for (int64_t j = 0; j < n_columns; j++) {
+                skip_space(&c);
+                names[2 * j] = c.at - line;
+                if (!string_span(&c, &key, &key_size, 1)) return NOT_HANDLED;
+                names[2 * j + 1] = key_size + 2;
+                if (!expect(&c, ':') || !element_spans(&c, n_rows, values + 2 * j * n_rows, line) ||
+                    !expect(&c, j == n_columns - 1 ? '}' : ','))
+                    return NOT_HANDLED;
+            }
+            found |= 1;
+        } else if (key_size == 11 && memcmp(key, "predictions", 11) == 0) {
+            if (!element_spans(&c, n_rows, labels, line)) return NOT_HANDLED;
+            found |= 2;
+        } else if (key_size == 13 && memcmp(key, "probabilities", 13) == 0) {
+            if (!literal(&c, "null", 4)) {
+                if (!element_spans(&c, n_rows, probabilities, line)) return NOT_HANDLED;
+                pieces = 3 * n_rows;
+            }
+        } else if (!skip_value(&c)) {
+            return NOT_HANDLED;
+        }
+    } while (expect(&c, ','));
+    if (!expect(&c, '}') || found != 3) return NOT_HANDLED;
+    int64_t written = 0;
+    for (int64_t i = 0; i < n_rows; i++) {
+        offsets[i] = written;
+        for (int64_t j = 0; j < n_columns; j++) {
+            int64_t *value = values + 2 * (j * n_rows + i);
+            if (out_size - written < 3) return NOT_HANDLED;
+            out[written++] = j == 0 ? '{' : ',';
+            if (!append(out, out_size, &written, line, names[2 * j], names[2 * j] + names[2 * j + 1])) return NOT_HANDLED;
+            out[written++] = ':';
+            if (!append(out, out_size, &written, line, value[0], value[1])) return NOT_HANDLED;
+        }
+        if (written >= out_size) return NOT_HANDLED;
+        out[written++] = '}';
+    }
+    for (int64_t k = n_rows; k < pieces; k++) {  /* the predictions, then the probabilities */
+        int64_t start = labels[2 * (k - n_rows)], end = labels[2 * (k - n_rows) + 1];
+        offsets[k] = written;
+        if (!append(out, out_size, &written, line, start, end)) return NOT_HANDLED;
+    }
+    offsets[pieces] = written;
+    return pieces;
 }

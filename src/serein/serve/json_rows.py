@@ -48,10 +48,12 @@ def library() -> ctypes.CDLL | None:
 
 def _load() -> tuple[ctypes.CDLL | None, str]:
     """The reader (or None) and what was found."""
-    return load(LIBRARY, SOURCE, ABI, switch="SEREIN_JSON_ROWS", fallback="reading predict bodies with orjson",
+    return load(LIBRARY, SOURCE, ABI, switch="SEREIN_JSON_ROWS", fallback="reading predict bodies and log records with orjson",
                 functions={"serein_json_rows": [ctypes.c_char_p, INT64, ctypes.c_char_p, INT64, POINTER, POINTER,
                                                 POINTER, INT64, INT64, POINTER, POINTER, POINTER, POINTER, POINTER,
-                                                POINTER]})
+                                                POINTER],
+                           "serein_record_rows": [ctypes.c_char_p, INT64, INT64, INT64, POINTER, POINTER, INT64,
+                                                  POINTER]})
 
 
 class GivenTwice(ValueError):
@@ -145,3 +147,49 @@ class RowReader:
                 return None
             out.append(list(map(decoded.__getitem__, first)))
         return out
+
+
+class RecordRows(NamedTuple):
+    """A prediction-log record's rows as the store holds them: each row's ``inputs`` as a JSON
+    object, each ``label`` (prediction) and each row's ``probabilities`` as JSON (None: the model
+    gives none)."""
+
+    inputs: list[str]
+    labels: list[str]
+    probabilities: list[str] | None
+
+
+def record_rows(line: bytes, n_rows: int, names: Sequence[str]) -> RecordRows | None:
+    """The rows of a prediction-log record line (``predlog_shipper.record_line``, without its
+    newline), whose record orjson has read (``names``: its inputs, ``n_rows``: its predictions),
+    cut from the line by the compiled reader: each row's inputs object is the line's own bytes of
+    its names and values (what ``orjson.dumps`` makes of the row read back), so no value is
+    decoded and encoded again. None when the reader is not built or does not read the line (an
+    earlier serein's): the caller converts the record in Python.
+
+    >>> line = b'{"request_id":"r","inputs":{"x":[1,2.5],"c":["a",null]},"predictions":[0,1],"probabilities":null}'
+    >>> read = record_rows(line, 2, ["x", "c"])
+    >>> read is None or read == (['{"x":1,"c":"a"}', '{"x":2.5,"c":null}'], ['0', '1'], None)
+    True
+    """
+    lib = library()
+    if lib is None or not names or n_rows < 1:
+        return None
+    n_columns = len(names)
+    quoted = sum(len(name.encode()) + 2 for name in names)  # escapes make it longer: then the reader declines
+    out_size = len(line) + n_rows * (quoted + 2 * n_columns + 1)  # the values and outputs are the line's own bytes
+    out = np.empty(out_size, dtype=np.uint8)
+    at = 2 * n_columns * (n_rows + 1) + 4 * n_rows  # the reader's scratch space, then the pieces' offsets
+    ints = np.empty(at + 3 * n_rows + 1, dtype=np.int64)
+    pieces = lib.serein_record_rows(line, len(line), n_rows, n_columns, ints.ctypes.data, out.ctypes.data,
+                                    out_size, ints.ctypes.data + 8 * at)
+    if pieces < 0:
+        return None
+    offsets = ints[at:at + pieces + 1].tolist()
+    data = out[:offsets[-1]].tobytes()
+    if data.isascii():  # byte and character offsets agree: one decode, then slices
+        text = data.decode("ascii")
+        texts = [text[a:b] for a, b in zip(offsets, offsets[1:])]
+    else:
+        texts = [data[a:b].decode() for a, b in zip(offsets, offsets[1:])]
+    return RecordRows(texts[:n_rows], texts[n_rows:2 * n_rows], texts[2 * n_rows:] if pieces > 2 * n_rows else None)
