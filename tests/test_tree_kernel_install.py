@@ -315,7 +315,8 @@ def test_truncated_library_is_refused_without_a_crash(built: tuple[Path, Path], 
 def test_the_json_rows_reader_can_be_turned_off_and_the_status_names_both_kernels(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEREIN_JSON_ROWS", "0")
-    assert json_rows._load() == (None, "not used (SEREIN_JSON_ROWS=0): reading predict bodies with orjson")
+    assert json_rows._load() == (None, "not used (SEREIN_JSON_ROWS=0): reading predict bodies and log records with "
+                                      "orjson")
     monkeypatch.delenv("SEREIN_JSON_ROWS")
     status = subprocess.run([sys.executable, "-m", "serein.native"], capture_output=True, text=True, timeout=120)
     assert status.returncode == 0 and status.stdout.startswith("tree kernel: ")
