@@ -30,7 +30,7 @@ CHALLENGER_MODES = ("off", "canary", "shadow")
 # Settings added after the workspace template: their defaults when serein.yaml does not name them.
 DEFAULTS: dict[str, Any] = {
     "durability": "strict",  # strict: fdatasync before the answer; written: in the OS; relaxed: queued
-    "log_max_pending": 1_000_000,  # rows queued or not yet shipped before predictions get a 503 (~0.2 KB of disk each)
+    "log_max_pending": 500_000,  # rows queued or not yet shipped before predictions get a 503 (~0.2 KB of disk each)
     "log_max_pending_requests": 100_000,  # requests queued or not yet shipped: the same (~0.3 KB of memory each)
     "log_ship_interval": 0.2,  # seconds between moves of the prediction log into the store
     "log_commit_delay_ms": 2.0,  # strict: longest a written record waits for requests in service to share its fdatasync
@@ -74,7 +74,7 @@ class ServeSettings:
     runtime: str
     graceful_timeout: int
     durability: str = "strict"
-    log_max_pending: int = 1_000_000
+    log_max_pending: int = 500_000
     log_max_pending_requests: int = 100_000
     log_ship_interval: float = 0.2
     log_commit_delay_ms: float = 2.0
