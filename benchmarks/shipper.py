@@ -160,8 +160,10 @@ def main() -> None:
         methods: dict[str, tuple[OperationalStore, tuple[Path, list[Span]], Callable[[OperationalStore, Path, int, int], int]]] = {
             "plain (dict per row, 4 KiB store)": (earlier_store(root / "plain.db"), segments["whole"], plain),
             "shipper, whole-record lines": (OperationalStore(f"sqlite:///{root / 'whole.db'}"), segments["whole"], shipper),
-            "record_line lines, read back": (OperationalStore(f"sqlite:///{root / 'back.db'}"), segments["lines"], read_back),
-            "record_line lines, shipper (cut)": (OperationalStore(f"sqlite:///{root / 'lines.db'}"), segments["lines"], shipper),
+            "record_line lines, read back": (OperationalStore(f"sqlite:///{root / 'back.db'}"), segments["lines"],
+                                             read_back),
+            "record_line lines, shipper (cut)": (OperationalStore(f"sqlite:///{root / 'lines.db'}"), segments["lines"],
+                                                 shipper),
         }
         for store, (segment, spans), _ in methods.values():
             prefill(store, segment, spans, args.prefill)

@@ -4,7 +4,8 @@
  * inserted or overwritten), each in a buffer of exactly its size, so that any read past the body
  * stops the run. Every answer must be in range: a row count within the capacity, spans inside the
  * body, first-equal rows before their own; and the shipper's reader of record lines
- * (serein_record_rows) never writes past its output, declining when it is too small. Built and run by tests/test_json_rows_fuzz.py.
+ * (serein_record_rows) never writes past its output, declining when it is too small. Built and run
+ * by tests/test_json_rows_fuzz.py.
  * Usage: json_rows_fuzz ITERATIONS SEED */
 #include <stdint.h>
 #include <stdio.h>

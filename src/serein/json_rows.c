@@ -372,7 +372,8 @@ int64_t serein_record_rows(const unsigned char *line, int64_t size, int64_t n_ro
             int64_t *value = values + 2 * (j * n_rows + i);
             if (out_size - written < 3) return NOT_HANDLED;
             out[written++] = j == 0 ? '{' : ',';
-            if (!append(out, out_size, &written, line, names[2 * j], names[2 * j] + names[2 * j + 1])) return NOT_HANDLED;
+            if (!append(out, out_size, &written, line, names[2 * j], names[2 * j] + names[2 * j + 1]))
+                return NOT_HANDLED;
             out[written++] = ':';
             if (!append(out, out_size, &written, line, value[0], value[1])) return NOT_HANDLED;
         }

@@ -48,7 +48,8 @@ def library() -> ctypes.CDLL | None:
 
 def _load() -> tuple[ctypes.CDLL | None, str]:
     """The reader (or None) and what was found."""
-    return load(LIBRARY, SOURCE, ABI, switch="SEREIN_JSON_ROWS", fallback="reading predict bodies and log records with orjson",
+    return load(LIBRARY, SOURCE, ABI, switch="SEREIN_JSON_ROWS",
+                fallback="reading predict bodies and log records with orjson",
                 functions={"serein_json_rows": [ctypes.c_char_p, INT64, ctypes.c_char_p, INT64, POINTER, POINTER,
                                                 POINTER, INT64, INT64, POINTER, POINTER, POINTER, POINTER, POINTER,
                                                 POINTER],

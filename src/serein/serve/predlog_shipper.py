@@ -110,7 +110,8 @@ def _table_rows(record: Mapping[str, Any], inputs: Sequence[str], labels_text: S
     if labels_text is None:
         labels_text = [dumps(label).decode() for label in labels]
     if probabilities_text is None:
-        probabilities_text = [None] * len(labels) if probabilities is None else [dumps(p).decode() for p in probabilities]
+        probabilities_text = ([None] * len(labels) if probabilities is None
+                              else [dumps(p).decode() for p in probabilities])
     rid, ts, model, version = record["request_id"], float(record["ts"]), record["model"], int(record["version"])
     latency_ms, shadow = record["latency_ms"], bool(record["shadow"])
     return [(rid, i, ts, model, version, text, label, proba, score, latency_ms, shadow)
