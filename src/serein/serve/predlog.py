@@ -50,8 +50,8 @@ features). So the row bound can be generous: the durable segments absorb a burst
 of 100-row traffic faster than the shipper's ~50k rows/s on a small machine, and the store
 catches up afterwards (with a bound of 100k rows, 100-row requests at concurrency 4 drew 503s
 within 5 s in the serving benchmark). Not unbounded: a restarted server ships what a killed one
-left before it answers (``start``), about 100k rows a second here, so the default of 500k rows
-delays a restart by 5 s at most.
+left before it answers (``start``), about 100k rows a second here, so a full backlog at the
+default of 500k rows (each worker's) delays a restart by about 5 s.
 """
 
 from __future__ import annotations
