@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -10,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError
 
-from serein.store import ROWS_PER_INSERT, SQLITE_PAGE_SIZE, OperationalStore
+from serein.store import LABEL_WAIT_SECONDS, ROWS_PER_INSERT, SQLITE_PAGE_SIZE, OperationalStore
 
 PG_URI = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -86,6 +87,27 @@ def test_a_later_label_replaces_the_earlier_one_and_counts_once(store: Operation
     store.add_feedback([{**label, "label": 0}])  # a correction after the stream read the row
     assert store.labelled_after("m", after_feedback_id=stream[0]["feedback_id"]) == []
     assert [r["label"] for r in store.prediction_rows("m", labelled_only=True)] == [0]
+
+
+def test_the_error_stream_waits_for_a_label_whose_prediction_is_on_its_way(store: OperationalStore) -> None:
+    """A server accepts a label while its prediction is still in the prediction log: the stream
+    ends before it until the prediction is shipped, so a reader moving its watermark to the last
+    label it got (the detectors) never passes over it; one whose prediction never comes is passed
+    over after ``wait`` seconds."""
+    store.log_predictions([_record("old", 0, 100.0, 1.0)])
+    store.add_feedback([{"request_id": "new", "row": 0, "model": "m", "label": 1}])  # its prediction: not shipped
+    store.add_feedback([{"request_id": "old", "row": 0, "model": "m", "label": 0}])
+    assert store.labelled_after("m") == []
+    store.log_predictions([_record("new", 0, 200.0, 2.0)])  # shipped
+    stream = store.labelled_after("m")
+    assert [(r["label"], r["prediction"]) for r in stream] == [(1, 1), (0, 1)]
+    watermark = stream[-1]["feedback_id"]
+    store.add_feedback([{"request_id": "lost", "row": 0, "model": "m", "label": 1}])  # never shipped
+    store.log_predictions([_record("late", 0, 300.0, -1.0)])
+    store.add_feedback([{"request_id": "late", "row": 0, "model": "m", "label": 0}])
+    assert store.labelled_after("m", watermark) == []
+    later = time.time() + LABEL_WAIT_SECONDS + 1
+    assert [r["prediction"] for r in store.labelled_after("m", watermark, now=later)] == [0]
 
 
 def test_an_earlier_store_with_repeated_labels_keeps_the_latest_under_the_first_id(store: OperationalStore) -> None:

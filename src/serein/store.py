@@ -76,6 +76,10 @@ feedback = Table(
 )
 FEEDBACK_ROW = Index("uq_feedback_request_row", feedback.c.request_id, feedback.c.row, unique=True)
 """One label a predicted row: a later label replaces the stored one (``add_feedback``)."""
+LABEL_WAIT_SECONDS = 3600.0
+"""How long a label waits for its prediction to reach the store before the error streams pass it
+over (``labelled_after``): a server ships its prediction log within seconds, or once its store is
+back after an outage."""
 
 monitor_results = Table(
     "monitor_results",
@@ -480,22 +484,39 @@ class OperationalStore:
             conn.execute(_replacing_insert(conn.dialect), rows)
         return len(rows)
 
-    def labelled_after(self, model: str, after_feedback_id: int = 0) -> list[dict[str, Any]]:
+    def labelled_after(self, model: str, after_feedback_id: int = 0, wait: float = LABEL_WAIT_SECONDS,
+                       now: float | None = None) -> list[dict[str, Any]]:
         """Feedback of ``model`` stored after a feedback id (a watermark), in arrival order, each
         with its prediction: ``feedback_id, label, id, version, prediction, score``. Streams of
         errors read this, so a label arriving late still counts once. A row keeps the feedback id
         of its first label: a correction read before is in the windows (``prediction_rows``) but
-        not in these streams, which never take back a value they were fed."""
+        not in these streams, which never take back a value they were fed.
+
+        A server accepts a label while its prediction is still in the prediction log, on its
+        way to the store (seconds, or longer under a backlog): the stream ends before the first
+        such label, which is read in its turn once its prediction is here. Without that, a reader
+        that moves its watermark to the last label it got would pass over it for good. A label
+        whose prediction has not come ``wait`` seconds after it arrived is passed over instead
+        (its prediction never reached this store), so that one cannot hold the stream back."""
+        matched = ((predictions.c.request_id == feedback.c.request_id) & (predictions.c.row == feedback.c.row)
+                   & (predictions.c.model == model) & predictions.c.shadow.is_(False))
+        waiting = (
+            select(func.min(feedback.c.id))
+            .select_from(feedback.outerjoin(predictions, matched))
+            .where(feedback.c.model == model, feedback.c.id > after_feedback_id, predictions.c.id.is_(None),
+                   feedback.c.ts >= (time.time() if now is None else now) - wait)
+        )
         query = (
             select(feedback.c.id.label("feedback_id"), feedback.c.label, predictions.c.id,
                    predictions.c.version, predictions.c.prediction, predictions.c.score)
-            .select_from(feedback.join(predictions, (predictions.c.request_id == feedback.c.request_id)
-                                       & (predictions.c.row == feedback.c.row)))
-            .where(feedback.c.model == model, feedback.c.id > after_feedback_id,
-                   predictions.c.model == model, predictions.c.shadow.is_(False))
+            .select_from(feedback.join(predictions, matched))
+            .where(feedback.c.model == model, feedback.c.id > after_feedback_id)
             .order_by(feedback.c.id)
         )
         with self.engine.connect() as conn:
+            first_waiting = conn.execute(waiting).scalar()
+            if first_waiting is not None:
+                query = query.where(feedback.c.id < first_waiting)
             rows = [dict(r._mapping) for r in conn.execute(query)]
         for row in rows:
             row["label"], row["prediction"] = loads(row["label"]), loads(row["prediction"])
