@@ -81,3 +81,42 @@ def test_a_failed_gate_keeps_the_champion_and_alerts(loop_ws: Workspace) -> None
 def test_retrain_needs_a_champion(workspace: Workspace) -> None:
     with pytest.raises(NotFoundError):
         retrain(workspace, "nothing-here")
+
+
+def test_labels_arriving_late_for_early_predictions_join_the_next_retrain(tmp_path) -> None:
+    """The watermark counts labels, not logged rows: rows logged before the last retrain that
+    are labelled after it join the next one, and none joins twice. A workspace whose watermark an
+    earlier serein kept as a log id takes none of the rows up to it again."""
+    from serein.retrain.retrain import _append_feedback, feedback_frame, pending_feedback
+
+    ws = Workspace.init(tmp_path / "ws")
+    history = make_credit(300, seed=5)
+    suggest_contract(history, dataset="loans").save(ws.datasets.contract_path("loans"))
+    ws.datasets.ingest(history, "loans")
+    recipe = Recipe.from_dict(RECIPE)
+    traffic = make_credit(40, start="2026-07-01", days=2, seed=6)
+    _log_labelled_traffic(ws, traffic.iloc[:20], version=1)  # req0..req19, labelled
+    late = traffic.iloc[20:]
+    ws.store.log_predictions([{"request_id": f"late{i}", "row": 0, "model": "loans", "version": 1,
+                               "inputs": {k: (None if isinstance(v, float) and np.isnan(v) else v)
+                                          for k, v in row.items() if k in FEATURES}, "prediction": 0, "score": 0.2}
+                              for i, row in enumerate(late.to_dict("records"))])  # not labelled yet
+    ws.store.log_predictions([{"request_id": "newest", "row": 0, "model": "loans", "version": 1,
+                               "inputs": ws.store.prediction_rows("loans", last=1)[0]["inputs"],
+                               "prediction": 1, "score": 0.9}])
+    ws.store.add_feedback([{"request_id": "newest", "row": 0, "model": "loans", "label": 1}])
+    assert pending_feedback(ws, "loans") == 21
+    assert _append_feedback(ws, "loans", recipe, "loans") == 21  # what a retrain takes
+    assert pending_feedback(ws, "loans") == 0
+
+    ws.store.add_feedback([{"request_id": f"late{i}", "row": 0, "model": "loans", "label": int(label)}
+                           for i, label in enumerate(late["default"])])  # labels for rows logged before "newest"
+    frame, _ = feedback_frame(ws, "loans", recipe)
+    assert len(frame) == 20 and frame["default"].tolist() == [int(v) for v in late["default"]]
+    assert _append_feedback(ws, "loans", recipe, "loans") == 20
+    assert pending_feedback(ws, "loans") == 0
+
+    ws.store.set_state("retrain.label_watermark.loans", None)  # as an earlier serein left it: a log id,
+    first_20 = ws.store.prediction_rows("loans")[19]["id"]  # after taking req0..req19
+    ws.store.set_state("retrain.feedback_watermark.loans", first_20)
+    assert pending_feedback(ws, "loans") == 21  # the late rows and "newest", not req0..req19 again

@@ -485,12 +485,13 @@ class OperationalStore:
         return len(rows)
 
     def labelled_after(self, model: str, after_feedback_id: int = 0, wait: float = LABEL_WAIT_SECONDS,
-                       now: float | None = None) -> list[dict[str, Any]]:
+                       now: float | None = None, whole: bool = False) -> list[dict[str, Any]]:
         """Feedback of ``model`` stored after a feedback id (a watermark), in arrival order, each
-        with its prediction: ``feedback_id, label, id, version, prediction, score``. Streams of
-        errors read this, so a label arriving late still counts once. A row keeps the feedback id
-        of its first label: a correction read before is in the windows (``prediction_rows``) but
-        not in these streams, which never take back a value they were fed.
+        with its prediction: ``feedback_id, label, id, version, prediction, score`` (``whole``:
+        the whole logged row besides, as ``prediction_rows`` gives it). Streams of errors and
+        retraining read this, so a label arriving late still counts once. A row keeps the
+        feedback id of its first label: a correction read before is in the windows
+        (``prediction_rows``) but not in these streams, which never take back a value they were fed.
 
         A server accepts a label while its prediction is still in the prediction log, on its
         way to the store (seconds, or longer under a backlog): the stream ends before the first
@@ -506,9 +507,10 @@ class OperationalStore:
             .where(feedback.c.model == model, feedback.c.id > after_feedback_id, predictions.c.id.is_(None),
                    feedback.c.ts >= (time.time() if now is None else now) - wait)
         )
+        columns = [predictions] if whole else [predictions.c.id, predictions.c.version, predictions.c.prediction,
+                                               predictions.c.score]
         query = (
-            select(feedback.c.id.label("feedback_id"), feedback.c.label, predictions.c.id,
-                   predictions.c.version, predictions.c.prediction, predictions.c.score)
+            select(feedback.c.id.label("feedback_id"), feedback.c.label, *columns)
             .select_from(feedback.join(predictions, matched))
             .where(feedback.c.model == model, feedback.c.id > after_feedback_id)
             .order_by(feedback.c.id)
@@ -519,8 +521,20 @@ class OperationalStore:
                 query = query.where(feedback.c.id < first_waiting)
             rows = [dict(r._mapping) for r in conn.execute(query)]
         for row in rows:
-            row["label"], row["prediction"] = loads(row["label"]), loads(row["prediction"])
+            for key in ("inputs", "prediction", "probabilities", "label"):
+                if key in row:
+                    row[key] = loads(row[key])
         return rows
+
+    def last_feedback_id(self, model: str, up_to_log_id: int) -> int:
+        """The highest feedback id of ``model``'s labels on rows logged up to a log id (0 when
+        none): where a watermark on log ids (an earlier serein's retraining) stands in feedback ids."""
+        query = (select(func.max(feedback.c.id))
+                 .select_from(feedback.join(predictions, (predictions.c.request_id == feedback.c.request_id)
+                                            & (predictions.c.row == feedback.c.row)))
+                 .where(feedback.c.model == model, predictions.c.model == model, predictions.c.id <= up_to_log_id))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar() or 0)
 
     def count_feedback(self, model: str | None = None) -> int:
         query = select(func.count()).select_from(feedback)

@@ -51,25 +51,38 @@ class RetrainResult:
 
 
 def _watermark_key(model: str) -> str:
-    return f"retrain.feedback_watermark.{model}"
+    return f"retrain.label_watermark.{model}"
+
+
+def _label_watermark(ws: Workspace, model: str) -> int:
+    """The feedback id up to which ``model``'s labels are in its dataset (0: none yet).
+
+    It counts labels, not logged rows: a label arriving late for a row logged long ago gets a
+    new feedback id, so the next retrain takes it. (An earlier serein kept the log id of the last
+    row it took, and passed over every later label of an earlier row. Its watermark stands here as
+    the highest feedback id among the labelled rows up to it, so no row is taken twice.)"""
+    watermark = ws.store.get_state(_watermark_key(model))
+    if watermark is not None:
+        return int(watermark)
+    earlier = ws.store.get_state(f"retrain.feedback_watermark.{model}")
+    return 0 if earlier is None else ws.store.last_feedback_id(model, int(earlier))
 
 
 def pending_feedback(ws: Workspace, model: str) -> int:
     """How many labelled production rows of ``model`` the next retrain would add."""
-    after = ws.store.get_state(_watermark_key(model), 0)
-    return len(ws.store.prediction_rows(model, after_id=after, labelled_only=True))
+    return len(ws.store.labelled_after(model, _label_watermark(ws, model)))
 
 
 def feedback_frame(ws: Workspace, model: str, recipe: Recipe) -> tuple[pd.DataFrame, int | None]:
-    """Labelled production rows of ``model`` logged after the watermark, as training rows.
+    """Production rows of ``model`` labelled since the last retrain took its labels (in the order
+    the labels arrived: ``store.labelled_after``), as training rows.
 
     Returns the frame (features + target, + the time column when the recipe splits by time)
-    and the highest log id it holds (None when there is nothing new).
+    and the highest feedback id it holds (None when there is nothing new).
     """
     import pandas as pd
 
-    after = ws.store.get_state(_watermark_key(model), 0)
-    rows = ws.store.prediction_rows(model, after_id=after, labelled_only=True)
+    rows = ws.store.labelled_after(model, _label_watermark(ws, model), whole=True)
     if not rows:
         return pd.DataFrame(), None
     frame = pd.DataFrame.from_records([r["inputs"] for r in rows])
@@ -77,7 +90,7 @@ def feedback_frame(ws: Workspace, model: str, recipe: Recipe) -> tuple[pd.DataFr
     time_col = recipe.split.column if recipe.split.method == "time" else None
     if time_col and time_col not in frame.columns:
         frame[time_col] = pd.to_datetime([r["ts"] for r in rows], unit="s", utc=True)
-    return frame, max(int(r["id"]) for r in rows)
+    return frame, max(int(r["feedback_id"]) for r in rows)
 
 
 def _append_feedback(ws: Workspace, model: str, recipe: Recipe, dataset: str) -> int:
