@@ -77,9 +77,9 @@ feedback = Table(
 FEEDBACK_ROW = Index("uq_feedback_request_row", feedback.c.request_id, feedback.c.row, unique=True)
 """One label a predicted row: a later label replaces the stored one (``add_feedback``)."""
 LABEL_WAIT_SECONDS = 3600.0
-"""How long a label waits for its prediction to reach the store before the error streams pass it
-over (``labelled_after``): a server ships its prediction log within seconds, or once its store is
-back after an outage."""
+"""How long a label waits for its prediction to reach the store before the readers of labels (the
+detectors' error streams, retraining) pass it over (``labelled_after``): a server ships its
+prediction log within seconds, or once its store is back after an outage."""
 
 monitor_results = Table(
     "monitor_results",
