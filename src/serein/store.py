@@ -346,6 +346,22 @@ def _replacing_insert(dialect: Dialect) -> Any:
                                       set_={"label": stmt.excluded.label, "ts": stmt.excluded.ts})
 
 
+def _labelled_row(model: str) -> Any:
+    """The join of a label to the row it labels: ``model``'s own logged row (not a shadow one)
+    with the label's request id and row."""
+    return ((predictions.c.request_id == feedback.c.request_id) & (predictions.c.row == feedback.c.row)
+            & (predictions.c.model == model) & predictions.c.shadow.is_(False))
+
+
+def _decoded(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` of the predictions table (and labels) with their JSON payloads read, in place."""
+    for row in rows:
+        for key in ("inputs", "prediction", "probabilities", "label"):
+            if key in row:
+                row[key] = loads(row[key])
+    return rows
+
+
 class OperationalStore:
     """Tables of the running system, created on first use."""
 
@@ -440,10 +456,7 @@ class OperationalStore:
             rows = [dict(r._mapping) for r in conn.execute(query)]
         if last is not None:
             rows.reverse()
-        for row in rows:
-            for key in ("inputs", "prediction", "probabilities", "label"):
-                row[key] = loads(row[key])
-        return rows
+        return _decoded(rows)
 
     # -- feedback ----------------------------------------------------------------------------
     def request_rows(self, request_ids: Iterable[str]) -> dict[str, tuple[str, int]]:
@@ -499,8 +512,7 @@ class OperationalStore:
         that moves its watermark to the last label it got would pass over it for good. A label
         whose prediction has not come ``wait`` seconds after it arrived is passed over instead
         (its prediction never reached this store), so that one cannot hold the stream back."""
-        matched = ((predictions.c.request_id == feedback.c.request_id) & (predictions.c.row == feedback.c.row)
-                   & (predictions.c.model == model) & predictions.c.shadow.is_(False))
+        matched = _labelled_row(model)
         waiting = (
             select(func.min(feedback.c.id))
             .select_from(feedback.outerjoin(predictions, matched))
@@ -520,19 +532,14 @@ class OperationalStore:
             if first_waiting is not None:
                 query = query.where(feedback.c.id < first_waiting)
             rows = [dict(r._mapping) for r in conn.execute(query)]
-        for row in rows:
-            for key in ("inputs", "prediction", "probabilities", "label"):
-                if key in row:
-                    row[key] = loads(row[key])
-        return rows
+        return _decoded(rows)
 
     def last_feedback_id(self, model: str, up_to_log_id: int) -> int:
         """The highest feedback id of ``model``'s labels on rows logged up to a log id (0 when
         none): where a watermark on log ids (an earlier serein's retraining) stands in feedback ids."""
         query = (select(func.max(feedback.c.id))
-                 .select_from(feedback.join(predictions, (predictions.c.request_id == feedback.c.request_id)
-                                            & (predictions.c.row == feedback.c.row)))
-                 .where(feedback.c.model == model, predictions.c.model == model, predictions.c.id <= up_to_log_id))
+                 .select_from(feedback.join(predictions, _labelled_row(model)))
+                 .where(feedback.c.model == model, predictions.c.id <= up_to_log_id))
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar() or 0)
 
