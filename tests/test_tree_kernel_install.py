@@ -16,8 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from serein import native, tree_kernel
+from serein import column_stats, native, tree_kernel
 from serein.serve import json_rows
+
+
+KERNEL_MODULES = (tree_kernel, json_rows, column_stats)  # each module loading a kernel
 
 
 def _compiler() -> str | None:
@@ -134,9 +137,9 @@ def test_hook_and_loader_hash_and_name_alike(tmp_path: Path) -> None:
     assert hook.source_hash(source) == native.source_hash(source)
     for kernel in hook.KERNELS:
         assert hook.library_path(kernel) == native.library_path(kernel)
-    assert {native.library_path(module.SOURCE) for module in (tree_kernel, json_rows)} == \
-        {module.LIBRARY for module in (tree_kernel, json_rows)}
-    assert {kernel.name for kernel in hook.KERNELS} == {module.SOURCE.name for module in (tree_kernel, json_rows)}
+    assert {native.library_path(module.SOURCE) for module in KERNEL_MODULES} == \
+        {module.LIBRARY for module in KERNEL_MODULES}
+    assert {kernel.name for kernel in hook.KERNELS} == {module.SOURCE.name for module in KERNEL_MODULES}
 
 
 def test_library_built_from_the_source_beside_it_loads(built: tuple[Path, Path]) -> None:
@@ -221,7 +224,7 @@ def _run_hook(root: Path, version: str) -> tuple[dict, _App, object]:  # type: i
 def _project(tmp_path: Path) -> Path:
     root = tmp_path / "project"
     (root / "src" / "serein").mkdir(parents=True)
-    for module in (tree_kernel, json_rows):
+    for module in KERNEL_MODULES:
         shutil.copyfile(module.SOURCE, root / "src" / "serein" / module.SOURCE.name)
     return root
 
@@ -244,7 +247,7 @@ def test_hook_builds_a_wheel_without_writing_to_the_source_tree(tmp_path: Path) 
     assert sorted(root.rglob("*")) == before
     assert not app.warnings
     included = build_data["force_include"]
-    assert sorted(included.values()) == ["serein/libjsonrows.so", "serein/libtreekernel.so"]
+    assert sorted(included.values()) == ["serein/libcolumnstats.so", "serein/libjsonrows.so", "serein/libtreekernel.so"]
     assert all(Path(built).stat().st_size > 0 for built in included)
     assert not build_data["pure_python"] and build_data["tag"].startswith("py3-none-")
     assert not build_data["tag"].endswith("-any")
@@ -258,14 +261,15 @@ def test_hook_without_a_compiler_warns_and_builds_a_pure_wheel(tmp_path: Path,
     monkeypatch.setenv("CC", str(tmp_path / "nonexistent-cc"))
     root = _project(tmp_path)
     for version in ("standard", "editable"):
-        libraries = [root / "src" / "serein" / name for name in ("libtreekernel.so", "libjsonrows.so")]
+        libraries = [root / "src" / "serein" / name for name in ("libtreekernel.so", "libjsonrows.so", "libcolumnstats.so")]
         for library in libraries:
             library.write_bytes(b"old")
         build_data, app, hook = _run_hook(root, version)
         assert build_data == {"pure_python": True, "infer_tag": False, "force_include": {}}
-        trees, reader = app.warnings
-        assert all("nonexistent-cc" in warning and "--no-cache-dir" in warning for warning in (trees, reader))
+        trees, reader, stats = app.warnings
+        assert all("nonexistent-cc" in warning and "--no-cache-dir" in warning for warning in (trees, reader, stats))
         assert "tree_kernel.c" in trees and "numpy" in trees and "json_rows.c" in reader and "orjson" in reader
+        assert "column_stats.c" in stats and "numpy" in stats
         # an editable install's old libraries go (built from other source); a wheel build leaves the tree alone
         assert all(library.exists() == (version == "standard") for library in libraries)
         hook.finalize(version, build_data, "")
@@ -283,6 +287,9 @@ def test_hook_builds_an_editable_install_beside_the_source(tmp_path: Path, fresh
     fresh_loader.setattr(json_rows, "LIBRARY", root / "src" / "serein" / "libjsonrows.so")
     fresh_loader.setattr(json_rows, "SOURCE", root / "src" / "serein" / "json_rows.c")
     assert json_rows._load()[0] is not None
+    fresh_loader.setattr(column_stats, "LIBRARY", root / "src" / "serein" / "libcolumnstats.so")
+    fresh_loader.setattr(column_stats, "SOURCE", root / "src" / "serein" / "column_stats.c")
+    assert column_stats._load()[0] is not None
 
 
 

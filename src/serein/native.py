@@ -108,8 +108,9 @@ def source_hash(source: Path) -> str:
 
 
 if __name__ == "__main__":  # python -m serein.native: which kernels are used here, and why
-    from serein import tree_kernel
+    from serein import column_stats, tree_kernel
     from serein.serve import json_rows
 
     print(f"tree kernel: {tree_kernel._load()[1]}")
     print(f"JSON rows reader: {json_rows._load()[1]}")
+    print(f"column statistics: {column_stats._load()[1]}")

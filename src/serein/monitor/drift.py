@@ -74,10 +74,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from serein.column_stats import numeric_summary
 from serein.errors import UsageError
 from serein.monitor.gamma import chi2_upper_quantile
-from serein.monitor.profile import (OTHER, UNSEEN, category_counts, column_names, mid_levels, numeric_values,
-                                    quantiles_and_bins)
+from serein.monitor.profile import OTHER, UNSEEN, category_counts, column_names, mid_levels, numeric_values
 
 SMOOTHING = 0.5  # pseudo-count added to every bin before PSI
 MISSING_RATE = "missing_rate"  # the method of a verdict the missing rate alone decided
@@ -381,24 +381,27 @@ def numeric_drift(ref: Mapping[str, Any], values: Any, t: Thresholds = Threshold
     missing, as the profile counts them); below ``t.test_below`` values a KS test against the
     reference ``sample`` (or the profile's quantiles) decides instead."""
     raw = numeric_values(values)
-    missing = ~np.isfinite(raw)  # an infinite value is no measurement either (the contract flags it)
-    x = raw[~missing] if missing.any() else raw  # read-only from here: no copy needed
+    # infinite values are no measurements either (the contract flags them): missing, as NaN
+    summary = numeric_summary(raw, mid_levels(), ref["edges"])
+    n_values = summary.count
     ref_n = int(sum(ref["counts"]))
-    out: dict[str, Any] = {"kind": "numeric", "method": "psi", "n": int(raw.size), **_missing(ref, raw.size - x.size, raw.size, t)}
+    out: dict[str, Any] = {"kind": "numeric", "method": "psi", "n": int(raw.size),
+                           **_missing(ref, raw.size - n_values, raw.size, t)}
     if ref_n == 0:
         out["threshold"] = t.psi
         return _no_verdict(out, "skipped", "the reference has no values", t)
-    floor = psi_noise_floor(len(ref["counts"]), ref_n, x.size)
+    floor = psi_noise_floor(len(ref["counts"]), ref_n, n_values)
     out["threshold"] = max(t.psi, floor)
-    if (done := _insufficient(out, int(x.size), t)) is not None:
+    if (done := _insufficient(out, n_values, t)) is not None:
         return done
-    current_quantiles, counts = quantiles_and_bins(x, mid_levels(), ref["edges"])
+    counts = summary.counts
     out["score"] = out["psi"] = psi(ref["counts"], counts)
     out["current_counts"] = counts.tolist()
-    out["wasserstein"] = wasserstein_normalised(ref["quantiles"], current_quantiles, ref["std"])
-    out["wasserstein_threshold"] = max(t.wasserstein, wasserstein_noise_floor(ref_n, x.size))
-    out.update(mean_ref=ref["mean"], mean=float(x.mean()), std_ref=ref["std"], std=float(x.std()))
-    if x.size < t.test_below:
+    out["wasserstein"] = wasserstein_normalised(ref["quantiles"], summary.quantiles, ref["std"])
+    out["wasserstein_threshold"] = max(t.wasserstein, wasserstein_noise_floor(ref_n, n_values))
+    out.update(mean_ref=ref["mean"], mean=summary.mean, std_ref=ref["std"], std=summary.std)
+    if n_values < t.test_below:
+        x = raw[np.isfinite(raw)]
         _use_test(out, "ks", *ks_test(ref["quantiles"] if sample is None else sample, x), t)
         return out
     return _verdict(out, [("psi", out["psi"], out["threshold"]),
