@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # Reinstalling (pip install -e) rebuilds src/serein/lib*.so from their C sources (hatch_build.py);
 # serein does not use a library built from other source than the one beside it, so after an edit of a
 # C source its kernel stays unused (Python does its work) until the next make install/test/demo.
-$(STAMP): pyproject.toml hatch_build.py src/serein/tree_kernel.c src/serein/json_rows.c
+$(STAMP): pyproject.toml hatch_build.py src/serein/tree_kernel.c src/serein/json_rows.c src/serein/column_stats.c
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "serein needs Python >= 3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
