@@ -8,10 +8,11 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, delete, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
-from serein.store import LABEL_WAIT_SECONDS, ROWS_PER_INSERT, SQLITE_PAGE_SIZE, OperationalStore
+from serein.store import (LABEL_WAIT_SECONDS, ROWS_PER_INSERT, SQLITE_PAGE_SIZE, OperationalStore, feedback,
+                          predictions)
 
 PG_URI = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -39,6 +40,15 @@ def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[OperationalStore
     if request.param == "sqlite":
         yield OperationalStore(f"sqlite:///{tmp_path}/ops.db")
         return
+    yield from _postgres_store()
+
+
+@pytest.fixture
+def postgres_store() -> Iterator[OperationalStore]:
+    yield from _postgres_store()
+
+
+def _postgres_store() -> Iterator[OperationalStore]:
     gen = _postgres_schema()
     uri = next(gen)
     s = OperationalStore(uri)
@@ -108,6 +118,74 @@ def test_the_error_stream_waits_for_a_label_whose_prediction_is_on_its_way(store
     assert store.labelled_after("m", watermark) == []
     later = time.time() + LABEL_WAIT_SECONDS + 1
     assert [r["prediction"] for r in store.labelled_after("m", watermark, now=later)] == [0]
+
+
+def _follow(store: OperationalStore, table: str, state: dict) -> list[int]:
+    """One read of a reader moving a watermark over ``table``'s ids, as the detectors' score stream
+    does: the ids it takes, its state updated."""
+    settled, state["gap"] = store.settled_upto(table, state["watermark"], state.get("gap"))
+    column = {"predictions": predictions.c.id, "feedback": feedback.c.id}[table]
+    with store.engine.connect() as conn:
+        taken = list(conn.execute(select(column).where(column > state["watermark"], column <= settled)
+                                  .order_by(column)).scalars())
+    state["watermark"] = settled
+    return taken
+
+
+def _insert(conn, table: str, key: str) -> int:
+    """A row of ``table`` inserted in ``conn``'s transaction; its id."""
+    if table == "predictions":
+        row = {"request_id": key, "row": 0, "model": "m", "version": 1, "ts": 1.0, "inputs": "{}", "prediction": "1",
+               "shadow": False}
+        return conn.execute(insert(predictions).values(row).returning(predictions.c.id)).scalar_one()
+    return conn.execute(insert(feedback).values(request_id=key, row=0, model="m", label="1", ts=1.0)
+                        .returning(feedback.c.id)).scalar_one()
+
+
+@pytest.mark.parametrize("table", ["predictions", "feedback"])
+def test_a_reader_of_ids_waits_for_those_committed_out_of_order(postgres_store: OperationalStore, table: str) -> None:
+    """Concurrent writers commit ids out of order on PostgreSQL (several servers' shippers and
+    feedback requests): id 1 is still in its transaction when id 2 is visible. A reader moving its
+    watermark to the last id it saw would pass over id 1 for good; it reads up to the settled ids
+    only, and takes id 1 once it is committed — or passes its gap once the transaction that
+    held it is over (rolled back). A transaction begun after the gap was seen cannot hold it.
+    (SQLite has one writer at a time: its ids commit in order.)"""
+    store = postgres_store
+    state: dict = {"watermark": 0}
+    slow, later = store.engine.connect(), store.engine.connect()
+    try:
+        held = slow.begin()
+        first = _insert(slow, table, "slow")
+        with store.engine.begin() as conn:
+            second = _insert(conn, table, "quick")
+        assert _follow(store, table, state) == [] and state["gap"]["first"] == first
+        held.commit()
+        assert _follow(store, table, state) == [first, second]
+
+        held = slow.begin()
+        _insert(slow, table, "lost")
+        with store.engine.begin() as conn:
+            after = _insert(conn, table, "after")
+        assert _follow(store, table, state) == []
+        unrelated = later.begin()
+        _insert(later, table, "unrelated")  # begun after the gap was seen: cannot hold it
+        held.rollback()
+        assert _follow(store, table, state) == [after] and state["gap"] is None
+        unrelated.commit()
+    finally:
+        slow.close()
+        later.close()
+
+
+def test_gaps_in_the_ids_are_settled_at_once_on_sqlite(tmp_path) -> None:
+    """With one writer at a time a missing id is lost for good (a row deleted, as an upgrade
+    merging repeated labels does), and a reader passes it at once."""
+    store = OperationalStore(f"sqlite:///{tmp_path}/ops.db")
+    with store.engine.begin() as conn:
+        ids = [_insert(conn, "feedback", key) for key in ("a", "b", "c")]
+        conn.execute(delete(feedback).where(feedback.c.id == ids[1]))
+    state: dict = {"watermark": 0}
+    assert _follow(store, "feedback", state) == [ids[0], ids[2]] and state["gap"] is None
 
 
 def test_an_earlier_store_with_repeated_labels_keeps_the_latest_under_the_first_id(store: OperationalStore) -> None:

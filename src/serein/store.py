@@ -420,12 +420,14 @@ class OperationalStore:
         after_id: int | None = None,
         labelled_only: bool = False,
         version: int | None = None,
+        up_to_id: int | None = None,
     ) -> list[dict[str, Any]]:
         """Logged predictions of ``model`` in a time window or the ``last`` N, oldest first,
         each joined with its feedback label, the latest one sent (``label`` is None where none
         arrived).
 
-        ``after_id`` keeps rows logged after that log id (a watermark); ``labelled_only`` keeps
+        ``after_id`` keeps rows logged after that log id (a watermark), ``up_to_id`` those up to
+        that one (``settled_upto``); ``labelled_only`` keeps
         rows that have feedback; ``version`` keeps one model version's rows (filtered in the
         query, so ``last`` counts that version's rows only)."""
         query = (
@@ -440,6 +442,8 @@ class OperationalStore:
             query = query.where(predictions.c.shadow.is_(False))
         if after_id is not None:
             query = query.where(predictions.c.id > after_id)
+        if up_to_id is not None:
+            query = query.where(predictions.c.id <= up_to_id)
         if labelled_only:
             query = query.where(feedback.c.id.is_not(None))
         if version is not None:
@@ -498,7 +502,8 @@ class OperationalStore:
         return len(rows)
 
     def labelled_after(self, model: str, after_feedback_id: int = 0, wait: float = LABEL_WAIT_SECONDS,
-                       now: float | None = None, whole: bool = False) -> list[dict[str, Any]]:
+                       now: float | None = None, whole: bool = False,
+                       up_to_feedback_id: int | None = None) -> list[dict[str, Any]]:
         """Feedback of ``model`` stored after a feedback id (a watermark), in arrival order, each
         with its prediction: ``feedback_id, label, id, version, prediction, score`` (``whole``:
         the whole logged row besides, as ``prediction_rows`` gives it). Streams of errors and
@@ -511,7 +516,9 @@ class OperationalStore:
         such label, which is read in its turn once its prediction is here. Without that, a reader
         that moves its watermark to the last label it got would pass over it for good. A label
         whose prediction has not come ``wait`` seconds after it arrived is passed over instead
-        (its prediction never reached this store), so that one cannot hold the stream back."""
+        (its prediction never reached this store), so that one cannot hold the stream back.
+        ``up_to_feedback_id`` ends it there too: where the feedback ids are settled
+        (``settled_upto``)."""
         matched = _labelled_row(model)
         waiting = (
             select(func.min(feedback.c.id))
@@ -527,12 +534,51 @@ class OperationalStore:
             .where(feedback.c.model == model, feedback.c.id > after_feedback_id)
             .order_by(feedback.c.id)
         )
+        if up_to_feedback_id is not None:
+            query = query.where(feedback.c.id <= up_to_feedback_id)
         with self.engine.connect() as conn:
             first_waiting = conn.execute(waiting).scalar()
             if first_waiting is not None:
                 query = query.where(feedback.c.id < first_waiting)
             rows = [dict(r._mapping) for r in conn.execute(query)]
         return _decoded(rows)
+
+    def settled_upto(self, table: str, after_id: int, gap: Mapping[str, Any] | None = None
+                     ) -> tuple[int, dict[str, Any] | None]:
+        """How far the ids of ``table`` (``predictions`` or ``feedback``) above ``after_id`` are
+        settled — each one committed or never to be — as ``(upto, gap)``: a reader that moves a
+        watermark over ids reads up to ``upto`` only, and keeps ``gap`` for its next call.
+
+        On PostgreSQL, writers in concurrent transactions (several servers' shippers, feedback
+        requests) commit their ids out of order: id 8 may be visible while id 7 is not yet, and
+        a reader that moved its watermark to 8 would pass over 7 for good. A missing id is either
+        held by a transaction still in progress, or lost for good (a rolled-back insert; rows an
+        upgrade merged). Only a transaction in progress when the gap was first seen can hold it
+        (an id is allocated before the later ids around it, and transactions starting later get
+        later ids), so ``gap`` records the first missing id and those transactions: once none of
+        them is in progress any more, the gap is settled either way. One snapshot serves both
+        questions (which ids are visible, which transactions are in progress). SQLite has one
+        writer at a time, so its ids commit in order and every gap is settled at once. (PostgreSQL
+        sequences with a ``CACHE`` above 1 hand ids out of order between sessions, which this
+        cannot see: serein's tables use the default of 1.)"""
+        column = {"predictions": predictions.c.id, "feedback": feedback.c.id}[table]
+        ids = select(column).where(column > after_id).order_by(column)
+        postgres = self.engine.dialect.name == "postgresql"
+        connection = self.engine.connect()
+        if postgres:
+            connection = connection.execution_options(isolation_level="REPEATABLE READ")
+        with connection as conn:
+            running = ({int(x) for x in conn.exec_driver_sql(
+                "SELECT CAST(x AS TEXT) FROM pg_snapshot_xip(pg_current_snapshot()) AS x").scalars()}
+                if postgres else set())
+            expected = after_id + 1
+            for (found,) in conn.execute(ids):
+                if found > expected:  # ids expected .. found - 1 are missing
+                    holders = running if not gap or gap.get("first") != expected else running & set(gap["holders"])
+                    if holders:
+                        return expected - 1, {"first": expected, "holders": sorted(holders)}
+                expected = found + 1
+        return expected - 1, None
 
     def last_feedback_id(self, model: str, up_to_log_id: int) -> int:
         """The highest feedback id of ``model``'s labels on rows logged up to a log id (0 when

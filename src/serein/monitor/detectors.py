@@ -36,7 +36,8 @@ sqrt(p̃(1 − p̃)) with p̃ = (errors + 1)/(n + 2): a holdout with no error gi
 The defaults come from ``benchmarks/detection.py`` (``docs/monitoring.md`` says how).
 
 State between runs: a monitor that runs every few minutes feeds only values after a watermark
-(the log id for scores, the feedback id for errors), and resumes each detector where the last run
+(the log id for scores, the feedback id for errors) and up to where the ids are settled (on
+PostgreSQL a concurrent writer may commit id 7 after id 8: ``store.settled_upto``), and resumes each detector where the last run
 stopped. The state is serein's own JSON, never a pickle (unpickling stored bytes can run code):
 Page-Hinkley and CUSUM keep their few numbers and their scale; River's ADWIN (a Rust object that
 cannot be serialised) keeps the values seen since its last reset, replayed into a fresh ADWIN on
@@ -456,19 +457,22 @@ def run_detectors(ws: Workspace, loaded: LoadedModel) -> dict[str, Any]:
         detectors = StreamDetectors(settings, *refs[stream], binary=stream == "error" and loaded.task != "regression")
         resumed = bool(saved.get("detectors")) and detectors.restore(saved["detectors"])
         watermark = int(saved.get("watermark", 0))  # new traffic only, even when the detectors restart
+        # ids committed out of order (PostgreSQL, concurrent writers) are read once they are in
+        settled, gap = ws.store.settled_upto("feedback" if stream == "error" else "predictions",
+                                             max(watermark, int(saved.get("settled", 0))), saved.get("gap"))
         if stream == "error":
-            rows = ws.store.labelled_after(loaded.name, after_feedback_id=watermark)
+            rows = ws.store.labelled_after(loaded.name, after_feedback_id=watermark, up_to_feedback_id=settled)
             values = [(error_value(loaded.task, r["prediction"], r["label"]), r["feedback_id"])
                       for r in rows if r["version"] == loaded.version]
-            upto = max((r["feedback_id"] for r in rows), default=watermark)
+            upto = max((r["feedback_id"] for r in rows), default=watermark)  # a label waiting for its row stays
         else:
-            rows = ws.store.prediction_rows(loaded.name, after_id=watermark)
+            rows = ws.store.prediction_rows(loaded.name, after_id=watermark, up_to_id=settled)
             ours = [r for r in rows if r["version"] == loaded.version]
             values = [(r["score"] if loaded.task != "regression" else r["prediction"], r["id"]) for r in ours]
             values = [(float(v), i) for v, i in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
-            upto = max((r["id"] for r in rows), default=watermark)
+            upto = settled
         changes = [c for v, ref_id in values for c in detectors.update(v, ref_id)]
-        ws.store.set_state(key, {"watermark": upto, "detectors": detectors.state()})
+        ws.store.set_state(key, {"watermark": upto, "settled": settled, "gap": gap, "detectors": detectors.state()})
         out[stream] = {"values": len(values), "seen": detectors.n, "resumed": resumed,
                        "mean": float(np.mean([v for v, _ in values])) if values else None,
                        "reference": refs[stream][0], "reference_std": refs[stream][1],

@@ -54,53 +54,68 @@ def _watermark_key(model: str) -> str:
     return f"retrain.label_watermark.{model}"
 
 
-def _label_watermark(ws: Workspace, model: str) -> int:
-    """The feedback id up to which ``model``'s labels are in its dataset (0: none yet).
+def _label_state(ws: Workspace, model: str) -> dict[str, Any]:
+    """Where ``model``'s labels stand: ``watermark``, the feedback id up to which its labels are
+    in its dataset (0: none yet), and how far the feedback ids are settled (``settled``, ``gap``:
+    ``store.settled_upto``).
 
-    It counts labels, not logged rows: a label arriving late for a row logged long ago gets a
-    new feedback id, so the next retrain takes it. (An earlier serein kept the log id of the last
-    row it took, and passed over every later label of an earlier row. Its watermark stands here as
-    the highest feedback id among the labelled rows up to it, so no row is taken twice.)"""
-    watermark = ws.store.get_state(_watermark_key(model))
-    if watermark is not None:
-        return int(watermark)
+    The watermark counts labels, not logged rows: a label arriving late for a row logged long ago
+    gets a new feedback id, so the next retrain takes it. (An earlier serein kept the log id of the
+    last row it took, and passed over every later label of an earlier row. Its watermark stands
+    here as the highest feedback id among the labelled rows up to it, so no row is taken twice;
+    the next one kept the feedback id alone.)"""
+    saved = ws.store.get_state(_watermark_key(model))
+    if isinstance(saved, dict):
+        return saved
+    if saved is not None:
+        return {"watermark": int(saved)}
     earlier = ws.store.get_state(f"retrain.feedback_watermark.{model}")
-    return 0 if earlier is None else ws.store.last_feedback_id(model, int(earlier))
+    return {"watermark": 0 if earlier is None else ws.store.last_feedback_id(model, int(earlier))}
+
+
+def _new_labels(ws: Workspace, model: str, whole: bool = False) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """``model``'s labelled rows the next retrain takes (``store.labelled_after``, up to where the
+    feedback ids are settled), and the label state to keep once they are taken."""
+    state = _label_state(ws, model)
+    watermark = int(state["watermark"])
+    settled, gap = ws.store.settled_upto("feedback", max(watermark, int(state.get("settled", 0))), state.get("gap"))
+    rows = ws.store.labelled_after(model, watermark, whole=whole, up_to_feedback_id=settled)
+    upto = max((int(r["feedback_id"]) for r in rows), default=watermark)
+    return rows, {"watermark": upto, "settled": settled, "gap": gap}
 
 
 def pending_feedback(ws: Workspace, model: str) -> int:
     """How many labelled production rows of ``model`` the next retrain would add."""
-    return len(ws.store.labelled_after(model, _label_watermark(ws, model)))
+    return len(_new_labels(ws, model)[0])
 
 
-def feedback_frame(ws: Workspace, model: str, recipe: Recipe) -> tuple[pd.DataFrame, int | None]:
+def feedback_frame(ws: Workspace, model: str, recipe: Recipe) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Production rows of ``model`` labelled since the last retrain took its labels (in the order
     the labels arrived: ``store.labelled_after``), as training rows.
 
-    Returns the frame (features + target, + the time column when the recipe splits by time)
-    and the highest feedback id it holds (None when there is nothing new).
+    Returns the frame (features + target, + the time column when the recipe splits by time; empty
+    when there is nothing new) and the label state to keep once it is in the dataset.
     """
     import pandas as pd
 
-    rows = ws.store.labelled_after(model, _label_watermark(ws, model), whole=True)
+    rows, state = _new_labels(ws, model, whole=True)
     if not rows:
-        return pd.DataFrame(), None
+        return pd.DataFrame(), state
     frame = pd.DataFrame.from_records([r["inputs"] for r in rows])
     frame[recipe.target] = [r["label"] for r in rows]
     time_col = recipe.split.column if recipe.split.method == "time" else None
     if time_col and time_col not in frame.columns:
         frame[time_col] = pd.to_datetime([r["ts"] for r in rows], unit="s", utc=True)
-    return frame, max(int(r["feedback_id"]) for r in rows)
+    return frame, state
 
 
 def _append_feedback(ws: Workspace, model: str, recipe: Recipe, dataset: str) -> int:
-    """Append new labelled traffic to ``dataset``; returns the number of rows accepted."""
-    frame, upto = feedback_frame(ws, model, recipe)
-    if upto is None:
-        return 0
-    result = ws.datasets.ingest(frame, dataset, mode="append", partial=True)
-    ws.store.set_state(_watermark_key(model), upto)
-    return int(result.accepted)
+    """Append new labelled traffic to ``dataset``; returns the number of rows accepted. The label
+    state is kept even when nothing is new: a gap in the feedback ids is settled over calls."""
+    frame, state = feedback_frame(ws, model, recipe)
+    accepted = 0 if frame.empty else int(ws.datasets.ingest(frame, dataset, mode="append", partial=True).accepted)
+    ws.store.set_state(_watermark_key(model), state)
+    return accepted
 
 
 def retrain(ws: Workspace, model: str, data: str | None = None, include_feedback: bool = True,
