@@ -37,8 +37,8 @@ The defaults come from ``benchmarks/detection.py`` (``docs/monitoring.md`` says 
 
 State between runs: a monitor that runs every few minutes feeds only values after a watermark
 (the log id for scores, the feedback id for errors) and up to where the ids are settled (on
-PostgreSQL a concurrent writer may commit id 7 after id 8: ``store.settled_upto``), and resumes each detector where the last run
-stopped. The state is serein's own JSON, never a pickle (unpickling stored bytes can run code):
+PostgreSQL a concurrent writer may commit id 7 after id 8: ``store.settled_upto``), and resumes
+each detector where the last run stopped. The state is serein's own JSON, never a pickle (unpickling stored bytes can run code):
 Page-Hinkley and CUSUM keep their few numbers and their scale; River's ADWIN (a Rust object that
 cannot be serialised) keeps the values seen since its last reset, replayed into a fresh ADWIN on
 resume, which rebuilds it exactly. That replay history is capped at ``adwin_history`` values
