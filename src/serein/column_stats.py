@@ -10,9 +10,9 @@ on one thread leave the other to the performance estimate (``serein.monitor.moni
 
 ``column_stats.c`` is built into ``libcolumnstats.so`` beside this module when serein is installed
 (``hatch_build.py``); without it (no compiler, ``SEREIN_COLUMN_STATS=0``, a stale or damaged
-library: see :mod:`serein.native`) :func:`numeric_summary` gives None and drift uses numpy. Both
-give the same quantiles and counts (exact order statistics), and a mean and standard deviation
-equal to a few units in the last place.
+library: see :mod:`serein.native`) :func:`numeric_summary` computes the same with numpy. Both give
+the same quantiles and counts (exact order statistics), and a mean and standard deviation equal
+within rounding (the library sums with compensation, numpy pairwise).
 
 >>> s = numeric_summary(np.array([3.0, np.nan, 1.0, 2.0, np.inf]), np.array([0.0, 0.5, 1.0]), [1.5])
 >>> s.count, s.mean, s.quantiles.tolist(), s.counts.tolist()
