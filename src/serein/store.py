@@ -427,9 +427,9 @@ class OperationalStore:
         arrived).
 
         ``after_id`` keeps rows logged after that log id (a watermark), ``up_to_id`` those up to
-        that one (``settled_upto``); ``labelled_only`` keeps
-        rows that have feedback; ``version`` keeps one model version's rows (filtered in the
-        query, so ``last`` counts that version's rows only)."""
+        that one (``settled_upto``); ``labelled_only`` keeps rows that have feedback; ``version``
+        keeps one model version's rows (filtered in the query, so ``last`` counts that version's
+        rows only)."""
         query = (
             select(predictions, feedback.c.label)
             .select_from(predictions.outerjoin(
