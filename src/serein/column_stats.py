@@ -31,6 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from serein.monitor.profile import bin_counts, interpolated, quantiles_and_bins
 from serein.native import library_path, load
 
 SOURCE = Path(__file__).with_name("column_stats.c")
@@ -91,24 +92,17 @@ def numeric_summary(values: np.ndarray, levels: np.ndarray, edges: Sequence[floa
     if status != DONE:
         raise ValueError(f"column statistics: levels outside [0, 1] (status {status})")
     count = int(stats[0])
-    pos = levels * (count - 1)  # as serein.monitor.profile.sorted_quantiles interpolates
-    quantiles = lo + (pos - np.floor(pos)) * (hi - lo)
-    return NumericSummary(count, float(stats[1]), float(stats[2]), quantiles, _bin_counts(below, count))
+    quantiles = interpolated(levels * (count - 1), lo, hi)  # as serein.monitor.profile.sorted_quantiles
+    return NumericSummary(count, float(stats[1]), float(stats[2]), quantiles, bin_counts(below, count))
 
 
 def _numpy_summary(values: np.ndarray, levels: np.ndarray, edges: np.ndarray) -> NumericSummary:
     """:func:`numeric_summary` with numpy (``serein.monitor.profile.quantiles_and_bins``)."""
-    from serein.monitor.profile import quantiles_and_bins
-
     finite = np.isfinite(values)
     x = values if finite.all() else values[finite]
     if not x.size:
-        return NumericSummary(0, math.nan, math.nan, np.full(levels.size, math.nan), _bin_counts(np.zeros(edges.size), 0))
+        return NumericSummary(0, math.nan, math.nan, np.full(levels.size, math.nan), bin_counts(np.zeros(edges.size), 0))
     quantiles, counts = quantiles_and_bins(x, levels, edges)
     with np.errstate(over="ignore"):  # values near float64's limits: an infinite deviation, as the library gives
         return NumericSummary(int(x.size), float(x.mean()), float(x.std()), quantiles, counts)
 
-
-def _bin_counts(at_or_below: np.ndarray, count: int) -> np.ndarray:
-    """Counts per bin from the counts at or below each edge."""
-    return np.diff(np.concatenate(([0], at_or_below, [count]))).astype(np.int64)

@@ -197,8 +197,26 @@ def sorted_bin_counts(xs: np.ndarray, edges: Sequence[float]) -> np.ndarray:
     >>> sorted_bin_counts(np.array([0.0, 1.0, 1.5, 9.0]), [1.0, 2.0]).tolist()
     [2, 1, 1]
     """
-    below = np.searchsorted(xs, np.asarray(edges, dtype=float), side="right")
-    return np.diff(np.concatenate(([0], below, [xs.size])))
+    return bin_counts(np.searchsorted(xs, np.asarray(edges, dtype=float), side="right"), xs.size)
+
+
+def bin_counts(at_or_below: np.ndarray, n: int) -> np.ndarray:
+    """Counts per right-closed bin of ``n`` values from how many lie at or below each edge.
+
+    >>> bin_counts(np.array([2, 3]), 4).tolist()
+    [2, 1, 1]
+    """
+    return np.diff(np.concatenate(([0], at_or_below, [n]))).astype(np.int64)
+
+
+def interpolated(pos: np.ndarray, at_floor: np.ndarray, at_next: np.ndarray) -> np.ndarray:
+    """Linear interpolation between the order statistics at ``floor(pos)`` and the next rank
+    (numpy's default quantile method).
+
+    >>> interpolated(np.array([0.5, 2.0]), np.array([1.0, 4.0]), np.array([2.0, 4.0])).tolist()
+    [1.5, 4.0]
+    """
+    return at_floor + (pos - np.floor(pos)) * (at_next - at_floor)
 
 
 def sorted_quantiles(xs: np.ndarray, levels: np.ndarray) -> np.ndarray:
@@ -212,7 +230,7 @@ def sorted_quantiles(xs: np.ndarray, levels: np.ndarray) -> np.ndarray:
     pos = np.asarray(levels, dtype=float) * (xs.size - 1)
     lo = np.floor(pos).astype(np.intp)
     hi = np.minimum(lo + 1, xs.size - 1)
-    return xs[lo] + (pos - lo) * (xs[hi] - xs[lo])
+    return interpolated(pos, xs[lo], xs[hi])
 
 
 def order_statistics(x: np.ndarray, ranks: np.ndarray) -> np.ndarray:
@@ -316,8 +334,7 @@ def quantiles_and_bins(x: np.ndarray, levels: np.ndarray,
     found, at_or_below = _select(x, ranks, edges)
     found = found[where]
     x_lo, x_hi = found[:lo.size], found[lo.size:]
-    counts = np.diff(np.concatenate(([0], at_or_below, [x.size]))).astype(np.int64)
-    return x_lo + (pos - lo) * (x_hi - x_lo), counts
+    return interpolated(pos, x_lo, x_hi), bin_counts(at_or_below, x.size)
 
 
 def mid_levels(n: int = N_QUANTILES) -> np.ndarray:
