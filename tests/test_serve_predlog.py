@@ -10,13 +10,14 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import orjson
 import pytest
 
-from serein.serve.predlog import LogBusy, LogUnavailable, PredictionLog, read_segment, request_record
+from serein.serve.predlog import SPARE_BYTES, LogBusy, LogUnavailable, PredictionLog, read_segment, request_record
 from serein.serve.predlog_shipper import table_rows
 from serein.serve.predlog_syncer import SyncerProcess
 from serein.store import PREDICTION_COLUMNS, OperationalStore, prediction_table_rows, predictions
@@ -151,17 +152,17 @@ def test_a_disk_that_refuses_writes_refuses_the_prediction_and_keeps_no_count(
 
     log = PredictionLog(store, tmp_path / "predlog")
     log.start()
-    real_write = os.write
+    real_pwrite = os.pwrite
 
-    def full_disk(fd: int, data: bytes) -> int:
+    def full_disk(fd: int, data: bytes, offset: int) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     async def main() -> None:
-        monkeypatch.setattr(predlog.os, "write", full_disk)
+        monkeypatch.setattr(predlog.os, "pwrite", full_disk)
         with pytest.raises(LogUnavailable, match="No space left on device"):
             await log.write(record("lost"))
         assert log.pending == 0 and log.known(["lost"]) == {}
-        monkeypatch.setattr(predlog.os, "write", real_write)
+        monkeypatch.setattr(predlog.os, "pwrite", real_pwrite)
         await log.write(record("kept"))
 
     asyncio.run(main())
@@ -247,13 +248,15 @@ def test_a_killed_syncer_is_restarted_and_strict_writes_still_wait_for_fdatasync
 
 
 KILLED_WRITER = """
-import asyncio, os, signal, sys
+import asyncio, os, signal, sys, time
 from serein.serve.predlog import PredictionLog, request_record
 from serein.store import OperationalStore
 
 store = OperationalStore(sys.argv[1])
 log = PredictionLog(store, sys.argv[2], ship_interval=60.0)  # killed before any shipment: only the segment
 log.start()                                                   # holds the records
+while log._spare is None:  # the segment is a zero-filled spare, renamed into place
+    time.sleep(0.01)
 
 async def main():
     for i in range(30):
@@ -273,8 +276,11 @@ def test_segments_left_by_a_killed_process_are_shipped_once(store: OperationalSt
     assert child.returncode == -signal.SIGKILL and "acknowledged" in child.stdout, child.stderr
     (segment,) = directory.glob("*.jsonl")
     assert len(read_segment(segment)) == 30
-    with open(segment, "ab") as torn:  # a write cut short by the kill: never acknowledged
+    assert segment.stat().st_size == SPARE_BYTES
+    with open(segment, "r+b") as torn:  # a write cut short by the kill: never acknowledged
+        torn.seek(segment.read_bytes().index(b"\0"))
         torn.write(b'{"request_id": "half')
+    (directory / "1-2-3.spare").write_bytes(bytes(100))  # a spare it left unused
     store.log_prediction_rows(read_segment(segment)[:10])  # shipped before the crash, not yet deleted
 
     live = PredictionLog(store, directory)
@@ -287,6 +293,44 @@ def test_segments_left_by_a_killed_process_are_shipped_once(store: OperationalSt
     assert store.count_predictions("m") == 31
     assert sorted(store.request_rows([f"k{i}" for i in range(30)])) == sorted(f"k{i}" for i in range(30))
     assert os.listdir(directory) == []
+
+
+def test_strict_segments_are_spares_zero_filled_in_advance(store: OperationalStore, tmp_path: Path) -> None:
+    """With ``strict`` a spare segment is kept ready (``SPARE_BYTES`` of zeros, synced) and
+    renamed into place, so the log's writes overwrite blocks already on disk; its records end at
+    the first zero byte. A live process's spare survives another's recovery; a stray one does not."""
+    directory = tmp_path / "predlog"
+    log = PredictionLog(store, directory, ship_interval=60.0)
+    log.start()
+    deadline = time.monotonic() + 30
+    while log._spare is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    first = log._spare
+    assert first is not None and first.path.stat().st_size == SPARE_BYTES and first.path.suffix == ".spare"
+    asyncio.run(log.write(record("a", rows=3)))
+    (segment,) = directory.glob("*.jsonl")
+    assert os.path.samestat(os.fstat(first.fd), segment.stat()), "the spare became the segment"
+    assert segment.stat().st_size == SPARE_BYTES and b'"a"' in segment.read_bytes()
+    assert [r[0] for r in read_segment(segment)] == ["a", "a", "a"]
+    while log._spare is None and time.monotonic() < deadline:  # the next one is prepared meanwhile
+        time.sleep(0.01)
+    (stray := directory / "1-2-3.spare").write_bytes(bytes(10))
+    assert PredictionLog(store, directory).recover() == 0
+    assert sorted(p.suffix for p in directory.iterdir()) == [".jsonl", ".spare"] and not stray.exists()
+    log.close()
+    assert store.count_predictions("m") == 3
+    assert os.listdir(directory) == [], "the segment is shipped and deleted, the unused spare deleted"
+
+
+def test_written_and_relaxed_segments_are_not_zero_filled(store: OperationalStore, tmp_path: Path) -> None:
+    """Nobody waits on their syncs, so no spare is made (zero-filling doubles the disk's writes)."""
+    log = PredictionLog(store, tmp_path / "predlog", durability="written")
+    log.start()
+    asyncio.run(log.write(record("w")))
+    (segment,) = (tmp_path / "predlog").glob("*.jsonl")
+    assert segment.stat().st_size == len(segment.read_bytes().rstrip(b"\0")) > 0
+    assert list((tmp_path / "predlog").glob("*.spare")) == []
+    log.close()
 
 
 def test_shipping_again_never_duplicates(store: OperationalStore) -> None:
@@ -387,12 +431,14 @@ def test_a_lone_request_is_made_durable_on_the_loop_and_others_by_the_syncer(
         store: OperationalStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A lone request counted by ``serving`` has its group fdatasync-ed in the server process
     before the write returns; while another request is being served, the syncer process makes
-    them durable (fdatasync calls of this process are counted)."""
+    them durable (fdatasync calls of this process's event loop are counted; not those of the
+    thread preparing spare segments)."""
     calls: list[int] = []
     real = os.fdatasync
 
     def counted(fd: int) -> None:
-        calls.append(fd)
+        if threading.current_thread() is threading.main_thread():
+            calls.append(fd)
         real(fd)
 
     monkeypatch.setattr(os, "fdatasync", counted)

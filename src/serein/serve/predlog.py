@@ -4,11 +4,16 @@ A request hands ``PredictionLog.write`` one *request record* (``request_record``
 version and timing, its rows' validated inputs as columns and its outputs as lists), serialised
 once, on the event loop, into one line (``predlog_shipper.record_line``: a 100-row request is one
 line, not 100).
-Once per turn of the event loop, the lines of every request that turn are appended to the
-current *segment* (``.serein/predlog/*.jsonl``) with one ``write`` (into the page cache:
-microseconds), and a *syncer process* (``serein.serve.predlog_syncer``) makes them durable with
-one ``fdatasync`` covering every group written since its previous one (group commit: one request
-to it is outstanding at a time). The event loop reads the syncer's answers from a pipe it
+Once per turn of the event loop, the lines of every request that turn are written after the
+last line of the current *segment* (``.serein/predlog/*.jsonl``) with one ``pwrite`` (into the
+page cache: microseconds), and a *syncer process* (``serein.serve.predlog_syncer``) makes them
+durable with one ``fdatasync`` covering every group written since its previous one (group commit:
+one request to it is outstanding at a time).
+With ``strict`` a *preparer thread* keeps one spare segment ready: zero-filled to its full size
+and synced, then renamed into place when the current segment fills (``_prepare_spare``). Writing
+over blocks already on disk changes no file size and allocates nothing, so its ``fdatasync``
+waits for no journal commit of the file system (ext4, xfs): as PostgreSQL zero-fills its WAL
+segments. A segment's records end at its first zero byte (a record line never holds one). The event loop reads the syncer's answers from a pipe it
 watches like a socket, so it never waits for the disk and no thread of the server wakes per
 request or per group: a thread taking the GIL from the busy loop once or twice per request cost
 about half of the throughput, and with a syncer thread (a few GIL hand-offs per group) the
@@ -77,6 +82,9 @@ log = logging.getLogger(__name__)
 
 DURABILITY_CHOICES = ("strict", "written", "relaxed", "off")
 SEGMENT_BYTES = 4 * 1024 * 1024  # a segment is closed (and deleted once shipped) past this size
+SPARE_BYTES = SEGMENT_BYTES + 512 * 1024  # a spare's zero-filled length: room for the group that crosses SEGMENT_BYTES
+SPARE_SUFFIX = ".spare"  # a spare segment's name until it is put to use (recovery deletes an unused one)
+SPARE_RETRY_SECONDS = 1.0  # after a spare could not be made (a full disk): segments are created empty meanwhile
 RETRY_AFTER_SECONDS = 1
 RELAXED_SYNC_SECONDS = 0.05  # written/relaxed: one fdatasync per this interval at most (nobody waits on it)
 SYNCER_RESTARTS = 3  # a syncer that dies this many times in a row without answering: refuse, not retry
@@ -200,10 +208,12 @@ def _notify_all(settled: Sequence[tuple[list[_Entry], BaseException | None]]) ->
 
 
 def read_segment(path: Path) -> list[tuple[Any, ...]]:
-    """The store's table rows of a segment file's records (``line_rows``); a torn last line (the
-    writer was killed mid-write, so the record was never acknowledged) is skipped: every whole
-    line ends with a newline."""
-    *lines, torn = path.read_bytes().split(b"\n")
+    """The store's table rows of a segment file's records (``line_rows``), which end at its first
+    zero byte (the rest of a spare's zeros); a torn last line (the writer was killed mid-write,
+    so the record was never acknowledged) is skipped: every whole line ends with a newline."""
+    data = path.read_bytes()
+    end = data.find(b"\0")
+    *lines, torn = (data if end < 0 else data[:end]).split(b"\n")
     if torn:
         log.warning("skipped a torn last record in %s (never acknowledged)", path.name)
     records = []
@@ -229,7 +239,11 @@ class PredictionLog:
         self.ship_interval = ship_interval
         self.commit_delay = commit_delay
         self.stats = {"groups": 0, "records": 0, "rows": 0, "fsync_seconds": 0.0, "shipped": 0, "recovered": 0}
-        self._lock = threading.Condition(threading.Lock())  # counters, index, syncing and shipping hand-over
+        lock = threading.Lock()
+        self._lock = threading.Condition(lock)  # counters, index, syncing and shipping hand-over
+        self._spare_taken = threading.Condition(lock)  # wakes the preparer thread
+        self._spare: _Segment | None = None  # a zero-filled segment ready to be renamed into place (strict)
+        self._preparer: threading.Thread | None = None
         self._buffer: list[_Entry] = []  # written at the end of the event loop's turn
         self._flush_scheduled = False
         self._pending = 0  # rows queued, or written but not yet in the store
@@ -267,29 +281,29 @@ class PredictionLog:
                  "real-time" if self._syncer.realtime else "normal (real-time not permitted)")
         self._thread = threading.Thread(target=self._ship_loop, name="serein-predlog-shipper", daemon=True)
         self._thread.start()
+        if self.durability == "strict":
+            self._preparer = threading.Thread(target=self._prepare_loop, name="serein-predlog-preparer", daemon=True)
+            self._preparer.start()
         return recovered
 
     def recover(self) -> int:
         """Ship (idempotently) and delete every segment in the directory that no live process
-        holds. Returns the number of records that were not in the store yet."""
+        holds, and the spare segments such a process left unused. Returns the number of records
+        that were not in the store yet."""
+        for path in self.directory.glob(f"*{SPARE_SUFFIX}"):
+            with _held(path) as ours:
+                if ours:
+                    path.unlink(missing_ok=True)
         added = 0
         for path in sorted(self.directory.glob("*.jsonl")):
-            try:
-                fd = os.open(path, os.O_RDONLY)
-            except FileNotFoundError:  # shipped by another worker meanwhile
-                continue
-            try:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:  # a live process owns it
+            with _held(path) as ours:
+                if not ours:
                     continue
                 records = read_segment(path)
                 new = self.store.log_prediction_rows(records, once=True)
                 path.unlink(missing_ok=True)
                 added += new
                 log.info("recovered %s: %d record(s), %d new to the store", path.name, len(records), new)
-            finally:
-                os.close(fd)
         self.stats["recovered"] += added
         return added
 
@@ -304,8 +318,15 @@ class PredictionLog:
             self._segment = None  # (anything not durable yet stays on disk for the next start)
             self._stop_shipping = True
             self._lock.notify_all()
+            self._spare_taken.notify()
         self._thread.join(timeout)  # a store that is down leaves the rest on disk for the next start
         self._thread = None
+        if self._preparer is not None:
+            self._preparer.join(timeout)
+            self._preparer = None
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            _discard(spare)
         self._unwatch()
         for process in (self._syncer, self._shipper):
             if process is not None:
@@ -381,12 +402,28 @@ class PredictionLog:
     # -- writing, on the event loop ---------------------------------------------------------
     def _open_segment(self) -> _Segment:
         """A new segment, ``flock``-ed until it is shipped and deleted (its name is made durable
-        by the syncer, before anything in it is acknowledged as on disk)."""
-        self._serial += 1
-        path = self.directory / f"{time.time_ns():020d}-{os.getpid()}-{self._serial}.jsonl"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        by the syncer, before anything in it is acknowledged as on disk): the spare renamed into
+        place when one is ready, else an empty file."""
+        with self._lock:
+            path = self._segment_path(".jsonl")
+            spare, self._spare = self._spare, None
+            self._spare_taken.notify()
+        if spare is not None:
+            try:
+                os.rename(spare.path, path)
+                return _Segment(path, spare.fd)
+            except OSError as exc:
+                log.warning("could not use the spare prediction-log segment %s: %s", spare.path.name, exc)
+                _discard(spare)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
         return _Segment(path, fd)
+
+    def _segment_path(self, suffix: str) -> Path:
+        """A new file name in the directory: segments sort in the order they were opened (lock
+        held: the loop and the preparer thread both name files)."""
+        self._serial += 1
+        return self.directory / f"{time.time_ns():020d}-{os.getpid()}-{self._serial}{suffix}"
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         """Write this loop turn's lines to the segment with one ``write`` and ask the syncer to
@@ -403,7 +440,7 @@ class PredictionLog:
             start = segment.size
             view = memoryview(b"".join([entry.line for entry in entries]))
             while view:
-                written = os.write(segment.fd, view)
+                written = os.pwrite(segment.fd, view, segment.size)
                 segment.size += written
                 view = view[written:]
         except OSError as exc:
@@ -695,6 +732,29 @@ class PredictionLog:
             loop.call_soon_threadsafe(remove)
             removed.wait(1.0)
 
+    # -- the preparer thread -----------------------------------------------------------------
+    def _prepare_loop(self) -> None:
+        """Keep one spare segment ready (``strict``) until the log closes."""
+        while True:
+            with self._lock:
+                while self._spare is not None and not self._stop_shipping:
+                    self._spare_taken.wait()
+                if self._stop_shipping:
+                    return
+                path = self._segment_path(SPARE_SUFFIX)
+            try:
+                spare = _prepare_spare(path)
+            except OSError as exc:
+                log.warning("could not prepare a spare prediction-log segment (%s); new segments start empty, "
+                            "whose syncs cost more", exc.strerror or exc)
+                time.sleep(SPARE_RETRY_SECONDS)
+                continue
+            with self._lock:
+                if not self._stop_shipping:
+                    self._spare, spare = spare, None
+            if spare is not None:
+                _discard(spare)
+
     # -- the shipper thread ------------------------------------------------------------------
     def _ship_loop(self) -> None:
         backoff = self.ship_interval
@@ -757,6 +817,51 @@ def _spans(batch: Sequence[_Shipment]) -> list[tuple[Path, int, int]]:
         else:
             spans.append((shipment.segment.path, shipment.start, shipment.end))
     return spans
+
+
+def _prepare_spare(path: Path) -> _Segment:
+    """A spare segment at ``path``: ``flock``-ed, ``SPARE_BYTES`` of zeros, synced (blocking: run
+    off the event loop). Its name needs no sync: it is renamed before use, and the syncer syncs
+    the directory then."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    spare = _Segment(path, fd)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        zeros = bytes(1 << 20)
+        while spare.size < SPARE_BYTES:
+            spare.size += os.write(fd, zeros[:SPARE_BYTES - spare.size])
+        os.fdatasync(fd)
+    except OSError:
+        _discard(spare)
+        raise
+    spare.size = 0
+    return spare
+
+
+def _discard(segment: _Segment) -> None:
+    """Delete a segment that holds no record (an unused spare) and close it."""
+    segment.path.unlink(missing_ok=True)
+    os.close(segment.fd)
+
+
+@contextmanager
+def _held(path: Path) -> Iterator[bool]:
+    """Hold ``path``'s ``flock`` for the block, which is told whether it does: not when a live
+    process holds the file, or it is gone (another worker shipped it meanwhile)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
 
 
 def _rows(records: Sequence[_Logged]) -> int:
