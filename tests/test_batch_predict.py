@@ -210,8 +210,9 @@ def test_the_checked_arrow_path_is_remembered(scoring, tmp_path: Path) -> None:
     """The first run checks the Arrow path against scikit-learn and remembers the outcome with the
     compiled tables; a run in a fresh process then scores without deserializing the pipeline (no
     scikit-learn import) or compiling the export again (no onnx import). A plan for other
-    artifacts, or an unreadable one, is checked again; missing or unreadable tables are compiled
-    again from the export and kept; a remembered "no Arrow path" holds."""
+    artifacts, or an unreadable one, is checked again; missing, unreadable or replaced tables (not
+    the ones the plan recorded) are compiled again from the export and kept; a remembered "no
+    Arrow path" holds."""
     from serein.batch import PLAN_FILE, ChunkScorer
     from serein.batch_plan import ArrowPlan, tables_path
 
@@ -240,7 +241,15 @@ def test_the_checked_arrow_path_is_remembered(scoring, tmp_path: Path) -> None:
     def truncated() -> None:
         tables.write_bytes(tables.read_bytes()[:tables.stat().st_size // 2])
 
-    for damage in (lambda: tables.write_bytes(b"not a zip"), truncated, lambda: tables.write_bytes(b""), tables.unlink):
+    def replaced() -> None:  # other tables, whole and readable: not the ones the plan recorded
+        with np.load(tables) as arrays:
+            changed = {name: arrays[name] for name in arrays.files}
+        name = next(n for n, a in changed.items() if a.dtype.kind == "f" and a.size)
+        changed[name] = changed[name] + 1
+        np.savez(tables, **changed)
+
+    for damage in (replaced, lambda: tables.write_bytes(b"not a zip"), truncated, lambda: tables.write_bytes(b""),
+                   tables.unlink):
         damage()
         assert ArrowPlan.recall(plan_file, loaded).trees is None
         assert fresh_run() == ["1000", "False", "False", "True"]  # compiled again from the export...

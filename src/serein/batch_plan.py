@@ -9,12 +9,15 @@ version's cached artifacts, keyed by the sha256 recorded for its pipeline file a
 (and this module's ``PLAN_FORMAT``), so later runs set the same path up without scikit-learn. A
 plan that is missing, unreadable or keyed to other artifacts is worked out again. When the
 estimator is the trees' look-up tables, the compiled tables are kept too (``<plan>.tables.npz``,
-same key): setting them up again from the export imports onnx and compiles them (0.1-0.15 s of a
-run); tables that are missing or unreadable are compiled again from the export.
+their sha256 recorded in the plan): setting them up again from the export imports onnx and
+compiles them (0.1-0.15 s of a run); tables that are missing, unreadable or not the ones the plan
+recorded (replaced, or half-written by another run) are compiled again from the export.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import logging
 import os
@@ -34,7 +37,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PLAN_FORMAT = 3  # bump when what a saved plan means changes (2: tables merged up to 1 MB; 3: tables keep their layout)
+PLAN_FORMAT = 4  # bump when what a saved plan means changes (2: tables merged up to 1 MB; 3: tables keep their
+# layout; 4: the tables' sha256 in the plan)
 ESTIMATORS = ("tables", "onnxruntime")  # serein.tree_tables.TableTrees, or ONNX Runtime on the estimator's part
 
 
@@ -49,14 +53,17 @@ class ArrowPlan:
     trees: TableTrees | None = None
 
     def save(self, path: Path, model: LoadedModel) -> None:
-        """Write the plan for ``model`` to ``path``, and its tables beside it (each atomically: a
-        reader never sees half a file)."""
+        """Write the plan for ``model`` to ``path``, and its tables beside it first (each
+        atomically: a reader never sees half a file, and one between the two writes finds
+        tables other than its plan recorded, which it compiles again)."""
         data = {"key": _key(model), "estimator": self.estimator,
-                "features": None if self.features is None else self.features.to_dict()}
-        _write(path, model, lambda f: f.write(json.dumps(data).encode()))
+                "features": None if self.features is None else self.features.to_dict(), "tables_sha256": None}
         if self.trees is not None:
-            arrays = {**self.trees.to_arrays(), KEY_ARRAY: np.array(json.dumps(_key(model)))}
-            _write(tables_path(path), model, lambda f: np.savez(f, **arrays))
+            tables = io.BytesIO()
+            np.savez(tables, **self.trees.to_arrays())
+            data["tables_sha256"] = hashlib.sha256(tables.getbuffer()).hexdigest()
+            _write(tables_path(path), model, lambda f: f.write(tables.getbuffer()))
+        _write(path, model, lambda f: f.write(json.dumps(data).encode()))
 
     @classmethod
     def recall(cls, path: Path, model: LoadedModel) -> ArrowPlan | None:
@@ -70,11 +77,8 @@ class ArrowPlan:
             return None
         if (features is None) != (data["estimator"] is None):
             return None
-        trees = _recall_trees(tables_path(path), model) if data["estimator"] == "tables" else None
+        trees = _recall_trees(tables_path(path), data.get("tables_sha256")) if data["estimator"] == "tables" else None
         return cls(features, data["estimator"], trees)
-
-
-KEY_ARRAY = "serein_plan_key"  # the plan key, stored among the tables' arrays
 
 
 def tables_path(plan: Path) -> Path:
@@ -82,14 +86,16 @@ def tables_path(plan: Path) -> Path:
     return plan.with_name(f"{plan.stem}.tables.npz")
 
 
-def _recall_trees(path: Path, model: LoadedModel) -> TableTrees | None:
-    """The tables saved for ``model``'s current artifacts at ``path``, or None."""
+def _recall_trees(path: Path, sha256: str | None) -> TableTrees | None:
+    """The tables saved at ``path`` when their sha256 is the one their plan recorded, or None."""
     try:
-        with np.load(path, allow_pickle=False) as arrays:
-            if str(arrays[KEY_ARRAY]) != json.dumps(_key(model)):
-                return None
-            return TableTrees.from_arrays({name: arrays[name] for name in arrays.files if name != KEY_ARRAY})
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:  # empty, truncated
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != sha256:
+            log.info("the batch plan's tables at %s are not the ones it recorded; compiling them again", path)
+            return None
+        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+            return TableTrees.from_arrays({name: arrays[name] for name in arrays.files})
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:  # missing, unreadable
         if not isinstance(exc, FileNotFoundError):
             log.info("could not read the batch plan's tables at %s (%s); compiling them again", path, exc)
         return None
