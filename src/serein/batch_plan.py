@@ -11,7 +11,7 @@ plan that is missing, unreadable or keyed to other artifacts is worked out again
 estimator is the trees' look-up tables, the compiled tables are kept too (``<plan>.tables.npz``,
 their sha256 recorded in the plan): setting them up again from the export imports onnx and
 compiles them (0.1-0.15 s of a run); tables that are missing, unreadable or not the ones the plan
-recorded (replaced, or half-written by another run) are compiled again from the export.
+recorded (replaced, or rewritten by another run meanwhile) are compiled again from the export.
 """
 
 from __future__ import annotations
