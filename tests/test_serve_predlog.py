@@ -322,6 +322,40 @@ def test_strict_segments_are_spares_zero_filled_in_advance(store: OperationalSto
     assert os.listdir(directory) == [], "the segment is shipped and deleted, the unused spare deleted"
 
 
+def test_a_spare_that_cannot_be_made_leaves_the_log_writing_plain_segments(
+        store: OperationalStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A full disk while zero-filling a spare: the partial spare is deleted, a warning says so, and
+    segments start empty meanwhile (records acknowledged and shipped as before); closing does not
+    wait for the next attempt."""
+    import errno
+
+    from serein.serve import predlog
+
+    real_write = os.write
+
+    def full_disk(fd: int, data: bytes) -> int:
+        real_write(fd, data[:4096])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(predlog.os, "write", full_disk)  # only the spare's zeros are written with os.write
+    directory = tmp_path / "predlog"
+    log = PredictionLog(store, directory)
+    with caplog.at_level("WARNING", logger="serein.serve.predlog"):
+        log.start()
+        asyncio.run(log.write(record("plain", rows=2)))
+        deadline = time.monotonic() + 10
+        while "could not prepare a spare" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert "No space left on device" in caplog.text and log._spare is None
+    (segment,) = directory.glob("*.jsonl")
+    assert list(directory.glob("*.spare")) == [] and segment.stat().st_size == len(segment.read_bytes().rstrip(b"\0"))
+    started = time.monotonic()
+    log.close()
+    assert time.monotonic() - started < predlog.SPARE_RETRY_SECONDS
+    assert store.count_predictions("m") == 2 and os.listdir(directory) == []
+
+
 def test_written_and_relaxed_segments_are_not_zero_filled(store: OperationalStore, tmp_path: Path) -> None:
     """Nobody waits on their syncs, so no spare is made (zero-filling doubles the disk's writes)."""
     log = PredictionLog(store, tmp_path / "predlog", durability="written")

@@ -84,7 +84,7 @@ DURABILITY_CHOICES = ("strict", "written", "relaxed", "off")
 SEGMENT_BYTES = 4 * 1024 * 1024  # a segment is closed (and deleted once shipped) past this size
 SPARE_BYTES = SEGMENT_BYTES + 512 * 1024  # a spare's zero-filled length: room for the group that crosses SEGMENT_BYTES
 SPARE_SUFFIX = ".spare"  # a spare segment's name until it is put to use (recovery deletes an unused one)
-SPARE_RETRY_SECONDS = 1.0  # after a spare could not be made (a full disk): segments are created empty meanwhile
+SPARE_RETRY_SECONDS = 5.0  # after a spare could not be made (a full disk): segments are created empty meanwhile
 RETRY_AFTER_SECONDS = 1
 RELAXED_SYNC_SECONDS = 0.05  # written/relaxed: one fdatasync per this interval at most (nobody waits on it)
 SYNCER_RESTARTS = 3  # a syncer that dies this many times in a row without answering: refuse, not retry
@@ -747,7 +747,8 @@ class PredictionLog:
             except OSError as exc:
                 log.warning("could not prepare a spare prediction-log segment (%s); new segments start empty, "
                             "whose syncs cost more", exc.strerror or exc)
-                time.sleep(SPARE_RETRY_SECONDS)
+                with self._lock:  # try again later (close wakes it)
+                    self._spare_taken.wait_for(lambda: self._stop_shipping, SPARE_RETRY_SECONDS)
                 continue
             with self._lock:
                 if not self._stop_shipping:
