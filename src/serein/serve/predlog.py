@@ -1,4 +1,4 @@
-"""The prediction log: group-committed appends to a local segment file, shipped to the store.
+"""The prediction log: group-committed writes to a local segment file, shipped to the store.
 
 A request hands ``PredictionLog.write`` one *request record* (``request_record``: its id, model
 version and timing, its rows' validated inputs as columns and its outputs as lists), serialised
@@ -426,7 +426,7 @@ class PredictionLog:
         return self.directory / f"{time.time_ns():020d}-{os.getpid()}-{self._serial}{suffix}"
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Write this loop turn's lines to the segment with one ``write`` and ask the syncer to
+        """Write this loop turn's lines to the segment with one ``pwrite`` and ask the syncer to
         make them durable, or make them durable here for a lone request (``serving``; runs on
         the event loop, once per turn)."""
         self._flush_scheduled = False
