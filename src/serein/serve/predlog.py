@@ -828,7 +828,7 @@ def _prepare_spare(path: Path) -> _Segment:
     spare = _Segment(path, fd)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        zeros = bytes(1 << 20)
+        zeros = memoryview(bytes(1 << 20))  # sliced without a copy
         while spare.size < SPARE_BYTES:
             spare.size += os.write(fd, zeros[:SPARE_BYTES - spare.size])
         os.fdatasync(fd)
