@@ -13,11 +13,12 @@ With ``strict`` a *preparer thread* keeps one spare segment ready: zero-filled t
 and synced, then renamed into place when the current segment fills (``_prepare_spare``). Writing
 over blocks already on disk changes no file size and allocates nothing, so its ``fdatasync``
 waits for no journal commit of the file system (ext4, xfs): as PostgreSQL zero-fills its WAL
-segments. A segment's records end at its first zero byte (a record line never holds one). The event loop reads the syncer's answers from a pipe it
-watches like a socket, so it never waits for the disk and no thread of the server wakes per
-request or per group: a thread taking the GIL from the busy loop once or twice per request cost
-about half of the throughput, and with a syncer thread (a few GIL hand-offs per group) the
-server spent about 0.2 ms more CPU per request at concurrency 1.
+segments. A segment's records end at its first zero byte (a record line never holds one).
+The event loop reads the syncer's answers from a pipe it watches like a socket, so it never
+waits for the disk and no thread of the server wakes per request or per group: a thread taking
+the GIL from the busy loop once or twice per request cost about half of the throughput, and
+with a syncer thread (a few GIL hand-offs per group) the server spent about 0.2 ms more CPU per
+request at concurrency 1.
 A lone request's group (``PredictionLog.serving``) is synced by the event loop itself, which has
 nothing else to do: that saves it the round trip.
 When a request is acknowledged depends on ``serve.durability``:
@@ -83,6 +84,7 @@ log = logging.getLogger(__name__)
 DURABILITY_CHOICES = ("strict", "written", "relaxed", "off")
 SEGMENT_BYTES = 4 * 1024 * 1024  # a segment is closed (and deleted once shipped) past this size
 SPARE_BYTES = SEGMENT_BYTES + 512 * 1024  # a spare's zero-filled length: room for the group that crosses SEGMENT_BYTES
+SEGMENT_SUFFIX = ".jsonl"  # a segment's file name ends so
 SPARE_SUFFIX = ".spare"  # a spare segment's name until it is put to use (recovery deletes an unused one)
 SPARE_RETRY_SECONDS = 5.0  # after a spare could not be made (a full disk): segments are created empty meanwhile
 RETRY_AFTER_SECONDS = 1
@@ -295,7 +297,7 @@ class PredictionLog:
                 if ours:
                     path.unlink(missing_ok=True)
         added = 0
-        for path in sorted(self.directory.glob("*.jsonl")):
+        for path in sorted(self.directory.glob(f"*{SEGMENT_SUFFIX}")):
             with _held(path) as ours:
                 if not ours:
                     continue
@@ -405,7 +407,7 @@ class PredictionLog:
         by the syncer, before anything in it is acknowledged as on disk): the spare renamed into
         place when one is ready, else an empty file."""
         with self._lock:
-            path = self._segment_path(".jsonl")
+            path = self._segment_path(SEGMENT_SUFFIX)
             spare, self._spare = self._spare, None
             self._spare_taken.notify()
         if spare is not None:
@@ -791,8 +793,7 @@ class PredictionLog:
             self.stats["shipped"] += _rows(records)
             for shipment in batch:
                 if shipment.records is None:  # closed, and everything before it is in the store
-                    shipment.segment.path.unlink(missing_ok=True)
-                    os.close(shipment.segment.fd)
+                    _discard(shipment.segment)
             with self._lock:
                 self._pending -= _rows(records)
                 self._pending_requests -= len(records)
@@ -828,19 +829,19 @@ def _prepare_spare(path: Path) -> _Segment:
     spare = _Segment(path, fd)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        zeros = memoryview(bytes(1 << 20))  # sliced without a copy
-        while spare.size < SPARE_BYTES:
-            spare.size += os.write(fd, zeros[:SPARE_BYTES - spare.size])
+        zeros, filled = memoryview(bytes(1 << 20)), 0  # sliced without a copy
+        while filled < SPARE_BYTES:
+            filled += os.write(fd, zeros[:SPARE_BYTES - filled])
         os.fdatasync(fd)
     except OSError:
         _discard(spare)
         raise
-    spare.size = 0
     return spare
 
 
 def _discard(segment: _Segment) -> None:
-    """Delete a segment that holds no record (an unused spare) and close it."""
+    """Delete a segment whose records are all in the store (or that holds none: an unused spare)
+    and close it."""
     segment.path.unlink(missing_ok=True)
     os.close(segment.fd)
 
