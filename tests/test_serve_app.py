@@ -178,6 +178,36 @@ def test_predict_logs_every_acknowledged_row(service) -> None:
     assert len(generated) == 32 and len(shipped(ws, MODEL, [generated])) == 1
 
 
+def test_a_prediction_the_log_cannot_write_is_refused_in_each_protocols_format(
+        service, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every protocol answers once its record is durable; a record the segment refuses (a full
+    disk) turns the prediction into that protocol's 503, never a 200, and its request id stays
+    unused."""
+    url, _, rows = service
+    complete = [r for r in rows if None not in r.values()][:2]
+    tensors = httpx.get(f"{url}/v2/models/{MODEL}").json()["inputs"]
+    v2 = {"inputs": [{"name": t["name"], "datatype": t["datatype"], "shape": [2],
+                      "data": [r[t["name"]] for r in complete]} for t in tensors]}
+
+    def full_disk(fd: int, data: Any, offset: int) -> int:
+        raise OSError(28, "No space left on device")
+
+    calls = [("v1", f"{url}/v1/models/{MODEL}/predict", {"instances": complete}),
+             ("v2", f"{url}/v2/models/{MODEL}/infer", v2),
+             ("mlflow", f"{url}/invocations", {"dataframe_records": complete})]
+    with monkeypatch.context() as patched:
+        patched.setattr("serein.serve.predlog.os.pwrite", full_disk)
+        answers = {name: httpx.post(call, json=body, headers={"X-Request-ID": f"refused-{name}"})
+                   for name, call, body in calls}
+    assert {name: a.status_code for name, a in answers.items()} == {"v1": 503, "v2": 503, "mlflow": 503}
+    assert "No space left on device" in answers["v1"].json()["error"] and answers["v1"].headers["retry-after"]
+    assert "No space left on device" in answers["v2"].json()["error"]
+    assert answers["mlflow"].json()["error_code"] and "No space left" in answers["mlflow"].json()["message"]
+    for name, call, body in calls:  # the disk is back: the same ids are new to the log
+        again = httpx.post(call, json=body, headers={"X-Request-ID": f"refused-{name}"})
+        assert again.status_code == 200, again.text
+
+
 def test_a_body_read_by_the_compiled_reader_is_answered_and_logged_alike(service) -> None:
     """40 rows (past ``READ_MIN_BYTES``) go through the compiled reader where it is built: the same
     answers as one row at a time (orjson's path), the same logged inputs. A field given twice in a

@@ -31,6 +31,15 @@ def record(rid: str, rows: int = 1, shadow: bool = False) -> dict:
                           scores=[i / 10 for i in range(rows)], latency_ms=0.1, shadow=shadow)
 
 
+def logged(log: PredictionLog, rec: dict) -> None:
+    """Submit ``rec`` from a fresh event loop and wait until it is as durable as asked."""
+
+    async def submitted() -> None:
+        await log.submit(rec)
+
+    asyncio.run(submitted())
+
+
 def row(rid: str, i: int = 0, shadow: bool = False) -> dict:
     """The store row of row ``i`` of a request recorded by ``record``."""
     return {"request_id": rid, "row": i, "model": "m", "version": 1, "inputs": {"x": i}, "prediction": i % 2,
@@ -60,7 +69,7 @@ def test_concurrent_writes_share_fsyncs_and_all_reach_the_store(store: Operation
     log.start()
 
     async def main() -> None:
-        await asyncio.gather(*(log.write(record(f"r{i}", rows=2)) for i in range(200)))
+        await asyncio.gather(*(log.submit(record(f"r{i}", rows=2)) for i in range(200)))
 
     asyncio.run(main())
     assert log.stats["records"] == 200  # one record per request
@@ -82,7 +91,7 @@ def test_an_acknowledged_record_is_in_the_segment_and_known_before_shipping(
     log.start()
 
     async def main() -> None:
-        await log.write(record("acked-1", rows=2))
+        await log.submit(record("acked-1", rows=2))
         assert b'"acked-1"' in segment_text(tmp_path / "predlog")
         assert store.request_rows(["acked-1"]) == {}  # not shipped yet (1 s interval) ...
         assert log.known(["acked-1", "other"]) == {"acked-1": ("m", 2)}  # ... but known
@@ -98,9 +107,9 @@ def test_a_store_outage_loses_nothing_and_back_pressure_answers_503(store: Opera
     predictions.drop(store.engine)  # the store breaks under the running service
 
     async def main() -> None:
-        await asyncio.gather(*(log.write(record(f"kept{i}")) for i in range(50)))  # on disk: acknowledged
+        await asyncio.gather(*(log.submit(record(f"kept{i}")) for i in range(50)))  # on disk: acknowledged
         with pytest.raises(LogBusy) as refused:
-            await log.write(record("refused"))
+            await log.submit(record("refused"))
         assert refused.value.http_status == 503 and refused.value.headers == {"Retry-After": "1"}
 
     asyncio.run(main())
@@ -125,9 +134,9 @@ def test_back_pressure_bounds_both_the_requests_and_the_rows_waiting(store: Oper
 
     async def main() -> None:
         for i in range(written):
-            await log.write(record(f"kept{i}", rows=10))
+            await log.submit(record(f"kept{i}", rows=10))
         with pytest.raises(LogBusy, match=f"{10 * written} rows of {written} requests"):
-            await log.write(record("refused", rows=10))
+            await log.submit(record("refused", rows=10))
 
     asyncio.run(main())
     predictions.create(store.engine)
@@ -139,7 +148,7 @@ def test_back_pressure_bounds_both_the_requests_and_the_rows_waiting(store: Oper
 def test_write_before_start_is_refused(store: OperationalStore, tmp_path: Path) -> None:
     log = PredictionLog(store, tmp_path / "predlog")
     with pytest.raises(LogUnavailable, match="not running"):
-        asyncio.run(log.write(record("early")))
+        logged(log, record("early"))
 
 
 def test_a_disk_that_refuses_writes_refuses_the_prediction_and_keeps_no_count(
@@ -160,10 +169,10 @@ def test_a_disk_that_refuses_writes_refuses_the_prediction_and_keeps_no_count(
     async def main() -> None:
         monkeypatch.setattr(predlog.os, "pwrite", full_disk)
         with pytest.raises(LogUnavailable, match="No space left on device"):
-            await log.write(record("lost"))
+            await log.submit(record("lost"))
         assert log.pending == 0 and log.known(["lost"]) == {}
         monkeypatch.setattr(predlog.os, "pwrite", real_pwrite)
-        await log.write(record("kept"))
+        await log.submit(record("kept"))
 
     asyncio.run(main())
     assert log.flush(10)
@@ -184,11 +193,11 @@ def test_a_failed_fdatasync_refuses_the_prediction_and_later_writes_reach_the_st
 
     async def main() -> None:
         monkeypatch.setattr(SyncerProcess, "answers", failed_fdatasync)
-        with pytest.raises(LogUnavailable, match="Input/output error"):
-            await log.write(record("lost"))
+        with log.serving(), pytest.raises(LogUnavailable, match="Input/output error"):
+            await log.submit(record("lost"))  # another request in service: the syncer makes it durable
         assert log.pending == 0 and log.known(["lost"]) == {}
         monkeypatch.setattr(SyncerProcess, "answers", real_answers)
-        await log.write(record("kept"))
+        await log.submit(record("kept"))
 
     asyncio.run(main())
     assert log.flush(10)
@@ -235,7 +244,7 @@ def test_a_killed_syncer_is_restarted_and_strict_writes_still_wait_for_fdatasync
     assert os.sched_getscheduler(syncer.pid) == policy, "it runs at the priority its greeting reports"
 
     async def write(prefix: str) -> None:
-        await asyncio.gather(*(log.write(record(f"{prefix}{i}")) for i in range(20)))
+        await asyncio.gather(*(log.submit(record(f"{prefix}{i}")) for i in range(20)))
 
     asyncio.run(write("before"))
     syncer.kill()
@@ -260,7 +269,7 @@ while log._spare is None:  # the segment is a zero-filled spare, renamed into pl
 
 async def main():
     for i in range(30):
-        await log.write(request_record(request_id=f"k{i}", model="m", version=1, inputs={"x": [i]}, predictions=[0],
+        await log.submit(request_record(request_id=f"k{i}", model="m", version=1, inputs={"x": [i]}, predictions=[0],
                                        probabilities=None, scores=[None], latency_ms=None, ts=1.0))
     print("acknowledged", flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
@@ -285,7 +294,7 @@ def test_segments_left_by_a_killed_process_are_shipped_once(store: OperationalSt
 
     live = PredictionLog(store, directory)
     live.start()  # a live process's own segment is not touched by another's recovery
-    asyncio.run(live.write(record("live")))
+    logged(live, record("live"))
     assert live.stats["recovered"] == 20
     assert PredictionLog(store, directory).recover() == 0
     assert live.flush(10)
@@ -307,7 +316,7 @@ def test_strict_segments_are_spares_zero_filled_in_advance(store: OperationalSto
         time.sleep(0.01)
     first = log._spare
     assert first is not None and first.path.stat().st_size == SPARE_BYTES and first.path.suffix == ".spare"
-    asyncio.run(log.write(record("a", rows=3)))
+    logged(log, record("a", rows=3))
     (segment,) = directory.glob("*.jsonl")
     assert os.path.samestat(os.fstat(first.fd), segment.stat()), "the spare became the segment"
     assert segment.stat().st_size == SPARE_BYTES and b'"a"' in segment.read_bytes()
@@ -343,7 +352,7 @@ def test_a_spare_that_cannot_be_made_leaves_the_log_writing_plain_segments(
     log = PredictionLog(store, directory)
     with caplog.at_level("WARNING", logger="serein.serve.predlog"):
         log.start()
-        asyncio.run(log.write(record("plain", rows=2)))
+        logged(log, record("plain", rows=2))
         deadline = time.monotonic() + 10
         while "could not prepare a spare" not in caplog.text and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -360,7 +369,7 @@ def test_written_and_relaxed_segments_are_not_zero_filled(store: OperationalStor
     """Nobody waits on their syncs, so no spare is made (zero-filling doubles the disk's writes)."""
     log = PredictionLog(store, tmp_path / "predlog", durability="written")
     log.start()
-    asyncio.run(log.write(record("w")))
+    logged(log, record("w"))
     (segment,) = (tmp_path / "predlog").glob("*.jsonl")
     assert segment.stat().st_size == len(segment.read_bytes().rstrip(b"\0")) > 0
     assert list((tmp_path / "predlog").glob("*.spare")) == []
@@ -379,7 +388,7 @@ def test_relaxed_returns_at_once_and_the_loop_turn_writes_it(store: OperationalS
     log.start()
 
     async def main() -> None:
-        await log.write(record("quick", rows=3))
+        await log.submit(record("quick", rows=3))
         assert segment_text(tmp_path / "predlog") == b"", "written at the end of the loop's turn"
         await asyncio.sleep(0)
         assert segment_text(tmp_path / "predlog").count(b"\n") == 1, "one line for the 3-row request"
@@ -397,7 +406,7 @@ def test_a_dead_shipper_process_is_restarted_and_ships_every_row_once(store: Ope
     assert shipper is not None and shipper.poll() is None, "the store rows are written by a separate process"
 
     async def write(prefix: str) -> None:
-        await asyncio.gather(*(log.write(record(f"{prefix}{i}", rows=2)) for i in range(20)))
+        await asyncio.gather(*(log.submit(record(f"{prefix}{i}", rows=2)) for i in range(20)))
 
     asyncio.run(write("before"))
     assert log.flush(10)
@@ -424,7 +433,8 @@ def test_a_sync_waits_for_requests_still_in_service_up_to_the_commit_delay(
             await release.wait()  # still being scored
             if fails:
                 raise ValueError("the model refused the rows")
-            await log.write(record(rid))
+            done = log.submit(record(rid))
+        await done
 
     async def fast_and_slow() -> None:
         release = asyncio.Event()
@@ -481,7 +491,8 @@ def test_a_lone_request_is_made_durable_on_the_loop_and_others_by_the_syncer(
 
     async def lone() -> int:
         with log.serving():
-            await log.write(record("lone"))
+            done = log.submit(record("lone"))
+        await done
         return len(calls)
 
     async def two() -> int:
@@ -490,12 +501,14 @@ def test_a_lone_request_is_made_durable_on_the_loop_and_others_by_the_syncer(
         async def slow() -> None:
             with log.serving():
                 await release.wait()  # still being scored
-                await log.write(record("slow"))
+                done = log.submit(record("slow"))
+            await done
 
         task = asyncio.create_task(slow())
         await asyncio.sleep(0)
         with log.serving():
-            await log.write(record("fast"))
+            done = log.submit(record("fast"))
+        await done
         during = len(calls)
         release.set()
         await task

@@ -41,6 +41,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serein.errors import ConflictError, NotFoundError, SereinError
+from serein.serve.answers import AfterLogged, Scored, after_logged
 from serein.serve.asgi_routes import RequestRoute, path_parameters, prediction_routes_first
 from serein.serve.auth import AuthMiddleware, KeyRing, auth_enabled
 from serein.serve.feedback import feedback_entries, feedback_items
@@ -70,6 +71,11 @@ GIL_SWITCH_INTERVAL = 0.0005
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY),
                     status_code=status, media_type="application/json", headers=headers)
+
+
+def error_response(exc: SereinError) -> Response:
+    """The ``/v1`` error answer: its status, ``{"error", "hint", "details"}`` and its headers."""
+    return json_response(_error_body(exc), exc.http_status, headers=getattr(exc, "headers", None))
 
 
 def _error_body(exc: SereinError) -> dict[str, Any]:
@@ -157,7 +163,7 @@ def create_app(ws: Workspace) -> FastAPI:
 
     @app.exception_handler(SereinError)
     async def _serein_error(request: Request, exc: SereinError) -> Response:
-        return json_response(_error_body(exc), exc.http_status, headers=getattr(exc, "headers", None))
+        return error_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -207,19 +213,22 @@ def create_app(ws: Workspace) -> FastAPI:
         return json_response(info)
 
     async def score(served: ServedModel, rows: list[Any] | JsonInstances, rid: str, start: float,
-                    claimed: bool) -> tuple[ValidatedBatch, Predictions]:
-        """Validate, predict and log decoded rows: the one path every protocol's predict route
-        takes. ``claimed``: ``rid`` came from the client, so it must not have been used before."""
+                    claimed: bool) -> Scored:
+        """Validate, predict and submit the log record of decoded rows: the one path every
+        protocol's predict route takes (each answers with ``after_logged``). ``claimed``: ``rid``
+        came from the client, so it must not have been used before."""
         note(request_id=rid, model=served.name, version=served.version)
         if claimed:  # generated ids (new_request_id) skip this lookup
             known = await anyio.to_thread.run_sync(predlog.known, [rid])
             if known:  # a reused id would make feedback ambiguous
                 raise ConflictError(f"request id {rid!r} was already used by an earlier prediction",
                                     hint="send a new id for every request, or omit it to get a generated one")
-        with predlog.serving():  # counted until its record is durable
+        with predlog.serving():  # counted until its record is submitted
             batch, out = await served.predict(rows)
             latency_ms = (time.perf_counter() - start) * 1000.0
-            await predlog.write(log_record(served, rid, batch, out, latency_ms))
+            logged = predlog.submit(log_record(served, rid, batch, out, latency_ms))
+        if not logged.done():
+            await asyncio.sleep(0)  # this turn's records are written and their sync asked for first
         metrics.predicted(served.name, served.version, batch)
         metrics.log_pending.set(predlog.pending)
         challenger = models.challenger(served.name) if models.challenger_mode == "shadow" else None
@@ -227,7 +236,7 @@ def create_app(ws: Workspace) -> FastAPI:
             task = asyncio.create_task(shadow(challenger, rows, rid, start))
             shadows.add(task)
             task.add_done_callback(shadows.discard)
-        return batch, out
+        return Scored(batch, out, logged)
 
     async def shadow(challenger: ServedModel, rows: list[Any] | JsonInstances, rid: str, start: float) -> None:
         """Score the rows with the challenger too and log them as shadow predictions (never
@@ -235,19 +244,20 @@ def create_app(ws: Workspace) -> FastAPI:
         try:
             batch, out = await challenger.predict(rows)
             latency_ms = (time.perf_counter() - start) * 1000.0
-            await predlog.write(log_record(challenger, rid, batch, out, latency_ms, shadow=True))
+            await predlog.submit(log_record(challenger, rid, batch, out, latency_ms, shadow=True))
         except SereinError as exc:
             log.warning("shadow scoring of request %s by %s v%d skipped: %s", rid, challenger.name,
                         challenger.version, exc.message)
 
-    async def predict(request: Request) -> Response:
+    async def predict(request: Request) -> Response | AfterLogged:
         """Predict the instances; the rows are logged before the response is sent."""
         start = time.perf_counter()
         served, by_challenger = models.pick(request.path_params["name"])  # the request finishes on this version
         rid = request_id(request)
         note(request_id=rid, model=served.name, version=served.version)
         rows = await predict_rows(request, served.model.contract, max_bytes, max_rows)
-        batch, out = await score(served, rows, rid, start, claimed="x-request-id" in request.headers)
+        scored = await score(served, rows, rid, start, claimed="x-request-id" in request.headers)
+        batch, out = scored.batch, scored.out
         payload: dict[str, Any] = {"model": served.name, "version": served.version, "request_id": rid,
                                    "predictions": out.labels}
         if by_challenger:
@@ -258,7 +268,7 @@ def create_app(ws: Workspace) -> FastAPI:
                 payload["probabilities"] = out.probabilities
         if batch.flags:
             payload["flags"] = batch.flags[:MAX_FLAGS_SHOWN]
-        return json_response(payload, headers={"X-Request-ID": rid})
+        return after_logged(json_response(payload, headers={"X-Request-ID": rid}), scored, error_response)
 
     app.router.add_api_route("/v1/models/{name}/predict", predict, methods=["POST"], route_class_override=RequestRoute,
                              openapi_extra={**PREDICT_DOC, **path_parameters("name")})

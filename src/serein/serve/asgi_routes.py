@@ -18,10 +18,12 @@ from starlette.routing import request_response
 
 
 class RequestRoute(APIRoute):
-    """An ``APIRoute`` whose endpoint is ``async def endpoint(request) -> Response``."""
+    """An ``APIRoute`` whose endpoint is ``async def endpoint(request) -> answer``, the answer a
+    ``Response`` or any ASGI callable (``serve.answers.AfterLogged``): FastAPI makes no response
+    model of its annotation."""
 
     def __init__(self, path: str, endpoint: Any, **kwargs: Any) -> None:
-        super().__init__(path, endpoint, **kwargs)
+        super().__init__(path, endpoint, **{**kwargs, "response_model": None})
         self.app = request_response(endpoint)
 
 

@@ -46,6 +46,7 @@ from fastapi.responses import Response
 
 from serein.errors import NotFoundError, SereinError, UsageError
 from serein.serve.models import ModelsLoading
+from serein.serve.answers import AfterLogged, after_logged
 from serein.serve.asgi_routes import RequestRoute
 from serein.serve.payloads import (
     THREADED_DECODE_BYTES,
@@ -239,7 +240,7 @@ def register_mlflow(app: FastAPI, models: ModelSet, score: ScoreRows, settings: 
         """The MLflow version whose scoring protocol this server speaks."""
         return Response(mlflow_version, media_type="application/json")
 
-    async def invocations(request: Request) -> Response:
+    async def invocations(request: Request) -> Response | AfterLogged:
         """MLflow scoring: {"predictions": [...]} for the rows; every row is logged first."""
         start = time.perf_counter()
         try:
@@ -254,10 +255,11 @@ def register_mlflow(app: FastAPI, models: ModelSet, score: ScoreRows, settings: 
                 rows = JsonInstances(body, settings.max_rows, records.group(1), decoded_rows)
             else:
                 rows = await decoded_rows(body, settings.max_rows)
-            _, out = await score(served, rows, rid, start, "x-request-id" in request.headers)
+            scored = await score(served, rows, rid, start, "x-request-id" in request.headers)
         except SereinError as exc:
             return mlflow_error(exc)
-        return json_response({"predictions": out.labels}, headers={"X-Request-ID": rid})
+        return after_logged(json_response({"predictions": scored.out.labels}, headers={"X-Request-ID": rid}),
+                            scored, mlflow_error)
 
     app.router.add_api_route("/invocations", invocations, methods=["POST"], tags=["mlflow"],
                              route_class_override=RequestRoute, openapi_extra=INVOCATIONS_DOC)

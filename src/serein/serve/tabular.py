@@ -38,7 +38,7 @@ import orjson
 from serein.data.readers import other_separator, separator_problem
 from serein.errors import UsageError, ValidationFailed
 from serein.serve.payloads import HttpError, JsonInstances, is_json, media_type, read_body
-from serein.serve.validation import MAX_PROBLEMS, RequestInvalid, ValidatedBatch
+from serein.serve.validation import MAX_PROBLEMS, RequestInvalid
 from serein.serve.validation import _field_name as field_name
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
     from serein.data.contract import Contract
     from serein.serve.models import ServedModel
-    from serein.serve.runtime import Predictions
+    from serein.serve.answers import Scored
 
 CSV_MEDIA = "text/csv"
 _INTEGER = re.compile(r"[+-]?[0-9]+")
@@ -56,12 +56,12 @@ _BOOLEANS = {"true": True, "false": False}
 
 class ScoreRows(Protocol):
     """The ``/v1`` predict path every protocol hands its rows to (``score`` in
-    ``serve.app.create_app``), decoded or as a ``JsonInstances`` body: validate, predict, log,
-    then return. ``claimed``: the request id came from the client, so it must not have been used
-    before."""
+    ``serve.app.create_app``), decoded or as a ``JsonInstances`` body: validate, predict, submit
+    the log record, then return (answer with ``serve.answers.after_logged``). ``claimed``: the
+    request id came from the client, so it must not have been used before."""
 
     def __call__(self, served: ServedModel, rows: list[Any] | JsonInstances, rid: str, start: float,
-                 claimed: bool) -> Awaitable[tuple[ValidatedBatch, Predictions]]: ...
+                 claimed: bool) -> Awaitable[Scored]: ...
 
 
 def check_row_count(n_rows: int, max_rows: int) -> None:
