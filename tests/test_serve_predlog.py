@@ -145,7 +145,7 @@ def test_back_pressure_bounds_both_the_requests_and_the_rows_waiting(store: Oper
     assert store.count_predictions("m") == 10 * written
 
 
-def test_write_before_start_is_refused(store: OperationalStore, tmp_path: Path) -> None:
+def test_a_record_submitted_before_start_is_refused(store: OperationalStore, tmp_path: Path) -> None:
     log = PredictionLog(store, tmp_path / "predlog")
     with pytest.raises(LogUnavailable, match="not running"):
         logged(log, record("early"))

@@ -56,7 +56,11 @@ class AfterLogged:
         await self.response(scope, receive, send)
 
 
-def after_logged(response: Response, scored: Scored, refuse: Callable[[SereinError], Response]) -> Response | AfterLogged:
+Answer = Response | AfterLogged
+"""What a predict route returns (``RequestRoute`` sends either)."""
+
+
+def after_logged(response: Response, scored: Scored, refuse: Callable[[SereinError], Response]) -> Answer:
     """``response``, sent once ``scored``'s record is logged (itself when it already is)."""
     logged = scored.logged
     if logged.done() and not logged.cancelled() and logged.exception() is None:

@@ -41,7 +41,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serein.errors import ConflictError, NotFoundError, SereinError
-from serein.serve.answers import AfterLogged, Scored, after_logged
+from serein.serve.answers import Answer, Scored, after_logged
 from serein.serve.asgi_routes import RequestRoute, path_parameters, prediction_routes_first
 from serein.serve.auth import AuthMiddleware, KeyRing, auth_enabled
 from serein.serve.feedback import feedback_entries, feedback_items
@@ -249,7 +249,7 @@ def create_app(ws: Workspace) -> FastAPI:
             log.warning("shadow scoring of request %s by %s v%d skipped: %s", rid, challenger.name,
                         challenger.version, exc.message)
 
-    async def predict(request: Request) -> Response | AfterLogged:
+    async def predict(request: Request) -> Answer:
         """Predict the instances; the rows are logged before the response is sent."""
         start = time.perf_counter()
         served, by_challenger = models.pick(request.path_params["name"])  # the request finishes on this version

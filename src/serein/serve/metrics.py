@@ -6,7 +6,8 @@
 * ``serein_model_requests_total{model, version, status}`` and
   ``serein_model_request_duration_seconds{model, version}``: the requests that reached a model
   (whatever the protocol), by the version that answered them (``serve.logs.note`` tells which);
-* ``serein_predicted_rows_total{model, version}``: rows predicted and logged;
+* ``serein_predicted_rows_total{model, version}``: rows predicted (counted while their log record
+  is made durable: a prediction the log then refuses is answered 503, and counted here too);
 * ``serein_batch_rows{model, version}``: rows per inference call (micro-batching combines
   concurrent requests' rows into one call);
 * ``serein_model_load_seconds{model, version}``: how long loading and warming a version took;
@@ -60,7 +61,7 @@ class ServeMetrics:
                                 ["route", "method", "status"], registry=self.registry)
         self.latency = Histogram("serein_http_request_duration_seconds", "Time to answer an HTTP request",
                                  ["route"], buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.rows = Counter("serein_predicted_rows", "Rows predicted (and logged) by model and version",
+        self.rows = Counter("serein_predicted_rows", "Rows predicted by model and version",
                             ["model", "version"], registry=self.registry)
         self.flags = Counter("serein_flagged_values", "Values accepted but flagged by the contract",
                              ["model", "field"], registry=self.registry)

@@ -46,7 +46,7 @@ from fastapi.responses import Response
 
 from serein.errors import NotFoundError, SereinError, UsageError
 from serein.serve.models import ModelsLoading
-from serein.serve.answers import AfterLogged, after_logged
+from serein.serve.answers import Answer, after_logged
 from serein.serve.asgi_routes import RequestRoute
 from serein.serve.payloads import (
     THREADED_DECODE_BYTES,
@@ -240,7 +240,7 @@ def register_mlflow(app: FastAPI, models: ModelSet, score: ScoreRows, settings: 
         """The MLflow version whose scoring protocol this server speaks."""
         return Response(mlflow_version, media_type="application/json")
 
-    async def invocations(request: Request) -> Response | AfterLogged:
+    async def invocations(request: Request) -> Answer:
         """MLflow scoring: {"predictions": [...]} for the rows; every row is logged first."""
         start = time.perf_counter()
         try:

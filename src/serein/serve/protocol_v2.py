@@ -36,7 +36,7 @@ from fastapi.responses import Response
 
 from serein import __version__
 from serein.errors import NotFoundError, SereinError, UsageError, ValidationFailed
-from serein.serve.answers import AfterLogged, after_logged
+from serein.serve.answers import Answer, after_logged
 from serein.serve.asgi_routes import RequestRoute, path_parameters
 from serein.serve.payloads import (
     REQUEST_ID,
@@ -80,9 +80,9 @@ def v2_error(exc: SereinError) -> Response:
     return json_response({"error": str(exc)}, status, headers=getattr(exc, "headers", None))
 
 
-def _v2_errors(route: Callable[..., Awaitable[Response | AfterLogged]]) -> Callable[..., Awaitable[Response | AfterLogged]]:
+def _v2_errors(route: Callable[..., Awaitable[Answer]]) -> Callable[..., Awaitable[Answer]]:
     @wraps(route)
-    async def answer(*args: Any, **kwargs: Any) -> Response | AfterLogged:
+    async def answer(*args: Any, **kwargs: Any) -> Answer:
         try:
             return await route(*args, **kwargs)
         except SereinError as exc:
@@ -288,7 +288,7 @@ def register_v2(app: FastAPI, models: ModelSet, score: ScoreRows, settings: Serv
         return json_response({"name": served.name, "ready": True})
 
     @_v2_errors
-    async def v2_infer(request: Request) -> Response | AfterLogged:
+    async def v2_infer(request: Request) -> Answer:
         """V2 inference with one input per feature column; every row is logged before the answer."""
         start = time.perf_counter()
         name, version = request.path_params["name"], request.path_params.get("version")
@@ -311,10 +311,9 @@ def register_v2(app: FastAPI, models: ModelSet, score: ScoreRows, settings: Serv
             rid, claimed = request_id(request), "x-request-id" in request.headers
         scored = await score(served, rows, rid, start, claimed)
         out = scored.out
-        return after_logged(json_response({"model_name": served.name, "model_version": str(served.version),
-                                           "id": rid if given is None else given,
-                                           "outputs": _outputs(served, out.labels, out.probabilities, wanted)},
-                                          headers={"X-Request-ID": rid}), scored, v2_error)
+        answer = {"model_name": served.name, "model_version": str(served.version),
+                  "id": rid if given is None else given, "outputs": _outputs(served, out.labels, out.probabilities, wanted)}
+        return after_logged(json_response(answer, headers={"X-Request-ID": rid}), scored, v2_error)
 
     for prefix, parameters in (("/v2/models/{name}", ["name"]), ("/v2/models/{name}/versions/{version}", ["name", "version"])):
         app.add_api_route(prefix, v2_model, methods=["GET"], tags=["v2"])
