@@ -310,9 +310,9 @@ def register_v2(app: FastAPI, models: ModelSet, score: ScoreRows, settings: Serv
         else:
             rid, claimed = request_id(request), "x-request-id" in request.headers
         scored = await score(served, rows, rid, start, claimed)
-        out = scored.out
+        outputs = _outputs(served, scored.out.labels, scored.out.probabilities, wanted)
         answer = {"model_name": served.name, "model_version": str(served.version),
-                  "id": rid if given is None else given, "outputs": _outputs(served, out.labels, out.probabilities, wanted)}
+                  "id": rid if given is None else given, "outputs": outputs}
         return after_logged(json_response(answer, headers={"X-Request-ID": rid}), scored, v2_error)
 
     for prefix, parameters in (("/v2/models/{name}", ["name"]), ("/v2/models/{name}/versions/{version}", ["name", "version"])):
