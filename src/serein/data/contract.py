@@ -181,6 +181,34 @@ class Contract:
         canon = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canon.encode()).hexdigest()
 
+    def row_schema(self) -> dict[str, Any]:
+        """The JSON Schema of one row that serving accepts (``serve.validation``): every column
+        required, its JSON type (null too where ``nullable``), the ``allowed`` categories where
+        an unseen one is rejected, the ``regex``; no other field where ``unknown_fields`` is
+        ``reject``. What serving only flags (``min``, ``max``, ``non_negative``, an unseen
+        category under ``flag``, the rules) does not narrow it. The OpenAPI document of a server
+        describes each served model's rows so, for clients generated from it and for schemathesis.
+
+        >>> Contract.from_dict({"columns": {"age": {"type": "integer", "nullable": False},
+        ...     "city": {"type": "string", "allowed": ["Oslo"], "unseen": "reject"}}}).row_schema()["properties"]
+        {'age': {'type': 'integer'}, 'city': {'type': ['string', 'null'], 'enum': ['Oslo', None]}}
+        """
+        json_types = {"integer": "integer", "float": "number", "string": "string", "boolean": "boolean",
+                      "datetime": "string"}
+        properties: dict[str, Any] = {}
+        for name, spec in self.columns.items():
+            json_type = json_types[spec.type]
+            prop: dict[str, Any] = {"type": [json_type, "null"] if spec.nullable else json_type}
+            if spec.type == "datetime":
+                prop["format"] = "date-time"
+            if spec.allowed is not None and spec.unseen == "reject":
+                prop["enum"] = [*spec.allowed, *([None] if spec.nullable else [])]
+            if spec.regex is not None:
+                prop["pattern"] = spec.regex
+            properties[name] = prop
+        return {"type": "object", "properties": properties, "required": list(self.columns),
+                "additionalProperties": self.unknown_fields != "reject"}
+
     def select(self, names: list[str]) -> Contract:
         """The contract restricted to ``names`` (rules that mention other columns are dropped)."""
         missing = [n for n in names if n not in self.columns]

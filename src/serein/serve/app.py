@@ -27,7 +27,9 @@ JSON, bad header), 404 (unknown model or request id), 413 (too large), 415 (not 
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
+import re
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -110,6 +112,27 @@ PREDICT_DOC = _body_doc(
                                   "description": "rows of raw feature values; GET /v1/models/{name} gives the schema"}}},
     {"instances": [{"age": 41, "income": 52000.0, "region": "north"}]},
 )
+PREDICT_PATH = "/v1/models/{name}/predict"
+
+
+def with_served_rows(document: dict[str, Any], models: list[ServedModel]) -> dict[str, Any]:
+    """A copy of the OpenAPI ``document`` whose ``/v1`` predict body describes the rows of the
+    ``models`` served (``Contract.row_schema``, one component each: ``NAME.row``), so that a
+    client generated from it, or schemathesis, knows each feature's type."""
+    if not models:
+        return document
+    document = copy.deepcopy(document)
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    rows = []
+    for served in models:
+        key = re.sub(r"[^A-Za-z0-9._-]", "_", served.name) + ".row"
+        schemas[key] = {"title": f"a row for {served.name} v{served.version}", **served.model.contract.row_schema()}
+        rows.append({"$ref": f"#/components/schemas/{key}"})
+    body = document["paths"][PREDICT_PATH]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    body["properties"]["instances"]["items"] = rows[0] if len(rows) == 1 else {"anyOf": rows}
+    return document
+
+
 _FEEDBACK_ITEM = {"type": "object", "required": ["request_id", "label"], "additionalProperties": False,
                   "properties": {"request_id": {"type": "string"}, "row": {"type": "integer", "minimum": 0},
                                  "label": {"description": "the true label; a list with one per row for a multi-row "
@@ -270,7 +293,7 @@ def create_app(ws: Workspace) -> FastAPI:
             payload["flags"] = batch.flags[:MAX_FLAGS_SHOWN]
         return after_logged(json_response(payload, headers={"X-Request-ID": rid}), scored, error_response)
 
-    app.router.add_api_route("/v1/models/{name}/predict", predict, methods=["POST"], route_class_override=RequestRoute,
+    app.router.add_api_route(PREDICT_PATH, predict, methods=["POST"], route_class_override=RequestRoute,
                              openapi_extra={**PREDICT_DOC, **path_parameters("name")})
 
     @app.post("/v1/models/{name}/feedback", openapi_extra=FEEDBACK_DOC)
@@ -295,6 +318,8 @@ def create_app(ws: Workspace) -> FastAPI:
         stored = await anyio.to_thread.run_sync(ws.store.add_feedback, items)
         return json_response({"stored": stored})
 
+    routes_document = app.openapi  # FastAPI's: built once, from the routes
+    app.openapi = lambda: with_served_rows(routes_document(), models.all())  # type: ignore[method-assign]
     register_v2(app, models, score, settings)
     register_mlflow(app, models, score, settings, chosen_model(ws.config["serve"]))
     prediction_routes_first(app.router.routes)
