@@ -116,9 +116,10 @@ PREDICT_PATH = "/v1/models/{name}/predict"
 
 
 def with_served_rows(document: dict[str, Any], models: list[ServedModel]) -> dict[str, Any]:
-    """A copy of the OpenAPI ``document`` whose ``/v1`` predict body describes the rows of the
-    ``models`` served (``Contract.row_schema``, one component each: ``NAME.row``), so that a
-    client generated from it, or schemathesis, knows each feature's type."""
+    """A copy of the OpenAPI ``document`` whose bodies of rows (``/v1`` predict's ``instances``,
+    MLflow's ``dataframe_records``) describe the rows of the ``models`` served
+    (``Contract.row_schema``, one component each: ``NAME.row``), so that a client generated from
+    it, or schemathesis, knows each feature's type."""
     if not models:
         return document
     document = copy.deepcopy(document)
@@ -128,8 +129,10 @@ def with_served_rows(document: dict[str, Any], models: list[ServedModel]) -> dic
         key = re.sub(r"[^A-Za-z0-9._-]", "_", served.name) + ".row"
         schemas[key] = {"title": f"a row for {served.name} v{served.version}", **served.model.contract.row_schema()}
         rows.append({"$ref": f"#/components/schemas/{key}"})
-    body = document["paths"][PREDICT_PATH]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    body["properties"]["instances"]["items"] = rows[0] if len(rows) == 1 else {"anyOf": rows}
+    row = rows[0] if len(rows) == 1 else {"anyOf": rows}
+    for path, key in ((PREDICT_PATH, "instances"), ("/invocations", "dataframe_records")):
+        body = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        body["properties"][key] = {**body["properties"][key], "type": "array", "items": row}
     return document
 
 
