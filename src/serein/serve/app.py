@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-import re
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -52,7 +51,7 @@ from serein.serve.metrics import MetricsMiddleware, ServeMetrics
 from serein.serve.models import BatchSettings, ModelSet, ServedModel
 from serein.serve.payloads import JsonInstances, read_json, request_id
 from serein.serve.predlog import PredictionLog, request_record
-from serein.serve.protocol_mlflow import chosen_model, register_mlflow
+from serein.serve.protocol_mlflow import INVOCATIONS_PATH, chosen_model, register_mlflow
 from serein.serve.protocol_v2 import register_v2
 from serein.serve.runtime import Predictions
 from serein.serve.settings import ServeSettings
@@ -118,19 +117,20 @@ PREDICT_PATH = "/v1/models/{name}/predict"
 def with_served_rows(document: dict[str, Any], models: list[ServedModel]) -> dict[str, Any]:
     """A copy of the OpenAPI ``document`` whose bodies of rows (``/v1`` predict's ``instances``,
     MLflow's ``dataframe_records``) describe the rows of the ``models`` served
-    (``Contract.row_schema``, one component each: ``NAME.row``), so that a client generated from
-    it, or schemathesis, knows each feature's type."""
+    (``Contract.row_schema``, one component each: ``NAME.row``; a model's name is already a valid
+    component key, ``data.refs.check_name``), so that a client generated from it, or
+    schemathesis, knows each feature's type."""
     if not models:
         return document
     document = copy.deepcopy(document)
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     rows = []
     for served in models:
-        key = re.sub(r"[^A-Za-z0-9._-]", "_", served.name) + ".row"
+        key = f"{served.name}.row"
         schemas[key] = {"title": f"a row for {served.name} v{served.version}", **served.model.contract.row_schema()}
         rows.append({"$ref": f"#/components/schemas/{key}"})
     row = rows[0] if len(rows) == 1 else {"anyOf": rows}
-    for path, key in ((PREDICT_PATH, "instances"), ("/invocations", "dataframe_records")):
+    for path, key in ((PREDICT_PATH, "instances"), (INVOCATIONS_PATH, "dataframe_records")):
         body = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
         body["properties"][key] = {**body["properties"][key], "type": "array", "items": row}
     return document

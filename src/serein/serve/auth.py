@@ -40,6 +40,7 @@ import orjson
 
 from serein.errors import UsageError
 from serein.keys import TOKEN, active_keys, verify
+from serein.serve.protocol_mlflow import INVOCATIONS_PATH
 
 if TYPE_CHECKING:
     from serein.store import OperationalStore
@@ -70,7 +71,7 @@ def required_scope(method: str, path: str) -> str | None:
     if path in PUBLIC_PATHS:
         return None
     if method == "POST":
-        if path == "/invocations" or path.endswith(("/predict", "/infer")):
+        if path == INVOCATIONS_PATH or path.endswith(("/predict", "/infer")):
             return "predict"
         if path.endswith("/feedback"):
             return "feedback"

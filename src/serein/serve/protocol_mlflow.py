@@ -71,6 +71,7 @@ if TYPE_CHECKING:
     from serein.serve.models import ModelSet, ServedModel
     from serein.serve.settings import ServeSettings
 
+INVOCATIONS_PATH = "/invocations"
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 FORMAT_HINT = f"send exactly one of {', '.join(FORMATS)}"
 SPLIT_KEYS = frozenset({"columns", "data", "index"})
@@ -261,7 +262,7 @@ def register_mlflow(app: FastAPI, models: ModelSet, score: ScoreRows, settings: 
         return after_logged(json_response({"predictions": scored.out.labels}, headers={"X-Request-ID": rid}),
                             scored, mlflow_error)
 
-    app.router.add_api_route("/invocations", invocations, methods=["POST"], tags=["mlflow"],
+    app.router.add_api_route(INVOCATIONS_PATH, invocations, methods=["POST"], tags=["mlflow"],
                              route_class_override=RequestRoute, openapi_extra=INVOCATIONS_DOC)
 
 
